@@ -1,0 +1,39 @@
+"""Base for the FedAvg family: a round is one streaming ``WeightedSum``, O(nnz) per update."""
+
+from __future__ import annotations
+
+from fmfl.aggregator._npz import CorruptState
+from fmfl.aggregator.accumulator import WeightedSum
+from fmfl.aggregator.sparse import Float64Array
+from fmfl.aggregator.strategy import RoundStateError, Strategy
+from fmfl.aggregator.validation import ValidUpdate
+
+
+class MeanStrategy(Strategy):
+    """Aggregates the sample-weighted mean delta; subclasses choose the server step."""
+
+    _sum: WeightedSum | None = None
+
+    def _open_round(self, size: int) -> None:
+        self._sum = WeightedSum(size)
+
+    @property
+    def weighted_sum(self) -> WeightedSum:
+        if self._sum is None:
+            raise RoundStateError("no round begun yet")
+        return self._sum
+
+    def _add(self, update: ValidUpdate) -> None:
+        self.weighted_sum.add(update.indices, update.values, update.weight)
+
+    def _aggregate_delta(self) -> Float64Array:
+        return self.weighted_sum.mean()
+
+    def _partial_bytes(self) -> bytes:
+        return self.weighted_sum.to_bytes()
+
+    def _merge_partial(self, payload: bytes, clients: frozenset[str]) -> None:
+        other = WeightedSum.from_bytes(payload)
+        if other.count != len(clients):
+            raise CorruptState(f"partial sum counts {other.count} updates but names {len(clients)} clients")
+        self.weighted_sum.merge(other)
