@@ -1,0 +1,1 @@
+"""Workstation export: torch model -> ONNX -> ONNX Runtime training artifacts -> signed bundle."""

@@ -1,0 +1,86 @@
+"""torch -> ONNX with the settings ONNX Runtime's training tools need, and the two graph fixes.
+
+- TorchScript exporter, opset 17, no constant folding: every initializer keeps its torch parameter
+  name (optimum's exporter folds and renames encoder weights, so only a head could train).
+- Exported in eval mode: dropout is off and BatchNorm statistics are frozen during on-device training.
+- ``generate_artifacts`` fails (``gradient_builder_base.h:123 i < node_->OutputDefs().size()``) on
+  LayerNormalization nodes exported with output Y only, Dropout nodes without their mask and
+  SoftmaxCrossEntropyLoss without log_prob: the
+  gradient builders read those optional outputs, so we name them (shared/STACK.md).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import onnx
+import torch
+from torch import nn
+
+from fmfl.export.graphs import GraphSignature
+
+OPSET = 17
+
+
+def export_onnx(module: nn.Module, example: tuple[torch.Tensor, ...], signature: GraphSignature,
+                path: Path, square_outputs: tuple[str, ...] = ()) -> onnx.ModelProto:
+    """Export ``module`` with a dynamic batch dimension on every non-scalar input and output."""
+    dynamic_axes: dict[str, dict[int, str]] = {}
+    for name, tensor in zip(signature.inputs, example, strict=True):
+        if tensor.dim() > 0:
+            dynamic_axes[name] = {0: "batch"}
+    for name in signature.outputs:
+        if name == "loss":
+            continue
+        dynamic_axes[name] = {0: "batch", 1: "batch"} if name in square_outputs else {0: "batch"}
+    module.eval()
+    with torch.no_grad():
+        torch.onnx.export(
+            module,
+            example,
+            str(path),
+            input_names=list(signature.inputs),
+            output_names=list(signature.outputs),
+            opset_version=OPSET,
+            do_constant_folding=False,
+            training=torch.onnx.TrainingMode.EVAL,
+            dynamic_axes=dynamic_axes,
+            dynamo=False,
+            # True disables the exporter's value-based deduplication of initializers, which would merge
+            # e.g. all zero-initialised biases into one tensor and lose their names; undone just below.
+            keep_initializers_as_inputs=True,
+        )
+    model = onnx.load(str(path))
+    drop_initializer_inputs(model)
+    add_missing_optional_outputs(model)
+    onnx.save(model, str(path))
+    return model
+
+
+def add_missing_optional_outputs(model: onnx.ModelProto) -> int:
+    """Name LayerNormalization's Mean/InvStdDev and Dropout's mask outputs; returns how many nodes changed."""
+    changed = 0
+    for i, node in enumerate(model.graph.node):
+        base = node.name or f"{node.op_type}_{i}"
+        if node.op_type == "LayerNormalization" and len(node.output) == 1:
+            node.output.extend([f"{base}.saved_mean", f"{base}.saved_inv_std"])
+            changed += 1
+        elif node.op_type == "Dropout" and len(node.output) == 1:
+            node.output.append(f"{base}.mask")
+            changed += 1
+        elif node.op_type == "SoftmaxCrossEntropyLoss" and len(node.output) == 1:
+            node.output.append(f"{base}.log_prob")
+            changed += 1
+    return changed
+
+
+def drop_initializer_inputs(model: onnx.ModelProto) -> None:
+    """Remove graph inputs that are initializers: weights are constants of the graph, not feeds."""
+    inits = {i.name for i in model.graph.initializer}
+    keep = [i for i in model.graph.input if i.name not in inits]
+    del model.graph.input[:]
+    model.graph.input.extend(keep)
+
+
+def initializer_names(model: onnx.ModelProto) -> set[str]:
+    return {init.name for init in model.graph.initializer}

@@ -1,0 +1,1 @@
+"""Workstation-side model definitions (torch): the compact FMs, their towers and trainable parts."""

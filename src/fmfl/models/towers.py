@@ -1,0 +1,238 @@
+"""Encoders seen as a sequence of stages, so the export can cut them at any block boundary.
+
+A tower runs ``embed`` (stage 0), then its blocks (stages 1..n), then ``pool`` (stage n+1, which may
+hold parameters such as a final LayerNorm or a conv head). The state passed between stages is a small
+dict of tensors (``hidden`` plus whatever later stages need, e.g. the text attention mask); the
+frozen-prefix split exports stages [0, k) as an inference model whose outputs are that state.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import torch
+from torch import nn
+
+State = dict[str, torch.Tensor]
+
+
+class Tower(nn.Module, ABC):
+    """An encoder cut into stages. Subclasses name their inputs, blocks and pooled embedding size."""
+
+    input_names: tuple[str, ...]
+    embed_dim: int
+
+    @property
+    @abstractmethod
+    def num_blocks(self) -> int: ...
+
+    @abstractmethod
+    def stage_prefixes(self, stage: int) -> list[str]:
+        """Module-name prefixes (relative to the tower) whose parameters belong to ``stage``."""
+
+    @abstractmethod
+    def embed(self, inputs: State) -> State: ...
+
+    @abstractmethod
+    def run_block(self, index: int, state: State) -> State: ...
+
+    @abstractmethod
+    def pool(self, state: State) -> torch.Tensor: ...
+
+    @property
+    def num_stages(self) -> int:
+        return self.num_blocks + 2
+
+    def run_stages(self, state: State, start: int, stop: int) -> State:
+        """Run stages [start, stop); stage ``num_stages - 1`` (pool) yields ``{"embedding": ...}``."""
+        for stage in range(start, stop):
+            if stage == 0:
+                state = self.embed(state)
+            elif stage <= self.num_blocks:
+                state = self.run_block(stage - 1, state)
+            else:
+                state = {"embedding": self.pool(state)}
+        return state
+
+    def forward(self, inputs: State) -> torch.Tensor:
+        return self.run_stages(inputs, 0, self.num_stages)["embedding"]
+
+
+def additive_attention_mask(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """[B, L] 0/1 mask -> [B, 1, 1, L] additive mask (0 keep, dtype-min drop), as HF's eager attention expects."""
+    keep = mask[:, None, None, :].to(dtype)
+    return (1.0 - keep) * torch.finfo(dtype).min
+
+
+class BertTower(Tower):
+    """BERT-family text encoder (BERT, MiniLM, ...) with mean pooling over real tokens (sentence-transformers)."""
+
+    input_names = ("input_ids", "attention_mask", "token_type_ids")
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.embed_dim = int(model.config.hidden_size)
+
+    @property
+    def num_blocks(self) -> int:
+        return len(self.model.encoder.layer)
+
+    def stage_prefixes(self, stage: int) -> list[str]:
+        if stage == 0:
+            return ["model.embeddings"]
+        if stage <= self.num_blocks:
+            return [f"model.encoder.layer.{stage - 1}"]
+        return []  # mean pooling has no parameters (the BERT pooler is unused)
+
+    def embed(self, inputs: State) -> State:
+        hidden = self.model.embeddings(input_ids=inputs["input_ids"], token_type_ids=inputs["token_type_ids"])
+        return {"hidden": hidden, "attention_mask": inputs["attention_mask"]}
+
+    def run_block(self, index: int, state: State) -> State:
+        hidden = state["hidden"]
+        mask = additive_attention_mask(state["attention_mask"], hidden.dtype)
+        out = self.model.encoder.layer[index](hidden, attention_mask=mask)
+        return {"hidden": out[0] if isinstance(out, tuple) else out, "attention_mask": state["attention_mask"]}
+
+    def pool(self, state: State) -> torch.Tensor:
+        mask = state["attention_mask"].to(state["hidden"].dtype).unsqueeze(-1)
+        return (state["hidden"] * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+
+
+class ViTTower(Tower):
+    """ViT / DeiT image encoder; the embedding is the final-LayerNorm CLS token."""
+
+    input_names = ("pixel_values",)
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.embed_dim = int(model.config.hidden_size)
+
+    @property
+    def num_blocks(self) -> int:
+        return len(self.model.encoder.layer)
+
+    def stage_prefixes(self, stage: int) -> list[str]:
+        if stage == 0:
+            return ["model.embeddings"]
+        if stage <= self.num_blocks:
+            return [f"model.encoder.layer.{stage - 1}"]
+        return ["model.layernorm"]
+
+    def embed(self, inputs: State) -> State:
+        return {"hidden": self.model.embeddings(inputs["pixel_values"])}
+
+    def run_block(self, index: int, state: State) -> State:
+        out = self.model.encoder.layer[index](state["hidden"])
+        return {"hidden": out[0] if isinstance(out, tuple) else out}
+
+    def pool(self, state: State) -> torch.Tensor:
+        return self.model.layernorm(state["hidden"])[:, 0]  # type: ignore[no-any-return]
+
+
+class ClipVisionTower(Tower):
+    """CLIP's vision transformer up to the post-LayerNorm CLS token (the projection is the model's head)."""
+
+    input_names = ("pixel_values",)
+
+    def __init__(self, vision_model: nn.Module) -> None:
+        super().__init__()
+        self.model = vision_model
+        self.embed_dim = int(vision_model.config.hidden_size)
+
+    @property
+    def num_blocks(self) -> int:
+        return len(self.model.encoder.layers)
+
+    def stage_prefixes(self, stage: int) -> list[str]:
+        if stage == 0:
+            return ["model.embeddings", "model.pre_layrnorm"]
+        if stage <= self.num_blocks:
+            return [f"model.encoder.layers.{stage - 1}"]
+        return ["model.post_layernorm"]
+
+    def embed(self, inputs: State) -> State:
+        return {"hidden": self.model.pre_layrnorm(self.model.embeddings(inputs["pixel_values"]))}
+
+    def run_block(self, index: int, state: State) -> State:
+        out = self.model.encoder.layers[index](state["hidden"], None, None)
+        return {"hidden": out[0] if isinstance(out, tuple) else out}
+
+    def pool(self, state: State) -> torch.Tensor:
+        return self.model.post_layernorm(state["hidden"][:, 0])  # type: ignore[no-any-return]
+
+
+class ClipTextTower(Tower):
+    """CLIP's causal text transformer, pooled at the end-of-text token (the highest token id, as in CLIP)."""
+
+    input_names = ("input_ids", "attention_mask")
+
+    def __init__(self, text_model: nn.Module) -> None:
+        super().__init__()
+        self.model = text_model
+        self.embed_dim = int(text_model.config.hidden_size)
+
+    @property
+    def num_blocks(self) -> int:
+        return len(self.model.encoder.layers)
+
+    def stage_prefixes(self, stage: int) -> list[str]:
+        if stage == 0:
+            return ["model.embeddings"]
+        if stage <= self.num_blocks:
+            return [f"model.encoder.layers.{stage - 1}"]
+        return ["model.final_layer_norm"]
+
+    def embed(self, inputs: State) -> State:
+        return {
+            "hidden": self.model.embeddings(input_ids=inputs["input_ids"]),
+            "attention_mask": inputs["attention_mask"],
+            "input_ids": inputs["input_ids"],
+        }
+
+    def run_block(self, index: int, state: State) -> State:
+        hidden = state["hidden"]
+        length = hidden.shape[1]
+        causal = torch.full((length, length), torch.finfo(hidden.dtype).min, dtype=hidden.dtype).triu(1)
+        causal = causal[None, None, :, :]
+        mask = additive_attention_mask(state["attention_mask"], hidden.dtype)
+        out = self.model.encoder.layers[index](hidden, mask, causal)
+        return {**state, "hidden": out[0] if isinstance(out, tuple) else out}
+
+    def pool(self, state: State) -> torch.Tensor:
+        hidden = self.model.final_layer_norm(state["hidden"])
+        eot = state["input_ids"].argmax(dim=-1)
+        return hidden[torch.arange(hidden.shape[0]), eot]  # type: ignore[no-any-return]
+
+
+class EfficientNetTower(Tower):
+    """EfficientNet-Lite0 trunk; the conv head (1x1 conv to 1280, BN, ReLU6, pooling) is the pool stage."""
+
+    input_names = ("pixel_values",)
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.embed_dim = 1280
+
+    @property
+    def num_blocks(self) -> int:
+        return len(self.model._blocks)
+
+    def stage_prefixes(self, stage: int) -> list[str]:
+        if stage == 0:
+            return ["model._conv_stem", "model._bn0"]
+        if stage <= self.num_blocks:
+            return [f"model._blocks.{stage - 1}"]
+        return ["model._conv_head", "model._bn1"]
+
+    def embed(self, inputs: State) -> State:
+        return {"hidden": self.model.stem(inputs["pixel_values"])}
+
+    def run_block(self, index: int, state: State) -> State:
+        return {"hidden": self.model._blocks[index](state["hidden"])}
+
+    def pool(self, state: State) -> torch.Tensor:
+        return self.model.head_features(state["hidden"])  # type: ignore[no-any-return]
