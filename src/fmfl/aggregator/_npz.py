@@ -36,9 +36,9 @@ def load_arrays(data: bytes, *, kind: str, required: tuple[str, ...]) -> dict[st
             arrays = {k: npz[k] for k in npz.files}
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
         raise CorruptState(f"cannot read {kind} state: {exc}") from exc
+    if str(arrays.get("kind", "")) != kind:
+        raise CorruptState(f"expected {kind} state, got {str(arrays.get('kind', '?'))!r}")
     missing = [k for k in required if k not in arrays]
     if missing:
         raise CorruptState(f"{kind} state lacks {', '.join(missing)}")
-    if str(arrays.get("kind", "")) != kind:
-        raise CorruptState(f"expected {kind} state, got {str(arrays.get('kind', '?'))!r}")
     return arrays

@@ -112,7 +112,8 @@ def validate_update(
         )
     # Casting after the range check: a uint64 index >= 2**63 would wrap negative in int64.
     indices = np.ascontiguousarray(idx_raw, dtype=np.int64)
-    values = np.ascontiguousarray(val_raw, dtype=np.float32)
+    with np.errstate(over="ignore"):  # overflow to inf is expected here and refused just below
+        values = np.ascontiguousarray(val_raw, dtype=np.float32)
     if not bool(np.isfinite(values).all()):
         # float64 values beyond float32 range become inf here and are refused, not silently clipped.
         raise RejectedUpdate(RejectReason.NON_FINITE, "values contain NaN or infinity (in float32)")
