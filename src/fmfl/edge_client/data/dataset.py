@@ -1,0 +1,101 @@
+"""The device's local data set: model-ready input arrays and labels, with a split and a batch iterator."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+
+Array = npt.NDArray[Any]
+
+
+class Batch(NamedTuple):
+    """One mini-batch: the model inputs by name, the labels (None for unlabelled data), the sample indices."""
+
+    inputs: dict[str, Array]
+    labels: npt.NDArray[np.int64] | None
+    indices: npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class LocalDataset:
+    """Preprocessed local samples, ready for the model.
+
+    Attributes:
+        inputs: model input name -> array whose first axis is the sample (``pixel_values`` float32 NCHW,
+            ``input_ids`` / ``attention_mask`` / ``token_type_ids`` int64 [N, max_seq_len]).
+        labels: int64 [N] indices into ``label_names``, or None (captions without labels).
+        label_names: the class names, the manifest's when it gave them.
+        source: where the data was read from, for messages.
+    """
+
+    inputs: dict[str, Array]
+    labels: npt.NDArray[np.int64] | None
+    label_names: tuple[str, ...] = ()
+    source: str = ""
+    _size: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.inputs:
+            raise ValueError("a LocalDataset needs at least one input array")
+        sizes = {name: len(array) for name, array in self.inputs.items()}
+        if self.labels is not None:
+            sizes["labels"] = len(self.labels)
+        if len(set(sizes.values())) != 1:
+            raise ValueError(f"inputs and labels disagree on the number of samples: {sizes}")
+        object.__setattr__(self, "_size", next(iter(sizes.values())))
+
+    def __len__(self) -> int:
+        return self._size
+
+    def subset(self, indices: npt.ArrayLike) -> LocalDataset:
+        """The samples at ``indices``, in that order."""
+        index = np.asarray(indices, dtype=np.int64)
+        return LocalDataset(
+            inputs={name: array[index] for name, array in self.inputs.items()},
+            labels=None if self.labels is None else self.labels[index],
+            label_names=self.label_names,
+            source=self.source,
+        )
+
+    def split(self, eval_fraction: float, seed: int) -> tuple[LocalDataset, LocalDataset]:
+        """A deterministic random split into ``(train, eval)``.
+
+        ``round(eval_fraction * len(self))`` samples go to eval, at least one when ``eval_fraction > 0``
+        and at most ``len(self) - 1``, so that training always has data; ``eval_fraction == 0`` gives an
+        empty eval set.
+        """
+        if not 0.0 <= eval_fraction < 1.0:
+            raise ValueError(f"eval_fraction must be in [0, 1), got {eval_fraction}")
+        n = len(self)
+        n_eval = round(eval_fraction * n)
+        if eval_fraction > 0 and n >= 2:
+            n_eval = min(max(n_eval, 1), n - 1)
+        order = np.random.default_rng(seed).permutation(n)
+        return self.subset(np.sort(order[n_eval:])), self.subset(np.sort(order[:n_eval]))
+
+    def batches(
+        self, batch_size: int, seed: int = 0, shuffle: bool = True, drop_last: bool = False
+    ) -> Iterator[Batch]:
+        """One pass over the data in mini-batches, in a ``seed``-determined order when ``shuffle``."""
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        n = len(self)
+        order = np.random.default_rng(seed).permutation(n) if shuffle else np.arange(n, dtype=np.int64)
+        stop = n - n % batch_size if drop_last else n
+        for start in range(0, stop, batch_size):
+            index = order[start : start + batch_size]
+            yield Batch(
+                inputs={name: array[index] for name, array in self.inputs.items()},
+                labels=None if self.labels is None else self.labels[index],
+                indices=index,
+            )
+
+    def label_counts(self) -> npt.NDArray[np.int64]:
+        """Samples per class (length ``len(label_names)``); empty for unlabelled data."""
+        if self.labels is None:
+            return np.zeros(0, dtype=np.int64)
+        return np.bincount(self.labels, minlength=len(self.label_names)).astype(np.int64)
