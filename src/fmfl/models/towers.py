@@ -203,7 +203,8 @@ class ClipTextTower(Tower):
 
     def pool(self, state: State) -> torch.Tensor:
         hidden = self.model.final_layer_norm(state["hidden"])
-        eot = state["input_ids"].argmax(dim=-1)
+        # ORT's CPU ArgMax has no int64 kernel; token ids fit int32.
+        eot = state["input_ids"].to(torch.int32).argmax(dim=-1)
         return hidden[torch.arange(hidden.shape[0]), eot]  # type: ignore[no-any-return]
 
 

@@ -168,7 +168,9 @@ def apply_train_spec(model: TaskModel, spec: TrainSpec) -> list[str]:
 def split_points(model: TaskModel, trainable: list[str]) -> dict[str, int]:
     """Per tower, the first stage holding a trainable parameter (``num_stages`` when the tower is frozen).
 
-    Stages before that point form the frozen prefix; 0 means no split is possible for that tower.
+    Stages before that point form the frozen prefix; 0 means no split for that tower. A spec that
+    trains from the first block gets no split either: caching the embedding layer's output (a full
+    sequence or feature map per sample) would cost more disk than the lookup it saves.
     """
     points: dict[str, int] = {}
     for tname, tower in model.towers.items():
@@ -176,7 +178,7 @@ def split_points(model: TaskModel, trainable: list[str]) -> dict[str, int]:
         for stage in range(tower.num_stages):  # type: ignore[operator]
             prefixes = [f"towers.{tname}.{p}" for p in tower.stage_prefixes(stage)]  # type: ignore[operator]
             if any(_under(n, prefixes) for n in trainable):
-                point = stage
+                point = stage if stage > 1 else 0
                 break
         points[tname] = point
     return points
