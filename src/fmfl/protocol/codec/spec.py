@@ -87,8 +87,11 @@ class CodecSpec:
         if self.values in _QUANTIZERS:
             if self.block is not None and not 1 <= self.block < 2**31:
                 raise _bad(text, "block must be in [1, 2**31)")
-        elif self.stochastic:
-            raise _bad(text, "sr applies to int8/int4/sign only")
+        else:
+            if self.stochastic:
+                raise _bad(text, "sr applies to int8/int4/sign only")
+            # Scale groups mean nothing without a quantizer: normalise so equal chains compare equal.
+            object.__setattr__(self, "block", DEFAULT_BLOCK)
         if self.zstd_level is not None and not 1 <= self.zstd_level <= 22:
             raise _bad(text, "zstd level must be in [1, 22]")
 
@@ -194,7 +197,7 @@ def _parse_quantizer(text: str, args: str) -> dict[str, object]:
         if key in seen:
             raise _bad(text, f"repeated or conflicting option {option!r}")
         seen.add(key)
-        if key == "block" and option.startswith("block="):
+        if option.startswith("block="):
             out["block"] = _parse_int(text, option[len("block=") :], "block")
         elif option == "per_tensor":
             out["block"] = None
