@@ -71,9 +71,9 @@ class LocalDataset:
         if not 0.0 <= eval_fraction < 1.0:
             raise ValueError(f"eval_fraction must be in [0, 1), got {eval_fraction}")
         n = len(self)
-        n_eval = round(eval_fraction * n)
+        n_eval = min(round(eval_fraction * n), max(n - 1, 0))
         if eval_fraction > 0 and n >= 2:
-            n_eval = min(max(n_eval, 1), n - 1)
+            n_eval = max(n_eval, 1)
         order = np.random.default_rng(seed).permutation(n)
         return self.subset(np.sort(order[n_eval:])), self.subset(np.sort(order[:n_eval]))
 

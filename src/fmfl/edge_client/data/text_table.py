@@ -48,9 +48,9 @@ def read_text_csv(path: Path) -> RawSamples:
                 where = f"{path}:{reader.line_num}"
                 text, label = row["text"], row["label"]
                 if text is None or label is None:
-                    raise DataError(
-                        f"{where}: row has {len(row) - 1} fields, fewer than the header's {len(columns)}"
-                    )
+                    # DictReader pads a short row with None; count what the row really held.
+                    held = sum(1 for key, value in row.items() if key is not None and value is not None)
+                    raise DataError(f"{where}: row has {held} fields, fewer than the header's {len(columns)}")
                 if not label.strip():
                     raise DataError(f"{where}: empty label")
                 texts.append(text)
