@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+import numpy as np
+
 from fmfl.aggregator.rules import _dense_state
 from fmfl.aggregator.rules._streaming import MeanStrategy
-from fmfl.aggregator.sparse import Float64Array
+from fmfl.aggregator.sparse import Float32Array, Float64Array
 from fmfl.aggregator.strategy import StateDict, check_unit_interval
 from fmfl.aggregator.validation import UpdateLimits
 
@@ -30,9 +32,11 @@ class FedAvgM(MeanStrategy):
     def _check_state_size(self, size: int) -> None:
         self._velocity = _dense_state.ensure(self._velocity, size, 0.0, "velocity")
 
-    def _server_step(self, global64: Float64Array, delta: Float64Array) -> Float64Array:
-        self._velocity = self.momentum * self._velocity + delta
-        out: Float64Array = global64 + self.server_lr * self._velocity
+    def _server_step(self, global32: Float32Array, delta: Float64Array) -> Float64Array:
+        self._velocity *= self.momentum
+        self._velocity += delta
+        out: Float64Array = np.multiply(self._velocity, self.server_lr, out=delta)
+        out += global32
         return out
 
     def _server_state(self) -> StateDict:

@@ -18,7 +18,7 @@ import numpy as np
 from fmfl.aggregator._npz import CorruptState
 from fmfl.aggregator.rules import _dense_state
 from fmfl.aggregator.rules._streaming import MeanStrategy
-from fmfl.aggregator.sparse import Float64Array
+from fmfl.aggregator.sparse import Float32Array, Float64Array
 from fmfl.aggregator.strategy import StateDict, check_positive, check_unit_interval
 from fmfl.aggregator.validation import UpdateLimits
 
@@ -48,10 +48,10 @@ class FedOpt(MeanStrategy):
         self._m = _dense_state.ensure(self._m, size, 0.0, "m")
         self._v = _dense_state.ensure(self._v, size, self.tau**2, "v")
 
-    def _server_step(self, global64: Float64Array, delta: Float64Array) -> Float64Array:
+    def _server_step(self, global32: Float32Array, delta: Float64Array) -> Float64Array:
         self._m = self.beta1 * self._m + (1.0 - self.beta1) * delta
         self._v = self._second_moment(self._v, np.square(delta))
-        out: Float64Array = global64 + self.server_lr * self._m / (np.sqrt(self._v) + self.tau)
+        out: Float64Array = global32 + self.server_lr * self._m / (np.sqrt(self._v) + self.tau)
         return out
 
     def _server_state(self) -> StateDict:
