@@ -67,7 +67,9 @@ def test_topk_per_tensor_keeps_a_share_of_every_tensor() -> None:
     rng = np.random.default_rng(1)
     delta = np.concatenate([rng.normal(0, 1, 1000), rng.normal(0, 1e-4, 10)]).astype(np.float32)
     update = decode_update(
-        UpdateEncoder("topk:0.01,per_tensor", delta.size, [1000, 10]).encode(delta), delta.size, _limits(delta)
+        UpdateEncoder("topk:0.01,per_tensor", delta.size, [1000, 10]).encode(delta),
+        delta.size,
+        _limits(delta),
     )
     assert update.nnz == 10 + 1
     assert int(np.sum(update.indices >= 1000)) == 1  # the tiny head still gets its coordinate
@@ -82,7 +84,9 @@ def test_linear_quantization_matches_the_reference(chain: str, levels: int, data
     update = decode_update(
         UpdateEncoder(f"{chain}:block={block}", delta.size).encode(delta), delta.size, _limits(delta)
     )
-    expected = reference.quantize_groups(delta.astype(np.float64), block_counts(delta.size, block).tolist(), levels)
+    expected = reference.quantize_groups(
+        delta.astype(np.float64), block_counts(delta.size, block).tolist(), levels
+    )
     np.testing.assert_array_equal(update.values, expected)
 
 
@@ -91,7 +95,9 @@ def test_linear_quantization_matches_the_reference(chain: str, levels: int, data
 def test_sign_matches_the_reference(data: st.DataObject) -> None:
     delta = _vector(data.draw)
     block = data.draw(st.integers(1, 64))
-    update = decode_update(UpdateEncoder(f"sign:block={block}", delta.size).encode(delta), delta.size, _limits(delta))
+    update = decode_update(
+        UpdateEncoder(f"sign:block={block}", delta.size).encode(delta), delta.size, _limits(delta)
+    )
     expected = reference.sign_groups(delta.astype(np.float64), block_counts(delta.size, block).tolist())
     np.testing.assert_array_equal(update.values, expected)
 

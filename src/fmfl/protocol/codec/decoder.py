@@ -58,7 +58,9 @@ def decode_update(payload: bytes | bytearray | memoryview, size: int, limits: Li
         body = memoryview(compression.decompress(view[PREFIX.size + RAW_LENGTH.size :], raw_length, bound))
     else:
         body = view[PREFIX.size :]
-    return _decode_body(body, size)
+    # Overflow to infinity is detected and reported below; never let np.seterr turn it into an exception.
+    with np.errstate(all="ignore"):
+        return _decode_body(body, size)
 
 
 def _decode_body(body: memoryview, size: int) -> SparseUpdate:

@@ -32,6 +32,8 @@ from fmfl.protocol.codec.topk import TopKSparsifier
 from fmfl.protocol.errors import ProtocolError, Reason
 from fmfl.protocol.limits import MAX_VECTOR_SIZE
 
+QUANTIZER_CLIP = 1e38
+
 
 def _value_coder(spec: CodecSpec) -> ValueCoder:
     if spec.values == Values.FP32:
@@ -137,7 +139,11 @@ class UpdateEncoder:
         nnz = self.size if indices is None else int(indices.size)
 
         group_mode, group_section, counts = self._groups(indices, nnz)
-        scale_bytes, value_bytes, decoded = self._coder.encode(chosen, counts, self._rng)
+        if self._coder.grouped:
+            # Keeps q * scale finite in float32; error feedback carries anything beyond (never in practice).
+            chosen = np.clip(chosen, -QUANTIZER_CLIP, QUANTIZER_CLIP)
+        with np.errstate(all="ignore"):  # clipping and zero scales are handled explicitly
+            scale_bytes, value_bytes, decoded = self._coder.encode(chosen, counts, self._rng)
 
         if self._sparsifier is not None and self._sparsifier.seeded:
             index_coding, index_bytes = encode_seeded(round_seed)
