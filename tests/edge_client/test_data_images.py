@@ -155,3 +155,26 @@ def test_custom_input_name(tmp_path: Path) -> None:
     pre["image"]["input_name"] = "images"
 
     assert list(read_local_data(path, pre).inputs) == ["images"]
+
+
+def test_idx_images_file_picks_its_pair_from_the_debian_folder() -> None:
+    system = Path("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz")
+    if not system.is_file():
+        pytest.skip("Debian package dataset-fashion-mnist is not installed")
+    images, labels = load_fashion_mnist("test")
+
+    data = read_local_data(system, image_pre(28, channels=1), list(FASHION_MNIST_CLASSES))
+
+    assert detect_format(system) == (DataFormat.IDX, system)
+    np.testing.assert_array_equal(data.labels, labels)
+    np.testing.assert_allclose(
+        data.inputs["pixel_values"][:50], reference_pixels(images[:50], 28, 1), atol=1e-6
+    )
+
+
+def test_class_folder_named_by_index(tmp_path: Path) -> None:
+    write_image_folder(tmp_path, np.zeros((2, 8, 8), np.uint8), [0, 1], ["0", "Trouser"])
+
+    data = read_local_data(tmp_path, image_pre(8), list(FASHION_MNIST_CLASSES))
+
+    assert sorted(data.labels.tolist()) == [0, 1]  # "0/" is T-shirt/top, "Trouser/" by name

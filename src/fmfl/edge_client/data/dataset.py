@@ -20,7 +20,8 @@ class Batch(NamedTuple):
     indices: npt.NDArray[np.int64]
 
 
-@dataclass(frozen=True)
+# eq=False: field-wise == on numpy arrays is ambiguous; two data sets are equal only when identical.
+@dataclass(frozen=True, eq=False)
 class LocalDataset:
     """Preprocessed local samples, ready for the model.
 

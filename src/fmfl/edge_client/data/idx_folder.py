@@ -1,7 +1,8 @@
 """IDX folders: ``PREFIX-images-idx3-ubyte[.gz]`` with ``PREFIX-labels-idx1-ubyte[.gz]`` (MNIST's format).
 
 A folder must hold exactly one such pair: with several (``train`` and ``t10k``) it is ambiguous which one is
-the device's data, and silently merging a test split into training data is worse than an error.
+the device's data, and silently merging a test split into training data is worse than an error. Naming the
+images file itself picks its pair out of such a folder.
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ def image_files(folder: Path) -> list[Path]:
 
 
 def read_idx_folder(path: Path) -> RawSamples:
-    """Read the folder's single IDX image/label pair."""
-    images_files = image_files(path)
+    """Read the folder's single IDX image/label pair, or the pair of the images file ``path`` names."""
+    folder = path.parent if path.is_file() else path
+    images_files = [path] if path.is_file() else image_files(path)
     if len(images_files) != 1:
         names = ", ".join(p.name for p in images_files) or "none"
         raise DataError(
@@ -38,8 +40,9 @@ def read_idx_folder(path: Path) -> RawSamples:
         )
     images_path = images_files[0]
     match = IMAGES_PATTERN.match(images_path.name)
-    assert match is not None  # image_files() matched it
-    candidates = [path / (match["prefix"] + suffix) for suffix in _LABEL_SUFFIXES]
+    if match is None:
+        raise DataError(f"{images_path}: not an IDX images file name (*-images-idx3-ubyte[.gz])")
+    candidates = [folder / (match["prefix"] + suffix) for suffix in _LABEL_SUFFIXES]
     labels_path = next((p for p in candidates if p.is_file()), None)
     if labels_path is None:
         raise DataError(f"{images_path}: no labels file beside it (expected {candidates[0].name})")

@@ -2,7 +2,8 @@
 
 Class folders are read in name order, images within them recursively in path order. Hidden files and folders
 (names starting with ``.``) and files that are not images by their suffix are skipped; an empty class folder
-is allowed (a device may hold no sample of a class), an empty data folder is not.
+is allowed (a device may hold no sample of a class), an empty data folder is not. A class whose name cannot be
+a folder name (Fashion-MNIST's ``T-shirt/top``) may be given by its index in the model's labels (``0/``).
 """
 
 from __future__ import annotations

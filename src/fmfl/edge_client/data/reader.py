@@ -3,7 +3,7 @@
 Detection, first match wins:
 
 - a ``.npz`` file; a ``.csv`` file (texts); a ``.jsonl`` file whose first record has ``image`` (image-caption
-  pairs) or ``text`` (texts);
+  pairs) or ``text`` (texts); a ``*-images-idx3-ubyte[.gz]`` file (with its labels file beside it);
 - a folder holding exactly one ``.npz``/``.csv``/``.jsonl`` file at its top level: that file (the layout
   :func:`~fmfl.edge_client.data.writers.write_caption_jsonl` writes, images in a sub-folder beside it);
 - a folder holding ``*-images-idx3-ubyte[.gz]``: IDX files;
@@ -25,7 +25,7 @@ from fmfl.edge_client.data import text as text_ops
 from fmfl.edge_client.data.caption_jsonl import read_caption_jsonl
 from fmfl.edge_client.data.dataset import Array, LocalDataset
 from fmfl.edge_client.data.errors import DataError
-from fmfl.edge_client.data.idx_folder import image_files, read_idx_folder
+from fmfl.edge_client.data.idx_folder import IMAGES_PATTERN, image_files, read_idx_folder
 from fmfl.edge_client.data.image_folder import read_image_folder
 from fmfl.edge_client.data.jsonl import first_record
 from fmfl.edge_client.data.labels import resolve_labels
@@ -88,6 +88,8 @@ def detect_format(path: str | os.PathLike[str]) -> tuple[DataFormat, Path]:
 
 
 def _file_format(path: Path) -> DataFormat:
+    if IMAGES_PATTERN.match(path.name):
+        return DataFormat.IDX
     suffix = path.suffix.lower()
     if suffix == ".npz":
         return DataFormat.NPZ
