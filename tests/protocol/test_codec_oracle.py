@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -42,7 +44,7 @@ def test_index_coding_round_trips_and_picks_the_smaller(data: st.DataObject) -> 
     if coding == IndexCoding.DELTA_VARINT:
         assert len(section) <= (size + 7) // 8
     elif coding == IndexCoding.BITMAP:
-        gaps = [int(indices[0])] + [int(b - a - 1) for a, b in zip(indices[:-1], indices[1:], strict=True)]
+        gaps = [int(indices[0])] + [int(b - a - 1) for a, b in itertools.pairwise(indices)]
         assert len(reference.varint_bytes(gaps)) > len(section)
 
 
@@ -147,8 +149,8 @@ def test_splitmix64_matches_the_published_sequence() -> None:
 
 @pytest.mark.parametrize(
     "chain",
-    ["dense", "fp16", "topk:0.1", "topk:0.1+int8+ef", "topk:0.1+int4+ef", "topk:0.1+sign+ef", "randk:0.1+int8",
-     "topk:0.1+int8+ef+zstd", "int8:per_tensor", "topk:0.2,per_tensor+int4:per_tensor,sr"],
+    ["dense", "fp16", "topk:0.1", "topk:0.1+int8+ef", "topk:0.1+int4+ef", "topk:0.1+sign+ef",
+     "randk:0.1+int8", "topk:0.1+int8+ef+zstd", "int8:per_tensor", "topk:0.2,per_tensor+int4:per_tensor,sr"],
 )  # fmt: skip
 def test_decoder_returns_exactly_what_the_encoder_says_it_sent(chain: str) -> None:
     rng = np.random.default_rng(2)

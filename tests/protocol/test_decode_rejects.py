@@ -14,6 +14,7 @@ from fmfl.protocol.limits import max_payload_bytes
 SIZE = 16
 LIMITS = Limits.for_vector_size(SIZE)
 F32 = struct.Struct("<f")
+BLOCK = struct.pack("<I", 256)
 
 
 def payload(
@@ -67,7 +68,7 @@ CASES: list[tuple[str, bytes, str]] = [
     ("byte after values", payload() + b"\x00", "trailing_bytes"),
     ("varint stream ends mid-value", payload(index_bytes=b"\x03\x84"), "truncated"),
     ("fewer varints than nnz", payload(nnz=2, index_bytes=b"\x83\x01"), "malformed"),
-    ("too few index bytes for nnz", payload(nnz=3, index_bytes=b"\x01\x01", rest=F32.pack(1) * 3), "malformed"),
+    ("too few index bytes", payload(nnz=3, index_bytes=b"\x01\x01", rest=F32.pack(1) * 3), "malformed"),
     ("overlong varint", payload(index_bytes=b"\x03\x84\x00"), "malformed"),
     ("six-byte varint", payload(nnz=1, index_bytes=b"\x80" * 5 + b"\x01", rest=F32.pack(1)), "malformed"),
     ("first index out of range", payload(index_bytes=b"\x10\x00"), "index_out_of_range"),
@@ -82,18 +83,19 @@ CASES: list[tuple[str, bytes, str]] = [
     ("fp16 infinity", payload(value=1, rest=b"\x00\x3c\x00\x7c"), "non_finite"),
     ("fp32 with scale groups", payload(groups=1, rest=struct.pack("<I", 4) + F32.pack(1) * 3), "malformed"),
     ("int8 code -128", payload(value=2, groups=1, rest=int8([1, -128])), "malformed"),
-    ("NaN scale", payload(value=2, groups=1, rest=struct.pack("<I", 256) + b"\x00\x00\xc0\x7f\x01\x02"), "non_finite"),
+    ("NaN scale", payload(value=2, groups=1, rest=BLOCK + b"\x00\x00\xc0\x7f\x01\x02"), "non_finite"),
     ("negative scale", payload(value=2, groups=1, rest=int8([1, 2], scale=-1.0)), "malformed"),
     ("scale that overflows", payload(value=2, groups=1, rest=int8([127, 2], scale=3e37)), "non_finite"),
     ("block size 0", payload(value=2, groups=1, rest=int8([1, 2], block=0)), "malformed"),
     ("block size missing", payload(value=2, groups=1, rest=b"\x01"), "truncated"),
-    ("group counts != nnz", payload(value=2, groups=2, rest=struct.pack("<II", 1, 3) + F32.pack(1) + b"\x01\x02"), "malformed"),
+    ("group counts != nnz", payload(value=2, groups=2, rest=struct.pack("<III", 1, 3, 0) + b"\x01\x02"),
+     "malformed"),
     ("more groups than size", payload(value=2, groups=2, rest=struct.pack("<I", SIZE + 1)), "malformed"),
     ("group counts cut short", payload(value=2, groups=2, rest=struct.pack("<II", 3, 1)), "truncated"),
-    ("int4 nibble 0", payload(value=3, groups=1, rest=struct.pack("<I", 256) + F32.pack(1) + b"\x09"), "malformed"),
+    ("int4 nibble 0", payload(value=3, groups=1, rest=BLOCK + F32.pack(1) + b"\x09"), "malformed"),
     ("int4 padding nibble", payload(nnz=1, index_bytes=b"\x03", value=3, groups=1,
-                                    rest=struct.pack("<I", 256) + F32.pack(1) + b"\x99"), "malformed"),
-    ("sign padding bits", payload(value=4, groups=1, rest=struct.pack("<I", 256) + F32.pack(1) + b"\xc1"), "malformed"),
+                                    rest=BLOCK + F32.pack(1) + b"\x99"), "malformed"),
+    ("sign padding bits", payload(value=4, groups=1, rest=BLOCK + F32.pack(1) + b"\xc1"), "malformed"),
     ("zstd without raw length", b"\x01\x01\x00", "truncated"),
     ("zstd garbage", zstd_payload(payload()[2:], frame=b"garbage!"), "decompression"),
     ("zstd size lie", zstd_payload(payload()[2:], declared=len(payload()) - 1), "decompression"),
