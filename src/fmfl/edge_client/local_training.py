@@ -1,0 +1,95 @@
+"""Local training and evaluation of the suffix with ONNX Runtime, as a round task asks for it."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from fmfl.edge_client.data import LocalDataset
+from fmfl.edge_client.ort_training import OrtTrainer
+
+
+@dataclass(frozen=True)
+class LocalTrainConfig:
+    """How much to train in one round: ``local_steps`` mini-batches, else ``local_epochs`` passes."""
+
+    batch_size: int = 32
+    lr: float = 1e-3
+    local_epochs: int | None = 1
+    local_steps: int | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or not (0 < self.lr < 10):
+            raise ValueError(f"batch_size must be >= 1 and lr in (0, 10): {self}")
+        if (self.local_steps is None) == (self.local_epochs is None):
+            raise ValueError("give exactly one of local_steps and local_epochs")
+
+
+@dataclass(frozen=True)
+class TrainStats:
+    steps: int
+    samples: int
+    mean_loss: float
+    seconds: float
+
+
+def _feeds(trainer: OrtTrainer, inputs: dict[str, np.ndarray], labels: np.ndarray | None) -> dict[str, np.ndarray]:
+    feeds = {n: np.ascontiguousarray(v) for n, v in inputs.items()}
+    if "labels" in trainer.input_names:
+        if labels is None:
+            raise ValueError("this bundle trains a classifier: the local data needs labels")
+        feeds["labels"] = labels.astype(np.int64)
+    return feeds
+
+
+def _min_batch(trainer: OrtTrainer) -> int:
+    # The contrastive loss needs negatives: a batch of one pair has none.
+    return 1 if "labels" in trainer.input_names else 2
+
+
+def train_locally(trainer: OrtTrainer, data: LocalDataset, cfg: LocalTrainConfig) -> TrainStats:
+    if len(data) < _min_batch(trainer):
+        raise ValueError(f"not enough local training samples ({len(data)})")
+    trainer.set_learning_rate(cfg.lr)
+    start = time.perf_counter()
+    losses: list[float] = []
+    samples = 0
+    epoch = 0
+    while True:
+        for batch in data.batches(cfg.batch_size, seed=cfg.seed * 1000 + epoch, shuffle=True):
+            if len(batch.indices) < _min_batch(trainer):
+                continue
+            losses.append(trainer.train_step(_feeds(trainer, batch.inputs, batch.labels)))
+            samples += len(batch.indices)
+            if cfg.local_steps is not None and len(losses) >= cfg.local_steps:
+                break
+        epoch += 1
+        if cfg.local_steps is not None and len(losses) >= cfg.local_steps:
+            break
+        if cfg.local_epochs is not None and epoch >= cfg.local_epochs:
+            break
+    mean = float(np.mean(losses)) if losses else math.nan
+    if not math.isfinite(mean):
+        raise FloatingPointError(f"local training diverged (mean loss {mean}); lower the learning rate")
+    return TrainStats(len(losses), samples, mean, time.perf_counter() - start)
+
+
+def evaluate(trainer: OrtTrainer, data: LocalDataset, batch_size: int = 64) -> dict[str, float]:
+    """Mean loss and accuracy (classification), or in-batch image-to-text retrieval accuracy (contrastive)."""
+    if len(data) < _min_batch(trainer):
+        return {}
+    total_loss, correct, seen = 0.0, 0, 0
+    for batch in data.batches(batch_size, shuffle=False):
+        n = len(batch.indices)
+        if n < _min_batch(trainer):
+            continue
+        loss, output = trainer.eval_step(_feeds(trainer, batch.inputs, batch.labels))
+        total_loss += loss * n
+        target = batch.labels if "labels" in trainer.input_names else np.arange(n)
+        correct += int((output.argmax(axis=1) == target).sum())
+        seen += n
+    return {"eval_loss": total_loss / seen, "eval_accuracy": correct / seen, "eval_samples": float(seen)}

@@ -1,0 +1,142 @@
+"""The device's crash-safe state folder: the last good global model, the error-feedback residual, the outbox.
+
+Every file is written to a temporary name, fsynced and renamed, so a SIGKILL at any moment leaves
+either the old or the new version. An update and the residual left after encoding it are written
+together as one outbox entry: the entry is the commit point of a round. While an entry is pending,
+its residual is the current one; once the gateway acknowledges it, the residual moves to
+``residual.npy`` and the entry is deleted (in that order, so a crash in between loses nothing).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def _npy_bytes(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, array)
+    return buf.getvalue()
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    round: int
+    update_id: str
+    message: bytes
+    residual: np.ndarray
+    path: Path
+
+
+class ClientState:
+    def __init__(self, root: Path, bundle_id: str) -> None:
+        self.root = root
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.outbox_dir = root / "outbox"
+        self.outbox_dir.mkdir(exist_ok=True)
+        self.bundle_id = bundle_id
+        meta = self._meta()
+        if meta.get("bundle_id") not in (None, bundle_id):
+            # A new bundle invalidates the model, residual and outbox of the old one.
+            for name in ("global.npy", "residual.npy", "meta.json"):
+                (root / name).unlink(missing_ok=True)
+            for entry in self.outbox_dir.glob("*.npz"):
+                entry.unlink()
+
+    # -- the last good global model ------------------------------------------------------------------
+    def _meta(self) -> dict[str, object]:
+        path = self.root / "meta.json"
+        if not path.is_file():
+            return {}
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            return {}  # a torn meta.json cannot happen with atomic_write; a hand-edited one is ignored
+        return data if isinstance(data, dict) else {}
+
+    def _set_meta(self, **values: object) -> None:
+        meta = {**self._meta(), **values, "bundle_id": self.bundle_id}
+        atomic_write(self.root / "meta.json", json.dumps(meta, sort_keys=True).encode())
+
+    @property
+    def model_version(self) -> int | None:
+        version = self._meta().get("model_version")
+        return int(version) if isinstance(version, int) and (self.root / "global.npy").is_file() else None
+
+    def load_global(self) -> np.ndarray | None:
+        if self.model_version is None:
+            return None
+        return np.load(self.root / "global.npy")
+
+    def save_global(self, version: int, weights: np.ndarray) -> None:
+        atomic_write(self.root / "global.npy", _npy_bytes(np.asarray(weights, dtype=np.float32)))
+        self._set_meta(model_version=version)
+
+    @property
+    def last_round(self) -> int:
+        """The last round whose update was committed to the outbox (-1 before the first)."""
+        value = self._meta().get("last_round", -1)
+        return int(value) if isinstance(value, int) else -1
+
+    # -- residual and outbox ------------------------------------------------------------------------
+    def residual(self, size: int) -> np.ndarray:
+        pending = self.pending()
+        if pending:
+            return pending[-1].residual
+        path = self.root / "residual.npy"
+        if path.is_file():
+            residual = np.load(path)
+            if residual.shape == (size,):
+                return residual
+        return np.zeros(size, dtype=np.float64)
+
+    def commit_update(self, round_: int, update_id: str, message: bytes, residual: np.ndarray) -> None:
+        buf = io.BytesIO()
+        np.savez(buf, message=np.frombuffer(message, dtype=np.uint8), residual=residual)
+        atomic_write(self.outbox_dir / f"{round_:010d}-{update_id}.npz", buf.getvalue())
+        self._set_meta(last_round=round_)
+
+    def pending(self) -> list[OutboxEntry]:
+        entries = []
+        for path in sorted(self.outbox_dir.glob("*.npz")):
+            round_str, update_id = path.stem.split("-", 1)
+            with np.load(path) as data:
+                entries.append(OutboxEntry(int(round_str), update_id, data["message"].tobytes(),
+                                           data["residual"], path))
+        return entries
+
+    def acknowledge(self, update_id: str) -> bool:
+        """The gateway has the update: keep its residual, drop the entry. False if it was not pending."""
+        for entry in self.pending():
+            if entry.update_id == update_id:
+                newer = [e for e in self.pending() if e.round > entry.round]
+                if not newer:
+                    atomic_write(self.root / "residual.npy", _npy_bytes(entry.residual))
+                entry.path.unlink(missing_ok=True)
+                return True
+        return False

@@ -1,0 +1,110 @@
+"""Run a private Mosquitto on a free loopback port (tests and ``fmfl demo``)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+from types import TracebackType
+
+from fmfl.errors import FmflError
+
+
+class MosquittoUnavailable(FmflError):
+    """mosquitto is not installed or would not start."""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def mosquitto_binary() -> str | None:
+    return shutil.which("mosquitto") or next(
+        (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if os.access(p, os.X_OK)), None
+    )
+
+
+class Mosquitto:
+    """``with Mosquitto(workdir) as broker: broker.url`` - a broker bound to 127.0.0.1 only."""
+
+    def __init__(self, workdir: Path, port: int | None = None, persistence: bool = False,
+                 extra_config: str = "") -> None:
+        self.workdir = workdir
+        self.port = port or free_port()
+        self.persistence = persistence
+        self.extra_config = extra_config
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def start(self) -> Mosquitto:
+        binary = mosquitto_binary()
+        if binary is None:
+            raise MosquittoUnavailable("mosquitto is not installed (apt-get install mosquitto)")
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0 and _has_user("mosquitto"):
+            # Mosquitto drops privileges to its own user; let it write its persistence file here.
+            shutil.chown(self.workdir, user="mosquitto")
+        conf = self.workdir / "mosquitto.conf"
+        lines = [
+            f"listener {self.port} 127.0.0.1",
+            "allow_anonymous true",
+            "max_queued_messages 100000",
+            "max_inflight_messages 100",
+            f"persistence {'true' if self.persistence else 'false'}",
+            f"persistence_location {self.workdir}/",
+            "log_dest stderr",
+            "log_type error",
+            "log_type warning",
+            self.extra_config,
+        ]
+        conf.write_text("\n".join(lines) + "\n")
+        log = (self.workdir / "mosquitto.log").open("ab")
+        self.process = subprocess.Popen([binary, "-c", str(conf)], stdout=log, stderr=log)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise MosquittoUnavailable(
+                    f"mosquitto exited with {self.process.returncode}; see {self.workdir / 'mosquitto.log'}"
+                )
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return self
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise MosquittoUnavailable(f"mosquitto did not listen on port {self.port} within 10 s")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def __enter__(self) -> Mosquitto:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+
+def _has_user(name: str) -> bool:
+    import pwd
+
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return False
+    return True
