@@ -1,0 +1,105 @@
+"""``fmfl client``: the device. Only argparse at import time; never imports torch or transformers."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("client", help="run a device: fine-tune with ONNX Runtime on local data, talk MQTT")
+    p.add_argument("--bundle", required=True, type=Path, help="bundle folder from `fmfl export`")
+    p.add_argument("--data", required=True, type=Path, help="local data: image folder, IDX, .npz, JSONL or CSV")
+    p.add_argument("--client-id", default="device", help="this device's id (letters, digits, -_.)")
+    p.add_argument("--broker", help="mqtt://host:port or mqtts://host:port (not needed with --once)")
+    p.add_argument("--federation", default="default")
+    p.add_argument("--state-dir", type=Path, help="crash-safe state (default: ./fmfl-state/CLIENT_ID)")
+    p.add_argument("--trust-key", type=Path, help="Ed25519 public key: refuse bundles it did not sign")
+    auth = p.add_argument_group("broker authentication")
+    auth.add_argument("--username")
+    auth.add_argument("--password")
+    auth.add_argument("--cafile", type=Path)
+    auth.add_argument("--certfile", type=Path)
+    auth.add_argument("--keyfile", type=Path)
+    p.add_argument("--threads", type=int, help="ONNX Runtime intra-op threads (default: all cores)")
+    p.add_argument("--rounds", type=int, help="stop after this many rounds (default: run until stopped)")
+    p.add_argument("--max-packet-bytes", type=int, default=128 * 1024)
+    once = p.add_argument_group("--once: one local round, no broker")
+    once.add_argument("--once", action="store_true", help="train one local round and report, without a broker")
+    once.add_argument("--epochs", type=int, default=1)
+    once.add_argument("--batch-size", type=int, default=32)
+    once.add_argument("--lr", type=float, help="default: the bundle's")
+    once.add_argument("--codec", help="update codec to size the update with (default: fmfl's default)")
+    p.set_defaults(handler=run_client)
+
+
+def _device(args: argparse.Namespace) -> Any:
+    from fmfl.edge_client.device import DeviceConfig, EdgeDevice
+
+    state = args.state_dir or Path("fmfl-state") / args.client_id
+    return EdgeDevice(DeviceConfig(bundle=args.bundle, data=args.data, state_dir=state, client_id=args.client_id,
+                                   trust_key=args.trust_key, threads=args.threads))
+
+
+def run_client(args: argparse.Namespace) -> int:
+    from fmfl.errors import FmflError
+    from fmfl.protocol import check_id
+
+    check_id(args.client_id)
+    if args.once:
+        return run_once(args)
+    if not args.broker:
+        raise FmflError("--broker is required unless --once is given")
+    from fmfl.edge_client.runner import EdgeRunner, RunnerConfig
+    from fmfl.mqtt import parse_broker_url
+
+    opts = parse_broker_url(args.broker, username=args.username, password=args.password, cafile=args.cafile,
+                            certfile=args.certfile, keyfile=args.keyfile)
+    device = _device(args)
+    runner = EdgeRunner(device, opts, RunnerConfig(federation=args.federation, max_packet_bytes=args.max_packet_bytes,
+                                                   max_rounds=args.rounds, threads=args.threads))
+    runner.install_signal_handlers()
+    return runner.run()
+
+
+def run_once(args: argparse.Namespace) -> int:
+    import time
+
+    import numpy as np
+
+    from fmfl.edge_client.local_training import LocalTrainConfig
+    from fmfl.protocol import DEFAULT_CODEC, UpdateEncoder
+
+    start = time.perf_counter()
+    device = _device(args)
+    ready = time.perf_counter() - start
+    _, weights = device.global_model()
+    before = device.evaluate(weights)
+    lr = args.lr or float(device.manifest.optimizer["lr"])
+    trained, stats = device.train(weights, LocalTrainConfig(batch_size=args.batch_size, lr=lr,
+                                                            local_epochs=args.epochs))
+    after = device.evaluate(trained)
+    delta = (trained - weights).astype(np.float32)
+    codec = args.codec or str(DEFAULT_CODEC)
+    encoded = UpdateEncoder(codec, delta.size, device.tensor_sizes).encode(delta)
+    report = {
+        "bundle": device.manifest.bundle_id,
+        "train_samples": len(device.train_data),
+        "eval_samples": len(device.eval_data),
+        "feature_cache": device.cache_info["cache"],
+        "prefix_seconds": round(device.cache_info["prefix_seconds"], 3),
+        "setup_seconds": round(ready, 3),
+        "steps": stats.steps,
+        "train_seconds": round(stats.seconds, 3),
+        "step_ms": round(1000 * stats.seconds / max(stats.steps, 1), 2),
+        "train_loss": round(stats.mean_loss, 4),
+        "before": {k: round(v, 4) for k, v in before.items()},
+        "after": {k: round(v, 4) for k, v in after.items()},
+        "codec": codec,
+        "update_bytes": len(encoded),
+        "dense_fp32_bytes": 4 * delta.size,
+    }
+    print(json.dumps(report, indent=1))
+    return 0

@@ -1,0 +1,223 @@
+"""The device's MQTT loop: wait for round tasks that select it, train, upload, repeat.
+
+paho's network thread only enqueues messages; all decoding, training and state changes happen on
+the runner's own thread, so a long local round never stalls keep-alives. The runner holds the last
+good global model at all times: a malformed, wrong-bundle or wrong-version global model is logged
+and ignored, never applied.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from fmfl.edge_client.device import EdgeDevice, capabilities
+from fmfl.mqtt import MqttOptions, connect_with_backoff, make_client
+from fmfl.protocol import (
+    DEFAULT_MAX_PACKET_BYTES,
+    Ack,
+    ClientHello,
+    ClientStatus,
+    GlobalModel,
+    Limits,
+    ProtocolError,
+    Reassembler,
+    RoundTask,
+    Topics,
+    decode_update,
+    split_message,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunnerConfig:
+    federation: str = "default"
+    max_packet_bytes: int = DEFAULT_MAX_PACKET_BYTES
+    #: stop after this many completed rounds (None: run until stopped)
+    max_rounds: int | None = None
+    threads: int | None = None
+
+
+class EdgeRunner:
+    def __init__(self, device: EdgeDevice, mqtt: MqttOptions, cfg: RunnerConfig) -> None:
+        self.device = device
+        self.cfg = cfg
+        self.client_id = device.cfg.client_id
+        self.topics = Topics(cfg.federation)
+        n = device.manifest.num_trainable
+        self.limits = Limits.for_vector_size(n)
+        self.reassembler = Reassembler(max_total_bytes=self.limits.max_message_bytes, max_pending_messages=4)
+        self.inbox: queue.Queue[tuple[str, bytes]] = queue.Queue()
+        self.stop_event = threading.Event()
+        self.pending_task: RoundTask | None = None
+        self.rounds_done = 0
+        offline = ClientStatus(self.client_id, online=False).to_bytes()
+        self.mqtt_opts = mqtt
+        self.client = make_client(
+            f"fmfl-{self.client_id}", mqtt,
+            will=(self.topics.status(self.client_id), split_message(offline)[0]),
+        )
+        self.client.on_connect = self._on_connect
+        self.client.on_message = self._on_message
+        self.client.on_disconnect = self._on_disconnect
+
+    # -- paho callbacks (network thread) -------------------------------------------------------------
+    def _on_connect(self, client: Any, _userdata: Any, _flags: Any, reason: Any, _props: Any = None) -> None:
+        if getattr(reason, "is_failure", False):
+            log.error("broker refused the connection: %s", reason)
+            return
+        t = self.topics
+        for topic in (t.task, t.global_model, t.ack(self.client_id)):
+            client.subscribe(topic, qos=1)
+        version, _ = self.device.global_model()
+        hello = ClientHello(self.client_id, capabilities(self.cfg.threads), self.device.manifest.bundle_id, version)
+        self._publish(t.hello(self.client_id), hello.to_bytes())
+        self._publish(t.status(self.client_id), ClientStatus(self.client_id, online=True).to_bytes(), retain=True)
+        # Updates the gateway has not acknowledged yet go out again; it counts each update id once.
+        for entry in self.device.state.pending():
+            log.info("resending update %s for round %d", entry.update_id, entry.round)
+            self._publish(t.update(self.client_id), entry.message)
+        log.info("connected to %s:%d as %s", self.mqtt_opts.host, self.mqtt_opts.port, self.client_id)
+
+    def _on_disconnect(self, _client: Any, _userdata: Any, _flags: Any, reason: Any, _props: Any = None) -> None:
+        if not self.stop_event.is_set():
+            log.warning("disconnected from the broker (%s); paho reconnects with backoff", reason)
+
+    def _on_message(self, _client: Any, _userdata: Any, msg: Any) -> None:
+        self.inbox.put((msg.topic, bytes(msg.payload)))
+
+    def _publish(self, topic: str, message: bytes, retain: bool = False) -> None:
+        for chunk in split_message(message, self.cfg.max_packet_bytes):
+            self.client.publish(topic, chunk, qos=1, retain=retain)
+
+    # -- the runner's thread -------------------------------------------------------------------------
+    def run(self) -> int:
+        connect_with_backoff(self.client, self.mqtt_opts)
+        self.client.loop_start()
+        try:
+            while not self.stop_event.is_set():
+                try:
+                    topic, payload = self.inbox.get(timeout=0.5)
+                except queue.Empty:
+                    continue
+                self._handle(topic, payload)
+                self._maybe_train()
+                if self.cfg.max_rounds is not None and self.rounds_done >= self.cfg.max_rounds:
+                    self._drain_acks(timeout=10.0)
+                    break
+        finally:
+            self._shutdown()
+        return 0
+
+    def stop(self, *_args: Any) -> None:
+        self.stop_event.set()
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, self.stop)
+
+    def _shutdown(self) -> None:
+        self.stop_event.set()
+        try:
+            info = self.client.publish(self.topics.status(self.client_id),
+                                       split_message(ClientStatus(self.client_id, online=False).to_bytes())[0],
+                                       qos=1, retain=True)
+            info.wait_for_publish(timeout=2.0)
+        except (RuntimeError, ValueError, OSError):
+            pass
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def _drain_acks(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while self.device.state.pending() and time.monotonic() < deadline:
+            try:
+                topic, payload = self.inbox.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            self._handle(topic, payload)
+
+    def _handle(self, topic: str, payload: bytes) -> None:
+        try:
+            kind, _ = self.topics.parse(topic)
+            message = self.reassembler.add(payload, source=kind)
+            if message is None:
+                return
+            if kind == "task":
+                self._on_task(RoundTask.from_bytes(message, self.limits))
+            elif kind == "global":
+                self._on_global(GlobalModel.from_bytes(message, self.limits))
+            elif kind == "ack":
+                self._on_ack(Ack.from_bytes(message, self.limits))
+        except ProtocolError as exc:
+            log.warning("ignored a bad message on %s: %s", topic, exc)
+
+    def _on_task(self, task: RoundTask) -> None:
+        if task.bundle_id != self.device.manifest.bundle_id:
+            log.warning("round task for bundle %s, this device holds %s: ignored",
+                        task.bundle_id, self.device.manifest.bundle_id)
+            return
+        if self.client_id not in task.selected or task.round <= self.device.state.last_round:
+            return
+        if task.deadline < time.time():
+            log.info("round %d task arrived after its deadline: skipped", task.round)
+            return
+        self.pending_task = task
+
+    def _on_global(self, model: GlobalModel) -> None:
+        held, _ = self.device.global_model()
+        if model.bundle_id != self.device.manifest.bundle_id or model.model_version <= held:
+            return
+        if model.base_version is not None:
+            if model.base_version != held:
+                log.info("global v%d is a delta from v%d but this device holds v%d: waiting for a dense copy",
+                         model.model_version, model.base_version, held)
+                return
+            _, weights = self.device.global_model()
+            new = weights + decode_update(model.payload, weights.size, self.limits).to_dense()
+        else:
+            new = decode_update(model.payload, self.device.initial.size, self.limits).to_dense()
+        try:
+            self.device.accept_global(model.model_version, np.asarray(new, dtype=np.float32))
+        except ValueError as exc:
+            log.warning("%s", exc)
+            return
+        log.info("global model v%d received", model.model_version)
+
+    def _on_ack(self, ack: Ack) -> None:
+        if ack.client_id != self.client_id:
+            return
+        if self.device.state.acknowledge(ack.update_id):
+            if ack.accepted:
+                log.info("round %d update %s accepted", ack.round, ack.update_id)
+            else:
+                log.warning("round %d update %s rejected: %s", ack.round, ack.update_id, ack.reason)
+
+    def _maybe_train(self) -> None:
+        task = self.pending_task
+        if task is None:
+            return
+        version, weights = self.device.global_model()
+        if version != task.model_version:
+            return  # the matching global model has not arrived yet
+        self.pending_task = None
+        start = time.perf_counter()
+        try:
+            update = self.device.run_round(task, weights)
+        except (ValueError, FloatingPointError) as exc:
+            log.error("round %d: local training failed: %s", task.round, exc)
+            return
+        self._publish(self.topics.update(self.client_id), update.to_bytes())
+        self.rounds_done += 1
+        log.info("round %d: trained %d samples in %.1f s, sent %d bytes (accuracy %.3f)", task.round,
+                 update.num_samples, time.perf_counter() - start, len(update.payload),
+                 update.metrics.get("eval_accuracy", float("nan")))
