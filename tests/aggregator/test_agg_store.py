@@ -89,6 +89,7 @@ def test_sigkill_during_saves_leaves_a_loadable_latest(tmp_path: Path) -> None:
     os.kill(proc.pid, signal.SIGKILL)
     done += [int(line) for line in proc.stdout if line.strip()]
     proc.wait(timeout=30)
+    proc.stdout.close()
     entry, weights = GlobalStore(tmp_path / "m").load_weights()
     assert entry.version >= max(done)  # every save that returned is there (one more may have landed)
     assert np.array_equal(weights, np.full(200_000, entry.version, np.float32))

@@ -178,3 +178,12 @@ def test_streaming_rules_have_no_capacity_limit() -> None:
 def test_limits_check_their_arguments(kwargs: dict[str, float], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         UpdateLimits(**kwargs)
+
+
+def test_huge_finite_values_are_accepted_and_their_norm_computed_without_overflow() -> None:
+    # 1e30**2 overflows float32; the norm is taken in float64, where it does not.
+    u = Sparse(np.array([1, 2]), np.array([1e30, -1e30], np.float32), SIZE)
+    assert validate_update(u, 1.0, "c", size=SIZE).nnz == 2
+    with pytest.raises(RejectedUpdate, match="norm"):
+        validate_update(u, 1.0, "c", size=SIZE, limits=UpdateLimits(max_norm=1e29))
+    assert validate_update(u, 1.0, "c", size=SIZE, limits=UpdateLimits(max_norm=1.5e30)).nnz == 2

@@ -152,6 +152,7 @@ def test_sigkill_mid_write_loses_no_acknowledged_update(tmp_path: Path) -> None:
     os.kill(proc.pid, signal.SIGKILL)
     acked += [line.strip() for line in proc.stdout if line.strip()]
     proc.wait(timeout=30)
+    proc.stdout.close()
     assert proc.returncode == -signal.SIGKILL
     # Assert: every acknowledged update is there exactly once, intact; the log is readable.
     raw = sqlite3.connect(db)

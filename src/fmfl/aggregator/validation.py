@@ -13,6 +13,7 @@ import numbers
 from collections.abc import Collection
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
 import numpy as np
 
@@ -71,11 +72,12 @@ _REAL = (float, int, np.floating, np.integer, numbers.Real)
 _INTEGRAL = (int, np.integer, numbers.Integral)
 
 
-@dataclass(frozen=True)
-class ValidUpdate:
+class ValidUpdate(NamedTuple):
     """An update that passed ``validate_update``: int64 indices, float32 values, float weight.
 
-    The arrays may share memory with the caller's; consumers that keep them must copy.
+    The arrays may share memory with the caller's; consumers that keep them must copy. (An immutable
+    NamedTuple rather than a frozen dataclass: it is built once per update on the ack path, and a
+    frozen dataclass costs about a microsecond more there.)
     """
 
     indices: IndexArray
@@ -126,7 +128,7 @@ def validate_update(
         with np.errstate(over="ignore"):  # overflow to inf is expected here and refused just below
             values = np.ascontiguousarray(val_raw, dtype=np.float32)
     if not np.isfinite(values).all():
-        # float64 values beyond float32 range become inf here and are refused, not silently clipped.
+        # float64 values beyond float32 range became inf in the cast and are refused, not clipped.
         raise RejectedUpdate(RejectReason.NON_FINITE, "values contain NaN or infinity (in float32)")
     if limits.max_norm is not None:
         # float64 dot: a float32 one can overflow for vectors whose norm is merely large.
@@ -136,7 +138,7 @@ def validate_update(
             raise RejectedUpdate(
                 RejectReason.NORM, f"L2 norm {norm:.6g} exceeds the bound {limits.max_norm:.6g}"
             )
-    return ValidUpdate(indices=indices, values=values, size=size, weight=w, client_id=cid)
+    return ValidUpdate(indices, values, size, w, cid)
 
 
 def _check_client(client_id: object, seen_clients: Collection[str]) -> str:

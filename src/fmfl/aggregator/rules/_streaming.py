@@ -33,7 +33,8 @@ class MeanStrategy(Strategy):
         return self._sum
 
     def _add(self, update: ValidUpdate) -> None:
-        self.weighted_sum.add(update.indices, update.values, update.weight)
+        assert self._sum is not None  # _add runs only in an open round
+        self._sum.add(update.indices, update.values, update.weight)
 
     def _aggregate_delta(self) -> Float64Array:
         return self.weighted_sum.mean(out=self._delta)
