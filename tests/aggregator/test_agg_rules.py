@@ -31,6 +31,7 @@ from fmfl.aggregator import (
     staleness_weight,
     strategy_options,
 )
+from fmfl.aggregator.rules import multikrum
 from fmfl.aggregator.rules.multikrum import krum_scores, pairwise_sq_distances
 
 SIZE = 120
@@ -287,3 +288,24 @@ def test_staleness_weight() -> None:
             staleness_weight(1.0, bad_s)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="weight"):
         staleness_weight(0.0, 1)
+
+
+@pytest.mark.parametrize("path_factor", [0, 10**12], ids=["sparse-gram", "dense-blocks"])
+@pytest.mark.parametrize("density", [0.02, 0.5, 1.0])
+def test_both_distance_paths_match_explicit_differences(
+    monkeypatch: pytest.MonkeyPatch, path_factor: int, density: float
+) -> None:
+    # Prepare: force one Gram path; many clients share coordinates at high density.
+    monkeypatch.setattr(multikrum, "_ELEMENTWISE_VS_FLOP", path_factor)
+    rng = np.random.default_rng(int(density * 100))
+    ups = [random_update(rng, 400, max(1, int(400 * density))) for _ in range(9)]
+    strategy = MultiKrum(num_byzantine=1, block_bytes=8 * 9 * 37)
+    strategy.begin_round(np.zeros(400, np.float32))
+    for i, u in enumerate(ups):
+        strategy.accept(u, 1.0, f"client-{i}")
+    # Execute
+    dist = multikrum.pairwise_sq_distances(strategy.buffer, strategy.block_bytes)
+    # Assert
+    vs = [dense(u) for u in ups]
+    expected = np.array([[np.sum((a - b) ** 2) for b in vs] for a in vs])
+    np.testing.assert_allclose(dist, expected, rtol=1e-9, atol=1e-9)

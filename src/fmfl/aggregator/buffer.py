@@ -5,9 +5,13 @@ kept exactly as they arrived - sorted int64 indices plus float32 values, 12 byte
 densified only one block of coordinates at a time when the round is aggregated.
 
 Memory, while a round is open: ``nbytes`` = sum over clients of (12 * nnz_i + ``PER_CLIENT_OVERHEAD``),
-refused past ``max_bytes`` or ``max_clients``. While aggregating: one dense block of
-``clients x block_cols`` float64 (``block_cols`` is chosen so that block fits ``block_bytes``), about
-two more of the same for sort/matmul temporaries, plus the float64 result of the model size.
+and an update that would pass ``max_bytes`` (default 512 MiB) or ``max_clients`` (default 1,000) is
+refused with ``RejectedUpdate(CAPACITY)``, changing nothing. While aggregating, on top of that: one
+dense float64 block of ``clients x block_cols`` with ``block_cols`` chosen to fit ``block_bytes``
+(default 32 MiB; the median and trimmed mean sort it in place, Krum multiplies it by its transpose
+into a ``clients x clients`` Gram matrix), one row of ``block_cols`` for the result of a block, and
+the float64 delta of the model size (8 bytes a coordinate). Example: 1,000 clients sending 1% of
+2M floats hold 240 MB; aggregating adds 32 MiB + 16 MB.
 """
 
 from __future__ import annotations

@@ -7,8 +7,10 @@ nearest other deltas; Multi-Krum outputs the plain average of the ``m`` lowest-s
 (``m = n - f`` unless given). As in the paper the average is unweighted (Flower weights it by sample
 count). Ties go to the smaller client id, so the result never depends on arrival order.
 
-Distances come from a Gram matrix accumulated block by block, ``|a-b|² = |a|² + |b|² - 2a·b``, so
-memory stays at one ``n x block`` dense block plus ``n x n`` floats. Caveat: for two deltas whose
+Distances come from a Gram matrix, ``|a-b|² = |a|² + |b|² - 2a·b``: for sparse deltas from the
+products of entries that share a coordinate (O(total nnz x the most clients on one coordinate)),
+for dense ones from a BLAS matmul over dense blocks (O(n² x size), memory one ``n x block`` block),
+whichever is estimated cheaper. Caveat: for two deltas whose
 distance is below about 1e-8 of their norms, cancellation makes that distance inexact (it is
 clamped at 0), which can only reorder near-identical deltas.
 """
@@ -28,21 +30,57 @@ from fmfl.aggregator.buffer import (
     ClientBuffer,
 )
 from fmfl.aggregator.rules._buffered import BufferedStrategy
-from fmfl.aggregator.sparse import Float64Array
+from fmfl.aggregator.sparse import Float64Array, IndexArray
 from fmfl.aggregator.strategy import RoundStateError
 from fmfl.aggregator.validation import UpdateLimits
+
+# numpy element-wise work costs about this many BLAS matmul flops; picks the cheaper Gram path.
+_ELEMENTWISE_VS_FLOP = 20
 
 
 def pairwise_sq_distances(buffer: ClientBuffer, block_bytes: int) -> Float64Array:
     """``D[i, j] = |delta_i - delta_j|²`` over ``buffer.entries()`` order."""
-    k = len(buffer)
-    gram = np.zeros((k, k), dtype=np.float64)
-    for _, _, block in buffer.blocks(block_bytes):
-        gram += block @ block.T
+    entries = buffer.entries()
+    k = len(entries)
+    idx = np.concatenate([e.indices for e in entries])
+    order = np.argsort(idx, kind="stable")  # stable: within a coordinate, entries stay in client order
+    idx = idx[order]
+    runs = np.diff(np.flatnonzero(np.diff(idx, prepend=-1, append=buffer.size + 1)))
+    overlap = int(runs.max()) if runs.size else 0
+    if idx.size * overlap * _ELEMENTWISE_VS_FLOP < k * k * buffer.size:
+        gram = _sparse_gram(entries, idx, order)
+    else:
+        gram = np.zeros((k, k), dtype=np.float64)
+        for _, _, block in buffer.blocks(block_bytes):
+            gram += block @ block.T
     sq = np.diag(gram).copy()
     dist: Float64Array = np.maximum(sq[:, None] + sq[None, :] - 2.0 * gram, 0.0)
     np.fill_diagonal(dist, 0.0)
     return dist
+
+
+def _sparse_gram(entries: list[BufferedUpdate], idx: IndexArray, order: IndexArray) -> Float64Array:
+    """Gram matrix from the products of entries sharing a coordinate: O(total nnz x max overlap).
+
+    For sparse deltas few clients share a coordinate, so this beats the dense O(k² x size) matmul by
+    orders of magnitude; it holds about 40 bytes per buffered nonzero while it runs.
+    """
+    k = len(entries)
+    cid = np.repeat(np.arange(k), [e.nnz for e in entries])[order]
+    val = np.concatenate([e.values for e in entries]).astype(np.float64)[order]
+    gram = np.zeros((k, k), dtype=np.float64)
+    np.add.at(gram, (cid, cid), val * val)
+    # Entry p and entry p+d (d = 1, 2, ...) are a pair of clients on one coordinate when their
+    # indices match; no match at distance d means no coordinate is shared by more than d clients.
+    for d in range(1, idx.size):
+        same = idx[:-d] == idx[d:]
+        if not same.any():
+            break
+        a, b = cid[:-d][same], cid[d:][same]
+        prod = val[:-d][same] * val[d:][same]
+        np.add.at(gram, (a, b), prod)
+        np.add.at(gram, (b, a), prod)
+    return gram
 
 
 def krum_scores(dist: Float64Array, num_byzantine: int) -> Float64Array:
