@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 # Sparse indices are cumulated in int64; keeping sizes below 2**31 keeps nnz * size below 2**62 (no overflow).
 MAX_VECTOR_SIZE = 2**31 - 1
-# Framing overhead plus the worst legal payload per float: 4 value bytes + 5 varint bytes + scales.
-_PAYLOAD_BYTES_PER_FLOAT = 10
+# The worst legal payload per float: 4 value bytes + 5 varint bytes, or 1 + 5 + 8 with one-value groups.
+_PAYLOAD_BYTES_PER_FLOAT = 16
 _PAYLOAD_SLACK = 4096
 
 

@@ -121,7 +121,11 @@ class UpdateEncoder:
             raise ValueError(f"update shape {delta.shape} != ({self.size},)")
         if not np.isfinite(delta).all():
             raise ProtocolError(Reason.NON_FINITE, "the update holds NaN or infinity; nothing was encoded")
-        round_seed = derive_seed(self._seed, self._calls) if seed is None else seed & ((1 << 64) - 1)
+        seeded = self._sparsifier is not None and self._sparsifier.seeded
+        if seed is not None:
+            round_seed = seed & ((1 << 64) - 1)
+        else:
+            round_seed = derive_seed(self._seed, self._calls) if seeded else 0
         self._calls += 1
         if self._feedback is not None:
             compensated = self._feedback.compensate(delta)
@@ -145,7 +149,7 @@ class UpdateEncoder:
         with np.errstate(all="ignore"):  # clipping and zero scales are handled explicitly
             scale_bytes, value_bytes, decoded = self._coder.encode(chosen, counts, self._rng)
 
-        if self._sparsifier is not None and self._sparsifier.seeded:
+        if seeded:
             index_coding, index_bytes = encode_seeded(round_seed)
         elif indices is None:
             index_coding, index_bytes = IndexCoding.ALL, b""

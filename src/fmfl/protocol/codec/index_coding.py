@@ -49,8 +49,9 @@ def encode_indices(indices: IndexArray, size: int) -> tuple[IndexCoding, bytes]:
     if indices.size == size:
         return IndexCoding.ALL, b""
     gaps = delta_gaps(indices)
-    if int(varint_lengths(gaps).sum()) <= bitmap_bytes(size):
-        return IndexCoding.DELTA_VARINT, encode_varints(gaps)
+    lengths = varint_lengths(gaps)
+    if int(lengths.sum()) <= bitmap_bytes(size):
+        return IndexCoding.DELTA_VARINT, encode_varints(gaps, lengths)
     mask = np.zeros(size, dtype=np.bool_)
     mask[indices] = True
     return IndexCoding.BITMAP, np.packbits(mask).tobytes()

@@ -23,13 +23,14 @@ def varint_lengths(values: npt.NDArray[np.uint64]) -> npt.NDArray[np.int64]:
     return lengths
 
 
-def encode_varints(values: npt.NDArray[np.uint64]) -> bytes:
-    """Concatenated varints of ``values`` (each must be below ``2**35``)."""
+def encode_varints(values: npt.NDArray[np.uint64], lengths: npt.NDArray[np.int64] | None = None) -> bytes:
+    """Concatenated varints of ``values`` (each below ``2**35``); ``lengths`` if already computed."""
     if values.size == 0:
         return b""
     if int(values.max()) >= 1 << (7 * MAX_VARINT_BYTES):
         raise ValueError("varint value out of range")
-    lengths = varint_lengths(values)
+    if lengths is None:
+        lengths = varint_lengths(values)
     starts = np.cumsum(lengths) - lengths
     out = np.empty(int(lengths.sum()), dtype=np.uint8)
     # One pass per byte position (at most 5), never per element.
