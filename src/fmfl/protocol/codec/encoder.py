@@ -9,7 +9,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fmfl.protocol.codec import compression
-from fmfl.protocol.codec.base import FloatArray, IndexArray, Sparsifier, ValueCoder, ValueCoding
+from fmfl.protocol.codec.base import FloatArray, IndexArray, Sparsifier, ValueCoder
 from fmfl.protocol.codec.dense import Float16Coder, Float32Coder
 from fmfl.protocol.codec.error_feedback import ErrorFeedback
 from fmfl.protocol.codec.groups import block_counts, tensor_counts
@@ -198,4 +198,4 @@ class UpdateEncoder:
         return GroupMode.EXPLICIT, section, counts
 
 
-__all__ = ["UpdateEncoder", "ValueCoding"]
+__all__ = ["UpdateEncoder"]
