@@ -1,0 +1,194 @@
+"""``fmfl aggregator``: run federated rounds over MQTT on a gateway.
+
+Only argparse at import time (``fmfl --help`` on a device must not load numpy); the run imports the
+gateway modules, which never import torch, transformers or onnxruntime.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "aggregator",
+        help="run federated rounds over MQTT (gateway)",
+        description="Run federated rounds over MQTT: select devices, publish the global model and task, "
+        "validate and aggregate their updates, save every global version. See docs/aggregator.md.",
+    )
+    p.add_argument("--bundle", required=True, type=Path, help="the bundle the devices train (verified)")
+    p.add_argument("--broker", required=True, help="mqtt://host:port or mqtts://host:port")
+    p.add_argument("--federation", default="default", help="federation name (topic level; default 'default')")
+    p.add_argument(
+        "--state-dir", required=True, type=Path, help="global versions, WAL, journal, metrics.jsonl"
+    )
+    p.add_argument("--resume", action="store_true", help="continue the run saved in --state-dir")
+
+    r = p.add_argument_group("rounds")
+    r.add_argument("--rounds", required=True, type=int, help="global versions to produce (in total)")
+    r.add_argument(
+        "--clients-per-round", required=True, type=int, help="K: accepted updates that close a round"
+    )
+    r.add_argument(
+        "--min-clients", type=int, help="quorum: fewer accepted updates fail the round (default K)"
+    )
+    r.add_argument(
+        "--round-timeout", type=float, default=600.0, help="seconds until the deadline (default 600)"
+    )
+    r.add_argument(
+        "--over-select", type=float, default=1.3, help="invite ceil(K * this) clients (default 1.3)"
+    )
+    r.add_argument(
+        "--start-timeout",
+        type=float,
+        default=300.0,
+        help="seconds to wait for --min-clients eligible clients before giving up (default 300)",
+    )
+    r.add_argument(
+        "--max-failed-rounds", type=int, default=5, help="give up after this many failed rounds in a row"
+    )
+    r.add_argument(
+        "--require",
+        action="append",
+        default=[],
+        metavar="CAP>=N|CAP<=N|CAP=V",
+        help="capability a selected client must have, e.g. memory_bytes>=2e9 (repeatable)",
+    )
+    r.add_argument("--seed", type=int, default=0, help="seeds selection and the clients' round seeds")
+    r.add_argument(
+        "--async",
+        dest="async_mode",
+        action="store_true",
+        help="fold late updates into the current round with FedBuff staleness weights",
+    )
+    r.add_argument("--max-staleness", type=int, default=4, help="async: oldest accepted base version lag")
+
+    t = p.add_argument_group("client task")
+    steps = t.add_mutually_exclusive_group()
+    steps.add_argument("--local-epochs", type=int, help="local epochs per round (default 1)")
+    steps.add_argument("--local-steps", type=int, help="local optimizer steps per round")
+    t.add_argument("--batch-size", type=int, default=16)
+    t.add_argument("--lr", type=float, help="client learning rate (default: the bundle's)")
+    t.add_argument("--codec", help="update codec spec told to clients (default: fmfl.protocol.DEFAULT_CODEC)")
+
+    a = p.add_argument_group("aggregation")
+    a.add_argument(
+        "--strategy",
+        default="fedavg",
+        help="fedavg, fedavgm, fedadam, fedyogi, fedadagrad, "
+        "trimmed_mean, median, krum, multikrum (default fedavg)",
+    )
+    a.add_argument(
+        "--strategy-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a keyword option of the strategy, e.g. server_lr=0.1 (repeatable)",
+    )
+    a.add_argument("--max-norm", type=float, help="refuse updates whose L2 norm exceeds this")
+
+    m = p.add_argument_group("MQTT")
+    m.add_argument("--username")
+    m.add_argument("--password")
+    m.add_argument("--cafile", type=Path)
+    m.add_argument("--certfile", type=Path)
+    m.add_argument("--keyfile", type=Path)
+    m.add_argument("--mqtt5", action="store_true", help="speak MQTT 5 (needed by some brokers for $share)")
+    m.add_argument("--max-packet-bytes", type=int, help="largest MQTT payload to publish (default 128 KiB)")
+    m.add_argument("--share-group", help="subscribe to updates as $share/GROUP/... (one worker of several)")
+    m.add_argument("--client-id", help="MQTT client id (default fmfl-aggregator-FEDERATION)")
+
+    p.add_argument("--trust-key", type=Path, help="Ed25519 public key: require a valid bundle signature")
+    p.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port")
+    p.set_defaults(handler=run_aggregator)
+
+
+def run_aggregator(args: argparse.Namespace) -> int:
+    from fmfl.aggregator.server import serve
+
+    return serve(settings_from_args(args))
+
+
+def settings_from_args(args: argparse.Namespace) -> Any:
+    """``ServerSettings`` from parsed arguments; bad values become one-line ``FmflError``s."""
+    from fmfl.aggregator.requirements import Requirement
+    from fmfl.aggregator.round_config import RoundConfig
+    from fmfl.aggregator.server import ServerSettings
+    from fmfl.bundle import MANIFEST_FILE, Manifest
+    from fmfl.errors import FmflError
+    from fmfl.mqtt import parse_broker_url
+    from fmfl.protocol import DEFAULT_CODEC, DEFAULT_MAX_PACKET_BYTES
+
+    lr = args.lr
+    if lr is None:
+        # Only a default is read here; the run verifies the whole bundle before using anything in it.
+        try:
+            raw = (args.bundle / MANIFEST_FILE).read_bytes()
+        except OSError as exc:
+            raise FmflError(f"bundle {args.bundle}: cannot read {MANIFEST_FILE}: {exc}") from exc
+        lr = float(Manifest.from_json(raw).optimizer.get("lr", 1e-3))
+    try:
+        config = RoundConfig(
+            federation=args.federation,
+            rounds=args.rounds,
+            clients_per_round=args.clients_per_round,
+            min_clients=args.min_clients if args.min_clients is not None else args.clients_per_round,
+            round_timeout=args.round_timeout,
+            codec=args.codec or str(DEFAULT_CODEC),
+            batch_size=args.batch_size,
+            lr=lr,
+            local_epochs=args.local_epochs or (1 if args.local_steps is None else None),
+            local_steps=args.local_steps,
+            over_select=args.over_select,
+            seed=args.seed,
+            async_mode=args.async_mode,
+            max_staleness=args.max_staleness,
+            start_timeout=args.start_timeout,
+            max_failed_rounds=args.max_failed_rounds,
+            max_packet_bytes=args.max_packet_bytes or DEFAULT_MAX_PACKET_BYTES,
+            requirements=tuple(Requirement.parse(t) for t in args.require),
+        )
+    except ValueError as exc:
+        raise FmflError(str(exc)) from exc
+    broker = parse_broker_url(
+        args.broker,
+        username=args.username,
+        password=args.password,
+        cafile=args.cafile,
+        certfile=args.certfile,
+        keyfile=args.keyfile,
+        mqtt5=args.mqtt5,
+    )
+    return ServerSettings(
+        bundle=args.bundle,
+        broker=broker,
+        state_dir=args.state_dir,
+        round=config,
+        strategy=args.strategy,
+        strategy_options=dict(_option(o) for o in args.strategy_option),
+        max_norm=args.max_norm,
+        trust_key=args.trust_key,
+        resume=args.resume,
+        metrics_port=args.metrics_port,
+        share_group=args.share_group,
+        client_id=args.client_id,
+    )
+
+
+def _option(text: str) -> tuple[str, Any]:
+    from fmfl.errors import FmflError
+
+    key, sep, raw = text.partition("=")
+    if not sep or not key:
+        raise FmflError(f"--strategy-option {text!r} must be KEY=VALUE")
+    value: Any
+    try:
+        value = int(raw)
+    except ValueError:
+        try:
+            value = float(raw)
+        except ValueError:
+            value = raw
+    return key.strip(), value

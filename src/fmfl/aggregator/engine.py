@@ -1,0 +1,399 @@
+"""The round state machine of the gateway, with no MQTT inside.
+
+Feed it what arrived (``handle(topic, payload, now)``) and the clock (``tick(now)``); it returns the
+``Outgoing`` publishes and keeps every durable record itself. The MQTT adapter (``gateway.py``) is a
+thin loop around it; tests, the SIGKILL/resume checks and the 1,000-client benchmark drive it too.
+
+States: waiting for ``min_clients`` eligible devices -> round r open -> closed (new version saved)
+or failed -> next round ... -> finished once the global version reaches ``rounds``.
+
+On disk, in ``state_dir``: ``models/`` (``GlobalStore``: every global version with the strategy's
+server state), ``updates.sqlite`` (``UpdateLog``: the write-ahead log of the open round's accepted
+updates, fsynced before each Ack), ``journal.sqlite`` (``RoundJournal``: tasks, counters, client
+metrics, the registry) and ``metrics.jsonl`` (one line per round). See docs/aggregator.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from fmfl.aggregator.clients import ClientRegistry, select_clients
+from fmfl.aggregator.ingest import UpdateIngest, Verdict
+from fmfl.aggregator.journal import RoundJournal
+from fmfl.aggregator.observer import RoundObserver
+from fmfl.aggregator.outbound import (
+    Outgoing,
+    ack_packets,
+    clear_stale_chunks,
+    global_model_packets,
+    task_packets,
+)
+from fmfl.aggregator.round_config import RoundConfig
+from fmfl.aggregator.round_report import MetricsLog, RoundSummary, mean_metrics
+from fmfl.aggregator.round_state import OpenRound
+from fmfl.aggregator.sparse import Float32Array
+from fmfl.aggregator.store import GlobalStore
+from fmfl.aggregator.strategy import Strategy
+from fmfl.aggregator.wal import UpdateLog
+from fmfl.errors import FmflError
+from fmfl.protocol import (
+    Ack,
+    ClientHello,
+    ClientStatus,
+    Limits,
+    ProtocolError,
+    Reassembler,
+    RoundTask,
+    Topics,
+)
+
+log = logging.getLogger(__name__)
+
+# Rounds whose tasks and accepted-update ids stay in the journal: async late updates and resends
+# of updates whose Ack was lost are recognised this far back.
+JOURNAL_KEEP_ROUNDS = 64
+# After a restart the broker first delivers what queued while we were down; a round whose deadline
+# passed meanwhile stays open this long so those updates still count.
+RESUME_GRACE_S = 5.0
+
+
+class StartTimeout(FmflError):
+    """Too few eligible clients came online in time to open a round."""
+
+
+class RunFailed(FmflError):
+    """Too many rounds in a row failed their quorum."""
+
+
+class RoundEngine:
+    """Runs rounds over ``strategy`` for the bundle ``bundle_id`` with ``initial_weights`` as version 0."""
+
+    def __init__(
+        self,
+        *,
+        config: RoundConfig,
+        bundle_id: str,
+        initial_weights: Float32Array,
+        strategy: Strategy,
+        state_dir: str | Path,
+        resume: bool = False,
+        observer: RoundObserver | None = None,
+        now: float | None = None,
+        reassembly_bytes: int | None = None,
+    ) -> None:
+        self.config = config
+        self.bundle_id = bundle_id
+        self.strategy = strategy
+        self.size = int(initial_weights.shape[0])
+        self.topics = Topics(config.federation)
+        self.limits = Limits.for_vector_size(self.size)
+        self.observer = observer or RoundObserver()
+        self.state_dir = Path(state_dir)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.store = GlobalStore(self.state_dir / "models")
+        self.wal = UpdateLog(self.state_dir / "updates.sqlite")
+        self.journal = RoundJournal(self.state_dir / "journal.sqlite")
+        self.metrics_log = MetricsLog(self.state_dir / "metrics.jsonl")
+        self.registry = ClientRegistry(bundle_id, config.requirements)
+        self.ingest = UpdateIngest(
+            config=config,
+            bundle_id=bundle_id,
+            size=self.size,
+            limits=self.limits,
+            strategy=strategy,
+            wal=self.wal,
+            journal=self.journal,
+        )
+        self.reassembler = Reassembler(
+            reassembly_bytes or max(64 * 2**20, 4 * self.limits.max_message_bytes), max_pending_messages=1024
+        )
+        self.open_round: OpenRound | None = None
+        self.failed_in_a_row = 0
+        self.bad_messages: dict[str, int] = {}
+        self._published_version: int | None = None
+        self._published_chunks = 0
+        self._waiting_since = time.time() if now is None else now
+        self.weights, self.version = self._load(initial_weights, resume)
+
+    # --- start-up ----------------------------------------------------------------------------------
+
+    def _load(self, initial: Float32Array, resume: bool) -> tuple[Float32Array, int]:
+        identity = {"bundle_id": self.bundle_id, "federation": self.config.federation, "size": self.size}
+        latest = self.store.latest()
+        if latest is None:
+            self.journal.put("identity", identity)
+            self.store.save(0, initial, server_state=self.strategy.state_dict())
+            return initial.astype("float32", copy=True), 0
+        if not resume:
+            raise FmflError(
+                f"{self.state_dir} already holds a run (global version {latest.version}); "
+                "pass --resume to continue it or choose an empty --state-dir"
+            )
+        saved = self.journal.get("identity")
+        if saved != identity:
+            raise FmflError(
+                f"{self.state_dir} holds a run of {saved}, not of {identity}; use another --state-dir"
+            )
+        entry, weights = self.store.load_weights()
+        self.strategy.load_state_dict(self.store.load_state(entry.version))
+        for record in self.journal.clients():
+            # Online flags are re-learned from the retained status messages after reconnecting.
+            record.online = False
+            self.registry.restore(record)
+        self.weights, self.version = weights, entry.version
+        self._recover_round(now=time.time())
+        return weights, entry.version
+
+    def _recover_round(self, now: float) -> None:
+        """Continue the journal's open round, or finish the bookkeeping of one closed mid-way."""
+        last = self.journal.last_round()
+        if last is None or last.status != "open":
+            self.wal.prune(before_round=self.journal.next_round())
+            return
+        task = RoundTask.from_bytes(last.task, self.limits)
+        if task.model_version < self.version:
+            # Crashed after saving the new version: write the lost metrics line, mark it closed.
+            rows = self.journal.accepted(task.round)
+            if task.round not in self.metrics_log.rounds_logged():
+                self.metrics_log.append(
+                    self._summary(
+                        OpenRound(task, last.opened, task.deadline, dict(last.counters)),
+                        "ok",
+                        self.version,
+                        len(rows),
+                        now,
+                        detail="recovered after restart",
+                    )
+                )
+            self.journal.finish_round(task.round, "closed", last.counters)
+            self.wal.prune(before_round=task.round + 1)
+            return
+        self.strategy.begin_round(self.weights)
+        report = self.wal.replay(task.round, self.strategy)
+        if report.rejected:
+            log.warning(
+                "round %d: %d logged updates no longer pass validation: %s",
+                task.round,
+                len(report.rejected),
+                report.rejected[:5],
+            )
+        self.open_round = OpenRound(
+            task, last.opened, max(task.deadline, now + RESUME_GRACE_S), dict(last.counters)
+        )
+        log.info(
+            "resumed round %d on version %d with %d logged updates",
+            task.round,
+            task.model_version,
+            len(report.fed),
+        )
+
+    def start(self, now: float) -> list[Outgoing]:
+        """What to publish on (re)connecting: the current global model, and the open round's task."""
+        out = self._global_packets()
+        if self.open_round is not None:
+            out += task_packets(self.topics, self.open_round.task, self.config.max_packet_bytes)
+        self._waiting_since = now
+        return self._sent(out)
+
+    # --- inputs ------------------------------------------------------------------------------------
+
+    def handle(self, topic: str, payload: bytes, now: float) -> list[Outgoing]:
+        """One MQTT message (one chunk) on one of our topics; returns what to publish in answer."""
+        try:
+            kind, sender = self.topics.parse(topic)
+        except ProtocolError:
+            self._bad("topic")
+            return []
+        if kind == "update" and self.open_round is not None:
+            self.open_round.count("bytes_up", len(payload))
+            self.observer.bytes_in(len(payload))
+        if not payload:
+            return []  # a cleared retained message
+        if sender is None or kind not in ("hello", "status", "update"):
+            return []
+        try:
+            data = self.reassembler.add(payload, source=topic)
+        except ProtocolError as exc:
+            if kind == "update":
+                return self._verdict(sender, Verdict(False, exc.reason.value), now)
+            self._bad(exc.reason.value)
+            return []
+        if data is None:
+            return []
+        if kind == "update":
+            return self._verdict(sender, self.ingest.ingest(sender, data, self.open_round), now)
+        try:
+            if kind == "hello":
+                self._on_hello(sender, ClientHello.from_bytes(data, self.limits))
+            else:
+                self._on_status(sender, ClientStatus.from_bytes(data, self.limits))
+        except ProtocolError as exc:
+            self._bad(exc.reason.value)
+        return []
+
+    def _on_hello(self, sender: str, hello: ClientHello) -> None:
+        if hello.client_id != sender:
+            self._bad("client_mismatch")
+            return
+        self.journal.save_client(self.registry.on_hello(hello))
+        self.observer.clients_online(self.registry.online_count)
+
+    def _on_status(self, sender: str, status: ClientStatus) -> None:
+        if status.client_id != sender:
+            self._bad("client_mismatch")
+            return
+        self.journal.save_client(self.registry.on_status(sender, status.online))
+        self.observer.clients_online(self.registry.online_count)
+
+    def _bad(self, reason: str) -> None:
+        self.bad_messages[reason] = self.bad_messages.get(reason, 0) + 1
+        log.warning("dropped a malformed hello/status message (%s)", reason)
+
+    def _verdict(self, sender: str, verdict: Verdict, now: float) -> list[Outgoing]:
+        update = verdict.update
+        out: list[Outgoing] = []
+        if verdict.counted:
+            self.observer.update_accepted(len(update.payload) if update else 0, late=verdict.late)
+        elif not verdict.accepted:
+            if self.open_round is not None:
+                self.open_round.reject(verdict.reason)
+            self.observer.update_rejected(verdict.reason)
+            log.warning("update from %s rejected: %s", sender, verdict.reason)
+        if update is not None:
+            ack = Ack(sender, update.round, update.update_id, verdict.accepted, verdict.reason)
+            out = self._sent(ack_packets(self.topics, ack, self.config.max_packet_bytes))
+        if verdict.counted:
+            out += self.tick(now)
+        return out
+
+    # --- the clock ---------------------------------------------------------------------------------
+
+    @property
+    def finished(self) -> bool:
+        return self.version >= self.config.rounds
+
+    def tick(self, now: float) -> list[Outgoing]:
+        """Close the round at quorum K or its deadline; open the next when enough clients are online."""
+        out: list[Outgoing] = []
+        current = self.open_round
+        if current is not None:
+            if len(self.strategy.clients) < self.config.clients_per_round and now < current.close_at:
+                return out
+            out += self._close(current, now)
+        if self.finished:
+            return out
+        eligible = self.registry.eligible()
+        if len(eligible) >= self.config.min_clients:
+            return out + self._open(eligible, now)
+        if now - self._waiting_since > self.config.start_timeout:
+            raise StartTimeout(
+                f"only {len(eligible)} eligible client(s) online after {self.config.start_timeout:.0f} s; "
+                f"--min-clients is {self.config.min_clients} (registered: {len(self.registry)})"
+            )
+        return out
+
+    def _open(self, eligible: list[str], now: float) -> list[Outgoing]:
+        cfg = self.config
+        r = self.journal.next_round()
+        selected = select_clients(eligible, cfg.selection_size, seed=cfg.seed, round=r)
+        task = RoundTask(
+            federation=cfg.federation,
+            bundle_id=self.bundle_id,
+            round=r,
+            model_version=self.version,
+            selected=selected,
+            batch_size=cfg.batch_size,
+            lr=cfg.lr,
+            codec=cfg.codec,
+            deadline=now + cfg.round_timeout,
+            seed=cfg.task_seed(r),
+            local_steps=cfg.local_steps,
+            local_epochs=cfg.local_epochs,
+        )
+        out = self._global_packets() + task_packets(self.topics, task, cfg.max_packet_bytes)
+        self.strategy.begin_round(self.weights)
+        self.journal.open_round(r, task.to_bytes(), now)
+        self.open_round = OpenRound(task, now, task.deadline)
+        self.observer.round_started(r, self.version, len(selected))
+        log.info("round %d opened on version %d, %d selected", r, self.version, len(selected))
+        return self._sent(out)
+
+    def _close(self, current: OpenRound, now: float) -> list[Outgoing]:
+        accepted = len(self.strategy.clients)
+        self.open_round = None
+        self._waiting_since = now
+        if accepted >= self.config.min_clients:
+            new = self.strategy.aggregate()
+            version = current.version + 1
+            # Order matters for crash safety: the version first (the WAL still holds the round),
+            # then the metrics line, the journal, and only then the log is pruned.
+            self.store.save(version, new, server_state=self.strategy.state_dict())
+            summary = self._summary(current, "ok", version, accepted, now)
+            self.metrics_log.append(summary)
+            self.journal.finish_round(current.round, "closed", current.counters)
+            self.wal.prune(before_round=current.round + 1)
+            self.journal.prune(before_round=current.round - JOURNAL_KEEP_ROUNDS)
+            self.weights, self.version = new, version
+            self.failed_in_a_row = 0
+            self.observer.round_closed(summary)
+            return self._sent(self._global_packets()) if self.finished else []
+        detail = f"{accepted} accepted < --min-clients {self.config.min_clients}"
+        summary = self._summary(current, "failed", current.version, accepted, now, detail=detail)
+        self.metrics_log.append(summary)
+        self.journal.finish_round(current.round, "failed", current.counters)
+        self.journal.forget_accepted(current.round)
+        self.wal.prune(before_round=current.round + 1)
+        self.observer.round_closed(summary)
+        self.failed_in_a_row += 1
+        if self.failed_in_a_row >= self.config.max_failed_rounds:
+            raise RunFailed(f"{self.failed_in_a_row} rounds in a row failed their quorum ({detail})")
+        return []
+
+    def _summary(
+        self, current: OpenRound, status: str, version: int, accepted: int, now: float, detail: str = ""
+    ) -> RoundSummary:
+        return RoundSummary(
+            round=current.round,
+            version=version,
+            status=status,
+            participants=accepted,
+            selected=len(current.task.selected),
+            rejected_by_reason=current.rejected_by_reason(),
+            bytes_up=current.counters.get("bytes_up", 0),
+            bytes_down=current.counters.get("bytes_down", 0),
+            metrics=mean_metrics(self.journal.accepted(current.round)),
+            duration_s=max(0.0, now - current.opened),
+            strategy=self.strategy.name,
+            codec=self.config.codec,
+            late_updates=current.counters.get("late", 0),
+            detail=detail,
+        )
+
+    # --- outputs -----------------------------------------------------------------------------------
+
+    def _global_packets(self) -> list[Outgoing]:
+        if self._published_version == self.version:
+            return []
+        out = global_model_packets(
+            self.topics, self.bundle_id, self.version, self.weights, self.config.max_packet_bytes
+        )
+        chunks = len(out)
+        out += clear_stale_chunks(self.topics, chunks, self._published_chunks)
+        self._published_version, self._published_chunks = self.version, chunks
+        return out
+
+    def _sent(self, out: list[Outgoing]) -> list[Outgoing]:
+        nbytes = sum(len(o.payload) for o in out)
+        if self.open_round is not None:
+            self.open_round.count("bytes_down", nbytes)
+        self.observer.bytes_out(nbytes)
+        return out
+
+    def close(self) -> None:
+        """Release the files; the state on disk is complete at every point, so no flush is needed."""
+        if self.open_round is not None:
+            self.journal.save_counters(self.open_round.round, self.open_round.counters)
+        self.wal.close()
+        self.journal.close()

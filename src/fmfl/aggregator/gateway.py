@@ -1,0 +1,150 @@
+"""The thin MQTT adapter around ``RoundEngine``: subscribe, feed messages in, publish what it returns.
+
+Threads: paho's network thread only queues incoming messages; one loop (the caller's thread) takes
+them in order, runs the engine (which writes the WAL), publishes the engine's answer, and only then
+acknowledges the MQTT packet (``manual_ack``). So a packet is acknowledged to the broker only after
+its update is durably logged or refused: killed before that, the persistent session
+(``clean_session=False``) makes the broker deliver it again.
+
+Intermediate chunks of a multi-chunk update are acknowledged as they are buffered: holding them back
+would stall the broker's in-flight window (Mosquitto's default is 20 messages per client) while
+other chunks are still needed. If the gateway dies, the device, which keeps its update until it gets
+an Ack *message*, sends it again in full.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from fmfl.aggregator.engine import RoundEngine
+from fmfl.aggregator.outbound import Outgoing
+from fmfl.mqtt import BrokerDown, MqttOptions, connect_with_backoff, make_client
+from fmfl.protocol import Topics
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT_S = 30.0
+FLUSH_TIMEOUT_S = 30.0
+POLL_S = 0.05
+
+
+@dataclass(frozen=True)
+class _Inbound:
+    topic: str
+    payload: bytes
+    mid: int
+    qos: int
+    generation: int  # which connection delivered it: a packet id means nothing on a later one
+
+
+class MqttGateway:
+    """Runs an engine over one MQTT connection until it finishes or ``stop`` is set."""
+
+    def __init__(
+        self,
+        engine: RoundEngine,
+        opts: MqttOptions,
+        *,
+        client_id: str | None = None,
+        share_group: str | None = None,
+    ) -> None:
+        self.engine = engine
+        self.opts = opts
+        self.topics: Topics = engine.topics
+        self.client_id = client_id or f"fmfl-aggregator-{engine.config.federation}"
+        self.share_group = share_group
+        self._inbox: queue.Queue[_Inbound] = queue.Queue()
+        self._connected = threading.Event()
+        self._generation = 0
+        self._pending: list[Any] = []  # paho MQTTMessageInfo of publishes not yet confirmed
+        self.client: Any = None
+
+    # --- paho callbacks (network thread) -----------------------------------------------------------
+
+    def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
+        if reason.is_failure:
+            log.error("broker refused the connection: %s", reason)
+            return
+        self._generation += 1
+        filters = [self.topics.all_hellos, self.topics.all_status, self.topics.all_updates]
+        if self.share_group:
+            # Hellos and status go to every worker (each keeps the registry); updates are split.
+            filters[2] = Topics.shared(self.share_group, filters[2])
+        client.subscribe([(f, 1) for f in filters])
+        self._connected.set()
+        log.info("connected to %s:%d as %s", self.opts.host, self.opts.port, self.client_id)
+
+    def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
+        self._connected.clear()
+        if reason.is_failure:
+            log.warning("disconnected from the broker (%s); paho reconnects", reason)
+
+    def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
+        self._inbox.put(_Inbound(msg.topic, bytes(msg.payload), msg.mid, msg.qos, self._generation))
+
+    # --- the loop (caller's thread) ----------------------------------------------------------------
+
+    def connect(self) -> None:
+        self.client = make_client(self.client_id, self.opts, manual_ack=True, clean_session=False)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_message = self._on_message
+        connect_with_backoff(self.client, self.opts)
+        self.client.loop_start()
+        if not self._connected.wait(CONNECT_TIMEOUT_S):
+            self.client.loop_stop()
+            raise BrokerDown(
+                f"no CONNACK from {self.opts.host}:{self.opts.port} in {CONNECT_TIMEOUT_S:.0f} s"
+            )
+
+    def run(self, stop: threading.Event) -> None:
+        """Serve until the engine has finished its rounds or ``stop`` is set; then flush and disconnect."""
+        if self.client is None:
+            self.connect()
+        try:
+            self._publish(self.engine.start(time.time()))
+            while not stop.is_set() and not self.engine.finished:
+                self._step()
+        finally:
+            self.shutdown()
+
+    def _step(self) -> None:
+        try:
+            item = self._inbox.get(timeout=POLL_S)
+        except queue.Empty:
+            self._publish(self.engine.tick(time.time()))
+            return
+        self._publish(self.engine.handle(item.topic, item.payload, time.time()))
+        if item.generation == self._generation:
+            self.client.ack(item.mid, item.qos)
+        if self._inbox.empty():
+            self._publish(self.engine.tick(time.time()))
+
+    def _publish(self, out: list[Outgoing]) -> None:
+        for o in out:
+            self._pending.append(self.client.publish(o.topic, o.payload, qos=o.qos, retain=o.retain))
+        if len(self._pending) > 256:
+            self._pending = [p for p in self._pending if not p.is_published()]
+
+    def shutdown(self) -> None:
+        """Wait (bounded) for our publishes to reach the broker, then disconnect cleanly."""
+        if self.client is None:
+            return
+        deadline = time.monotonic() + FLUSH_TIMEOUT_S
+        for info in self._pending:
+            left = deadline - time.monotonic()
+            if left <= 0 or not self._connected.is_set():
+                break
+            try:
+                info.wait_for_publish(timeout=left)
+            except (RuntimeError, ValueError):
+                break  # queue overflow or disconnected: the retained state is what it is
+        self._pending.clear()
+        self.client.disconnect()
+        self.client.loop_stop()
+        self.client = None

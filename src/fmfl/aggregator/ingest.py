@@ -1,0 +1,187 @@
+"""One client update, from its reassembled bytes to a verdict: accepted (logged, folded in) or refused.
+
+The checks run cheapest first and nothing is changed until all have passed:
+
+1. parse the ClientUpdate (framing, metadata; a refusal here has no update id, so gets no Ack);
+2. the sender: ``client_id`` must be the one in the topic;
+3. a resend of an update already accepted (in the write-ahead log, or journaled in an earlier
+   round): Ack it again as accepted, count nothing;
+4. federation, bundle, round and version, selection; a late update of an earlier round is refused
+   as ``stale_round`` or, in async mode, folded into this round with FedBuff's staleness weight;
+5. decode the payload (bounded by the manifest's vector size), validate it (``strategy.check``);
+6. append it to the write-ahead log (fsynced), then ``strategy.accept``, then journal its metrics.
+
+Only after step 6 does the engine publish the Ack and the adapter acknowledge the MQTT packet.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+from fmfl.aggregator.journal import AcceptedRow, RoundJournal
+from fmfl.aggregator.round_config import RoundConfig
+from fmfl.aggregator.round_state import OpenRound
+from fmfl.aggregator.staleness import staleness_weight
+from fmfl.aggregator.strategy import Strategy
+from fmfl.aggregator.validation import RejectedUpdate
+from fmfl.aggregator.wal import UpdateLog
+from fmfl.protocol import ClientUpdate, Limits, ProtocolError, RoundTask, decode_update
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What happened to one update. ``update`` is None when it could not even be parsed."""
+
+    accepted: bool
+    reason: str = ""
+    update: ClientUpdate | None = None
+    duplicate: bool = False  # a resend of an update already accepted: acked again, counted once
+    late: bool = False  # accepted into a later round (async mode)
+
+    @property
+    def counted(self) -> bool:
+        return self.accepted and not self.duplicate
+
+
+@dataclass
+class StageTimes:
+    """Seconds spent per ingestion stage (for the 1,000-client benchmark's breakdown)."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def add(self, stage: str, start: float) -> float:
+        now = time.perf_counter()
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + now - start
+        return now
+
+
+def _refuse(reason: str, update: ClientUpdate | None = None) -> Verdict:
+    return Verdict(False, reason, update)
+
+
+class UpdateIngest:
+    """The update pipeline of one run; the engine owns it and passes in the open round."""
+
+    def __init__(
+        self,
+        *,
+        config: RoundConfig,
+        bundle_id: str,
+        size: int,
+        limits: Limits,
+        strategy: Strategy,
+        wal: UpdateLog,
+        journal: RoundJournal,
+    ) -> None:
+        self.config = config
+        self.bundle_id = bundle_id
+        self.size = size
+        self.limits = limits
+        self.strategy = strategy
+        self.wal = wal
+        self.journal = journal
+        self.times = StageTimes()
+
+    def ingest(self, sender: str, data: bytes, open_round: OpenRound | None) -> Verdict:
+        """Judge the reassembled message ``data`` that arrived on ``update/{sender}``."""
+        t = time.perf_counter()
+        try:
+            update = ClientUpdate.from_bytes(data, self.limits)
+        except ProtocolError as exc:
+            return _refuse(exc.reason.value)
+        t = self.times.add("parse", t)
+        if update.client_id != sender:
+            return _refuse("client_mismatch", update)
+        # A resend whose Ack was lost: the same answer again, and nothing counted twice.
+        if (
+            self.wal.contains(update.update_id)
+            or self.journal.accepted_round_of(update.update_id) is not None
+        ):
+            return Verdict(True, "", update, duplicate=True)
+        t = self.times.add("dedupe", t)
+        if update.federation != self.config.federation:
+            return _refuse("wrong_federation", update)
+        if update.bundle_id != self.bundle_id:
+            return _refuse("wrong_bundle", update)
+        if open_round is None:
+            return _refuse("no_open_round", update)
+        weight, late, refusal = self._check_round(update, open_round)
+        if refusal:
+            return _refuse(refusal, update)
+        try:
+            sparse = decode_update(update.payload, self.size, self.limits)
+        except ProtocolError as exc:
+            return _refuse(exc.reason.value, update)
+        t = self.times.add("decode", t)
+        try:
+            valid = self.strategy.check(sparse, weight, update.client_id)
+            t = self.times.add("validate", t)
+            stored = self.wal.append(
+                round=open_round.round,
+                client_id=update.client_id,
+                update_id=update.update_id,
+                weight=valid.weight,
+                indices=valid.indices,
+                values=valid.values,
+                size=self.size,
+            )
+            t = self.times.add("wal", t)
+            if stored:  # False only if the same update id raced in: already folded in
+                self.strategy.accept(sparse, valid.weight, update.client_id)
+            t = self.times.add("accumulate", t)
+        except RejectedUpdate as exc:
+            return _refuse(exc.reason, update)
+        if late:
+            open_round.count("late")
+        open_round.count("accepted_bytes", len(data))
+        self.journal.record_accepted(
+            AcceptedRow(
+                update_id=update.update_id,
+                round=open_round.round,
+                client_id=update.client_id,
+                update_round=update.round,
+                bytes=len(data),
+                num_samples=update.num_samples,
+                metrics=dict(update.metrics),
+            ),
+            open_round.counters,
+        )
+        self.times.add("journal", t)
+        return Verdict(True, "", update, late=late)
+
+    def _check_round(self, update: ClientUpdate, open_round: OpenRound) -> tuple[float, bool, str]:
+        """``(weight, late, refusal)``: the sample-count weight, or why the round refuses it."""
+        if update.round == open_round.round:
+            if update.model_version != open_round.version:
+                return 0.0, False, "wrong_version"
+            if update.client_id not in open_round.selected:
+                return 0.0, False, "not_selected"
+            return float(update.num_samples), False, ""
+        if update.round > open_round.round:
+            return 0.0, False, "wrong_round"
+        if not self.config.async_mode:
+            return 0.0, False, "stale_round"
+        return self._check_late(update, open_round)
+
+    def _check_late(self, update: ClientUpdate, open_round: OpenRound) -> tuple[float, bool, str]:
+        """Async mode (FedBuff, Nguyen et al. 2022): an update for an earlier round joins this one,
+        weighted ``num_samples / sqrt(1 + staleness)``, if that round really asked this client for
+        it on the version it names."""
+        past = self.journal.round(update.round)
+        if past is None:
+            return 0.0, False, "stale_round"
+        task = RoundTask.from_bytes(past.task, self.limits)
+        if update.client_id not in task.selected:
+            return 0.0, False, "not_selected"
+        if update.model_version != task.model_version:
+            return 0.0, False, "wrong_version"
+        staleness = open_round.version - update.model_version
+        if staleness > self.config.max_staleness:
+            return 0.0, False, "too_stale"
+        if update.num_samples <= 0:
+            return 0.0, False, "weight"
+        return staleness_weight(float(update.num_samples), staleness), True, ""

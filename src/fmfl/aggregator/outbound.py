@@ -1,0 +1,61 @@
+"""What the gateway publishes, as data: the engine returns these and the MQTT adapter sends them.
+
+Every payload is one chunk of one framed message (``split_message``), as the protocol requires of
+every fmfl topic, even for messages that fit one packet.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from fmfl.aggregator.sparse import Float32Array
+from fmfl.protocol import Ack, GlobalModel, RoundTask, Topics, UpdateEncoder, split_message
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One MQTT publish (QoS 1)."""
+
+    topic: str
+    payload: bytes
+    retain: bool = False
+    qos: int = 1
+
+
+def global_model_packets(
+    topics: Topics, bundle_id: str, version: int, weights: Float32Array, max_packet_bytes: int
+) -> list[Outgoing]:
+    """The dense global weights of ``version`` as retained chunks on ``global/{i}``."""
+    encoder = UpdateEncoder("dense", int(weights.shape[0]))
+    payload = encoder.encode(np.ascontiguousarray(weights, dtype=np.float32))
+    message = GlobalModel(bundle_id=bundle_id, model_version=version, base_version=None, payload=payload)
+    chunks = split_message(message.to_bytes(), max_packet_bytes)
+    return [Outgoing(topics.global_model_chunk(i), c, retain=True) for i, c in enumerate(chunks)]
+
+
+def clear_stale_chunks(topics: Topics, first: int, stop: int) -> list[Outgoing]:
+    """Empty retained payloads (MQTT's "delete the retained message") for chunk topics ``[first, stop)``.
+
+    Needed only if a model ever goes out in fewer chunks than before (``--max-packet-bytes`` raised):
+    a device must not collect a stale chunk. Stale chunks carry another message id, so even a device
+    that did would discard them; this just keeps the broker tidy.
+    """
+    return [Outgoing(topics.global_model_chunk(i), b"", retain=True) for i in range(first, stop)]
+
+
+def task_packets(topics: Topics, task: RoundTask, max_packet_bytes: int) -> list[Outgoing]:
+    """The retained RoundTask. One chunk in practice; a huge selection list could need more, and
+    the task topic holds one retained message, so the task must fit one packet."""
+    chunks = split_message(task.to_bytes(), max_packet_bytes)
+    if len(chunks) != 1:
+        raise ValueError(
+            f"the round task ({len(task.selected)} selected clients) does not fit one packet of "
+            f"{max_packet_bytes} bytes; raise --max-packet-bytes or lower --clients-per-round"
+        )
+    return [Outgoing(topics.task, chunks[0], retain=True)]
+
+
+def ack_packets(topics: Topics, ack: Ack, max_packet_bytes: int) -> list[Outgoing]:
+    return [Outgoing(topics.ack(ack.client_id), c) for c in split_message(ack.to_bytes(), max_packet_bytes)]

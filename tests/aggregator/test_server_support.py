@@ -1,0 +1,421 @@
+"""Support for the gateway tests: bundles, update bytes, simulated devices, an aggregator subprocess.
+
+A test module by name only (so it may live here), imported by its siblings as ``test_server_support``
+(``conftest.py`` puts this folder on ``sys.path``); its own tests check the helpers themselves.
+
+Simulated devices are paho clients speaking fmfl.protocol: they register (hello + retained online
+status, offline status as the MQTT will), wait for a RoundTask selecting them, encode a known delta
+with ``UpdateEncoder`` under the task's codec, publish it as chunks at QoS 1 and resend it until an
+Ack message for its update id arrives. What each sent (the decoded ``SparseUpdate``, bit for bit
+what the gateway decodes) is recorded for the FedAvg oracle.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import paho.mqtt.client as mqtt
+
+from fmfl.bundle import Manifest, TrainableTensor, verify_bundle
+from fmfl.protocol import (
+    Ack,
+    ClientHello,
+    ClientStatus,
+    ClientUpdate,
+    GlobalModel,
+    Limits,
+    Reassembler,
+    RoundTask,
+    SparseUpdate,
+    Topics,
+    UpdateEncoder,
+    decode_update,
+    new_update_id,
+    split_message,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+Delta = Callable[[int, int], np.ndarray]  # (round, size) -> float32 delta
+
+
+# --- bundles ---------------------------------------------------------------------------------------
+
+
+def make_synthetic_bundle(path: Path, size: int, *, seed: int = 0) -> Path:
+    """A verifiable bundle holding only a manifest and ``initial_weights.npy`` (all the gateway reads).
+
+    For gateway-only installs where torch is absent; with torch the session fixture exports a real one.
+    """
+    path.mkdir(parents=True, exist_ok=True)
+    weights = np.random.default_rng(seed).standard_normal(size).astype(np.float32) * 0.1
+    np.save(path / "initial_weights.npy", weights, allow_pickle=False)
+    data = (path / "initial_weights.npy").read_bytes()
+    manifest = Manifest(
+        model={"family": "synthetic", "id": "synthetic", "ref": "synthetic", "revision": "local"},
+        task={"kind": "classify", "labels": ["0", "1", "2"], "output": "logits"},
+        train_spec="head",
+        optimizer={"lr": 0.01, "name": "sgd"},
+        split={},
+        graph={},
+        preprocessing={},
+        trainable=(TrainableTensor("head.weight", (size,), "float32", 0),),
+        artifacts={"initial_weights": "initial_weights.npy"},
+        versions={"schema": "fmfl.bundle/1"},
+        files={"initial_weights.npy": {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}},
+    )
+    manifest = Manifest(**{**manifest.__dict__, "bundle_id": manifest.derive_bundle_id()})
+    (path / "manifest.json").write_bytes(manifest.to_json())
+    verify_bundle(path)
+    return path
+
+
+def export_tiny_bundle(workdir: Path, tokenizer: Path) -> Path:
+    """A real bundle: a tiny BERT (as tests/export/conftest.py makes it), head-only, 3 labels, 16 tokens."""
+    import shutil
+
+    import torch
+    import transformers
+
+    from fmfl.export.pipeline import ExportConfig, export_bundle
+
+    torch.manual_seed(0)
+    model_dir = workdir / "tiny-bert"
+    config = transformers.BertConfig(
+        vocab_size=30522,
+        max_position_embeddings=128,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+    )
+    transformers.BertModel(config, add_pooling_layer=False).save_pretrained(model_dir)
+    shutil.copy(tokenizer, model_dir / "tokenizer.json")
+    out = workdir / "bundle"
+    cfg = ExportConfig(
+        model=str(model_dir), task="classify", train="head", out=out, num_labels=3, max_seq_len=16
+    )
+    return export_bundle(cfg).path
+
+
+def bundle_info(bundle: Path) -> tuple[str, np.ndarray]:
+    manifest = verify_bundle(bundle)
+    weights = np.load(bundle / str(manifest.artifacts["initial_weights"]))
+    return manifest.bundle_id, weights
+
+
+# --- messages --------------------------------------------------------------------------------------
+
+
+def frames(message: Any, max_packet: int = 128 * 1024) -> list[bytes]:
+    return split_message(message.to_bytes(), max_packet)
+
+
+def make_update(
+    task: RoundTask,
+    client_id: str,
+    delta: np.ndarray,
+    *,
+    num_samples: int = 10,
+    metrics: dict[str, float] | None = None,
+    update_id: str | None = None,
+    **overrides: Any,
+) -> tuple[ClientUpdate, SparseUpdate]:
+    """A real encoded update for ``task`` (its codec) and what the gateway will decode from it."""
+    encoder = UpdateEncoder(task.codec, int(delta.shape[0]), seed=task.seed)
+    payload, sent = encoder.encode_sparse(delta.astype(np.float32))
+    fields: dict[str, Any] = {
+        "federation": task.federation,
+        "bundle_id": task.bundle_id,
+        "round": task.round,
+        "model_version": task.model_version,
+        "client_id": client_id,
+        "num_samples": num_samples,
+        "update_id": update_id or new_update_id(),
+        "payload": payload,
+        "metrics": metrics or {},
+    }
+    fields.update(overrides)
+    return ClientUpdate(**fields), sent
+
+
+def fedavg(weights: np.ndarray, sent: list[tuple[SparseUpdate, float]]) -> np.ndarray:
+    """The oracle: ``w + sum(n_i d_i) / sum(n_i)``, dense, in float64, as float32."""
+    acc = np.zeros(weights.shape[0], dtype=np.float64)
+    for update, n in sent:
+        acc += n * update.to_dense().astype(np.float64)
+    total = sum(n for _, n in sent)
+    return (weights.astype(np.float64) + acc / total).astype(np.float32)
+
+
+# --- a paho client that records what it receives ---------------------------------------------------
+
+
+class Listener:
+    """Subscribes to topic filters and keeps (topic, payload, retain) of everything that arrives."""
+
+    def __init__(self, port: int, filters: list[str], client_id: str | None = None) -> None:
+        self.messages: list[tuple[str, bytes, bool]] = []
+        self._lock = threading.Lock()
+        self._subscribed = threading.Event()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id or "")
+        self.client.on_message = self._on_message
+        self.client.on_subscribe = lambda *a: self._subscribed.set()
+        self.client.connect("127.0.0.1", port)
+        self.client.subscribe([(f, 1) for f in filters])
+        self.client.loop_start()
+        assert self._subscribed.wait(5), "no SUBACK"
+
+    def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
+        with self._lock:
+            self.messages.append((msg.topic, bytes(msg.payload), bool(msg.retain)))
+
+    def snapshot(self) -> list[tuple[str, bytes, bool]]:
+        with self._lock:
+            return list(self.messages)
+
+    def wait_for(self, predicate: Callable[[list[tuple[str, bytes, bool]]], bool], timeout: float = 10) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate(self.snapshot()):
+                return True
+            time.sleep(0.02)
+        return predicate(self.snapshot())
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def decode_all(messages: list[tuple[str, bytes, bool]], limits: Limits, cls: Any) -> list[Any]:
+    """Every complete message of type ``cls`` in the received chunks, in arrival order."""
+    reassembler = Reassembler(2**28, 1024)
+    out = []
+    for topic, payload, _ in messages:
+        if not payload:
+            continue
+        source = topic if cls is not GlobalModel else "global"
+        data = reassembler.add(payload, source)
+        if data is not None:
+            try:
+                out.append(cls.from_bytes(data, limits))
+            except Exception:  # noqa: BLE001 - other message types on a shared filter
+                continue
+    return out
+
+
+def acks_for(listener: Listener, limits: Limits) -> list[Ack]:
+    return decode_all([m for m in listener.snapshot() if "/ack/" in m[0]], limits, Ack)
+
+
+# --- simulated devices -----------------------------------------------------------------------------
+
+
+@dataclass
+class SimDevice:
+    """One device: answers every task that selects it with ``delta(round, size)``."""
+
+    port: int
+    client_id: str
+    bundle_id: str
+    size: int
+    delta: Delta
+    federation: str = "default"
+    num_samples: int = 10
+    capabilities: dict[str, Any] = field(default_factory=lambda: {"memory_bytes": 4 * 2**30, "cores": 4})
+    metrics: dict[str, float] = field(default_factory=dict)
+    respond: bool = True
+    resend_s: float = 1.0
+    sent: dict[int, tuple[ClientUpdate, SparseUpdate]] = field(default_factory=dict)
+    acks: list[Ack] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.topics = Topics(self.federation)
+        self.limits = Limits.for_vector_size(self.size)
+        self._reassembler = Reassembler(2**26, 64)
+        self._lock = threading.Lock()
+        self._outbox: dict[str, tuple[ClientUpdate, float]] = {}
+        self._stop = threading.Event()
+        will = frames(ClientStatus(self.client_id, False))[0]
+        self.client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id=f"sim-{self.client_id}", clean_session=True
+        )
+        self.client.will_set(self.topics.status(self.client_id), will, qos=1, retain=True)
+        self.client.on_connect = self._on_connect
+        self.client.on_message = self._on_message
+        self._ready = threading.Event()
+
+    def start(self) -> SimDevice:
+        self.client.connect("127.0.0.1", self.port)
+        self.client.loop_start()
+        assert self._ready.wait(5), f"{self.client_id}: no CONNACK"
+        self._thread = threading.Thread(target=self._resend_loop, daemon=True)
+        self._thread.start()
+        return self
+
+    def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
+        client.subscribe([(self.topics.task, 1), (self.topics.ack(self.client_id), 1)])
+        hello = ClientHello(self.client_id, dict(self.capabilities), bundle_id=self.bundle_id)
+        for chunk in frames(hello):
+            client.publish(self.topics.hello(self.client_id), chunk, qos=1)
+        status = frames(ClientStatus(self.client_id, True))[0]
+        client.publish(self.topics.status(self.client_id), status, qos=1, retain=True)
+        self._ready.set()
+
+    def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
+        if not msg.payload:
+            return
+        data = self._reassembler.add(bytes(msg.payload), msg.topic)
+        if data is None:
+            return
+        if msg.topic == self.topics.task:
+            self._on_task(RoundTask.from_bytes(data, self.limits))
+        else:
+            ack = Ack.from_bytes(data, self.limits)
+            with self._lock:
+                self.acks.append(ack)
+                self._outbox.pop(ack.update_id, None)
+
+    def _on_task(self, task: RoundTask) -> None:
+        if not self.respond or self.client_id not in task.selected:
+            return
+        with self._lock:
+            if task.round in self.sent:
+                return
+            update, sent = make_update(
+                task,
+                self.client_id,
+                self.delta(task.round, self.size),
+                num_samples=self.num_samples,
+                metrics=dict(self.metrics),
+            )
+            self.sent[task.round] = (update, sent)
+            self._outbox[update.update_id] = (update, time.monotonic())
+        self._publish(update)
+
+    def _publish(self, update: ClientUpdate) -> None:
+        for chunk in frames(update):
+            self.client.publish(self.topics.update(self.client_id), chunk, qos=1)
+
+    def _resend_loop(self) -> None:
+        while not self._stop.wait(0.1):
+            now = time.monotonic()
+            with self._lock:
+                due = [(u, t) for u, t in self._outbox.values() if now - t > self.resend_s]
+                for u, _ in due:
+                    self._outbox[u.update_id] = (u, now)
+            for u, _ in due:
+                self._publish(u)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+# --- the aggregator as a subprocess ----------------------------------------------------------------
+
+
+class AggregatorProcess:
+    """``python -m fmfl.cli aggregator ...`` with stdout/stderr captured to files."""
+
+    def __init__(self, workdir: Path, args: list[str], *, extra_env: dict[str, str] | None = None) -> None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.stdout_path = workdir / f"aggregator-{time.monotonic_ns()}.out"
+        self.stderr_path = self.stdout_path.with_suffix(".err")
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **(extra_env or {})}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "fmfl.cli", "aggregator", *args],
+            stdout=self.stdout_path.open("wb"),
+            stderr=self.stderr_path.open("wb"),
+            env=env,
+            cwd=REPO,
+        )
+
+    @property
+    def stdout(self) -> str:
+        return self.stdout_path.read_text()
+
+    @property
+    def stderr(self) -> str:
+        return self.stderr_path.read_text()
+
+    def wait(self, timeout: float = 60) -> int:
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(f"aggregator did not exit in {timeout} s\n{self.stdout}\n{self.stderr}") from None
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def terminate(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+
+
+def aggregator_args(
+    bundle: Path, port: int, state_dir: Path, *, rounds: int, k: int, m: int | None = None, **extra: Any
+) -> list[str]:
+    args = [
+        "--bundle", str(bundle),
+        "--broker", f"mqtt://127.0.0.1:{port}",
+        "--state-dir", str(state_dir),
+        "--rounds", str(rounds),
+        "--clients-per-round", str(k),
+        "--min-clients", str(m if m is not None else k),
+    ]  # fmt: skip
+    for key, value in extra.items():
+        flag = "--" + key.replace("_", "-")
+        if value is True:
+            args.append(flag)
+        elif value is not None and value is not False:
+            args += [flag, str(value)]
+    return args
+
+
+def read_metrics(state_dir: Path) -> list[dict[str, Any]]:
+    path = state_dir / "metrics.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 10, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+# --- tests of the helpers themselves ---------------------------------------------------------------
+
+
+def test_synthetic_bundle_verifies(tmp_path: Path) -> None:
+    bundle = make_synthetic_bundle(tmp_path / "b", 50)
+    bundle_id, weights = bundle_info(bundle)
+    assert weights.shape == (50,) and weights.dtype == np.float32
+    assert len(bundle_id) == 24
+
+
+def test_make_update_roundtrips_through_the_decoder() -> None:
+    task = RoundTask("default", "b1", 1, 0, ("c1",), 8, 0.1, "topk:0.25+int8", 1e9, 7, local_epochs=1)
+    delta = np.linspace(-1, 1, 40).astype(np.float32)
+    update, sent = make_update(task, "c1", delta)
+    got = decode_update(update.payload, 40, Limits.for_vector_size(40))
+    assert np.array_equal(got.indices, sent.indices) and np.array_equal(got.values, sent.values)
