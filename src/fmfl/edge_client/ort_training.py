@@ -50,7 +50,10 @@ def _install_stubs() -> None:
 def onnxruntime_module() -> Any:
     """``import onnxruntime`` without letting the training build import torch. Use it instead of ``import``."""
     _install_stubs()
-    return importlib.import_module("onnxruntime")
+    ort = importlib.import_module("onnxruntime")
+    # The training build logs every graph transformer at INFO on the default logger; keep warnings and up.
+    ort.set_default_logger_severity(3)
+    return ort
 
 
 def training_api() -> Any:

@@ -1,0 +1,208 @@
+"""The device over a real Mosquitto: a test-side gateway publishes a global model and a round task, the
+``fmfl client`` process trains and uploads, and the update decodes to what the device trained."""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from fmfl.bundle import verify_bundle
+from fmfl.mqtt import make_client, parse_broker_url
+from fmfl.protocol import (
+    Ack,
+    ClientUpdate,
+    GlobalModel,
+    Limits,
+    Reassembler,
+    RoundTask,
+    Topics,
+    UpdateEncoder,
+    decode_update,
+    split_message,
+)
+
+TOPICS = Topics("test")
+
+
+class Gateway:
+    """The test's side of the wire, written against the protocol only (no fmfl.aggregator)."""
+
+    def __init__(self, url: str, n: int) -> None:
+        opts = parse_broker_url(url)
+        self.client = make_client("test-gateway", opts, clean_session=True)
+        self.updates: queue.Queue[tuple[str, bytes]] = queue.Queue()
+        self.client.on_message = lambda _c, _u, m: self.updates.put((m.topic, bytes(m.payload)))
+        self.client.connect(opts.host, opts.port)
+        self.client.loop_start()
+        self.client.subscribe(TOPICS.all_updates, qos=1)
+        self.limits = Limits.for_vector_size(n)
+        self.reassembler = Reassembler(self.limits.max_message_bytes)
+        self.n = n
+
+    def publish(self, topic: str, message: bytes, retain: bool = True) -> None:
+        for chunk in split_message(message, 4096):  # small packets: exercises chunking
+            self.client.publish(topic, chunk, qos=1, retain=retain).wait_for_publish(5)
+
+    def send_global(self, bundle_id: str, version: int, weights: np.ndarray) -> None:
+        payload = UpdateEncoder("dense", self.n).encode(weights)
+        self.publish_global(GlobalModel(bundle_id, version, None, payload).to_bytes())
+
+    def publish_global(self, message: bytes) -> None:
+        """Chunk i is retained on its own topic, so a device that connects later gets them all."""
+        for i, chunk in enumerate(split_message(message, 4096)):
+            self.client.publish(TOPICS.global_model_chunk(i), chunk, qos=1, retain=True).wait_for_publish(5)
+
+    def send_task(self, bundle_id: str, round_: int, version: int, selected: tuple[str, ...]) -> None:
+        task = RoundTask(federation="test", bundle_id=bundle_id, round=round_, model_version=version,
+                         selected=selected, batch_size=32, lr=0.01, codec="topk:0.05+int8+ef",
+                         deadline=time.time() + 120, seed=1, local_epochs=1)
+        self.publish(TOPICS.task, task.to_bytes())
+
+    def next_update(self, timeout: float = 120) -> ClientUpdate:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                topic, payload = self.updates.get(timeout=1)
+            except queue.Empty:
+                continue
+            message = self.reassembler.add(payload, source=topic)
+            if message is not None:
+                return ClientUpdate.from_bytes(message, self.limits)
+        raise TimeoutError("no update from the device")
+
+    def ack(self, update: ClientUpdate) -> None:
+        ack = Ack(update.client_id, update.round, update.update_id, accepted=True)
+        self.publish(TOPICS.ack(update.client_id), ack.to_bytes(), retain=False)
+
+    def close(self) -> None:
+        for topic in (TOPICS.task, *(TOPICS.global_model_chunk(i) for i in range(64))):
+            self.client.publish(topic, b"", qos=1, retain=True).wait_for_publish(5)
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def start_client(bundle: Path, data: Path, state: Path, url: str, *extra: str) -> subprocess.Popen[str]:
+    cmd = [sys.executable, "-m", "fmfl.cli", "-v", "client", "--bundle", str(bundle), "--data", str(data),
+           "--state-dir", str(state), "--broker", url, "--client-id", "dev-1", "--federation", "test", *extra]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+@pytest.fixture()
+def gateway(mosquitto: Any, vit_bundle: Path) -> Any:
+    gw = Gateway(mosquitto.url, verify_bundle(vit_bundle).num_trainable)
+    yield gw
+    gw.close()
+
+
+def test_device_trains_on_the_task_and_uploads_a_decodable_update(
+    mosquitto: Any, gateway: Gateway, vit_bundle: Path, fmnist_shard: Path, tmp_path: Path
+) -> None:
+    # Prepare: global model v3 (the bundle's weights, slightly moved) and a task selecting dev-1
+    manifest = verify_bundle(vit_bundle)
+    weights = np.load(vit_bundle / "initial_weights.npy") + np.float32(0.001)
+    gateway.send_global(manifest.bundle_id, 3, weights)
+    gateway.send_task(manifest.bundle_id, round_=1, version=3, selected=("dev-1", "dev-2"))
+
+    # Execute
+    proc = start_client(vit_bundle, fmnist_shard, tmp_path / "state", mosquitto.url, "--rounds", "1")
+    update = gateway.next_update()
+    gateway.ack(update)
+    out, _ = proc.communicate(timeout=60)
+
+    # Assert
+    assert proc.returncode == 0, out
+    assert (update.client_id, update.round, update.model_version) == ("dev-1", 1, 3)
+    assert update.num_samples == 480 and 0 <= update.metrics["eval_accuracy"] <= 1
+    sparse = decode_update(update.payload, manifest.num_trainable, gateway.limits)
+    assert 0 < sparse.nnz <= 0.05 * manifest.num_trainable + len(manifest.trainable)
+    assert np.isfinite(sparse.values).all() and np.abs(sparse.values).max() > 0
+    state = tmp_path / "state"
+    assert np.array_equal(np.load(state / "global.npy"), weights)  # the received model is the last good one
+    assert not list((state / "outbox").glob("*.npz"))  # acknowledged: outbox empty, residual kept
+    assert np.abs(np.load(state / "residual.npy")).sum() > 0
+
+
+def test_unacknowledged_update_is_resent_after_a_kill_and_counted_once(
+    mosquitto: Any, gateway: Gateway, vit_bundle: Path, fmnist_shard: Path, tmp_path: Path
+) -> None:
+    manifest = verify_bundle(vit_bundle)
+    gateway.send_global(manifest.bundle_id, 1, np.load(vit_bundle / "initial_weights.npy"))
+    gateway.send_task(manifest.bundle_id, round_=1, version=1, selected=("dev-1",))
+    proc = start_client(vit_bundle, fmnist_shard, tmp_path / "state", mosquitto.url)
+    first = gateway.next_update()
+    proc.send_signal(signal.SIGKILL)  # before any ack
+    proc.wait(10)
+
+    # restart: the device must not retrain round 1, but resend the very same update
+    proc = start_client(vit_bundle, fmnist_shard, tmp_path / "state", mosquitto.url)
+    try:
+        again = gateway.next_update()
+        assert again.update_id == first.update_id and again.payload == first.payload
+        gateway.ack(again)
+        deadline = time.monotonic() + 30
+        while list((tmp_path / "state" / "outbox").glob("*.npz")) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not list((tmp_path / "state" / "outbox").glob("*.npz"))
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out
+
+
+def test_malformed_and_foreign_global_models_are_ignored(
+    mosquitto: Any, gateway: Gateway, vit_bundle: Path, fmnist_shard: Path, tmp_path: Path
+) -> None:
+    manifest = verify_bundle(vit_bundle)
+    good = np.load(vit_bundle / "initial_weights.npy")
+    gateway.send_global(manifest.bundle_id, 2, good)
+    proc = start_client(vit_bundle, fmnist_shard, tmp_path / "state", mosquitto.url)
+    try:
+        state = tmp_path / "state" / "global.npy"
+        deadline = time.monotonic() + 60
+        while not state.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert np.array_equal(np.load(state), good)
+        # garbage bytes, a NaN model, and a model for another bundle: none may replace the good one
+        gateway.client.publish(TOPICS.global_model_chunk(0), b"\x00garbage", qos=1, retain=True).wait_for_publish(5)
+        nan = good.copy()
+        nan[0] = np.nan
+        gateway.publish_global(GlobalModel(manifest.bundle_id, 5, None, _raw_dense(nan)).to_bytes())
+        gateway.send_global("f" * 24, 6, good + 1)
+        time.sleep(2)
+        assert np.array_equal(np.load(state), good)
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0
+    assert "ignored a bad message" in out
+
+
+def _raw_dense(values: np.ndarray) -> bytes:
+    """A dense payload carrying NaN: the encoder refuses NaN, so take a finite encoding and patch it."""
+    finite = values.copy()
+    finite[0] = 12345.0
+    payload = bytearray(UpdateEncoder("dense", values.size).encode(finite))
+    marker = np.float32(12345.0).tobytes()
+    at = bytes(payload).find(marker)
+    assert at >= 0
+    payload[at : at + 4] = np.float32(np.nan).tobytes()
+    return bytes(payload)
+
+
+def test_broker_down_is_a_clear_error(vit_bundle: Path, fmnist_shard: Path, tmp_path: Path) -> None:
+    from fmfl.mqtt.mosquitto import free_port
+
+    proc = start_client(vit_bundle, fmnist_shard, tmp_path / "state", f"mqtt://127.0.0.1:{free_port()}")
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 2
+    assert "cannot reach the MQTT broker" in out
