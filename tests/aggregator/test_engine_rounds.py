@@ -88,7 +88,9 @@ class Harness:
             out += self.engine.handle(TOPICS.update(cid), chunk, now)
         self.out += out
         return [
-            Ack.from_bytes(Reassembler(2**20).add(o.payload), LIMITS) for o in out if o.topic == TOPICS.ack(cid)
+            Ack.from_bytes(Reassembler(2**20).add(o.payload), LIMITS)
+            for o in out
+            if o.topic == TOPICS.ack(cid)
         ]
 
     def global_model(self) -> tuple[int, np.ndarray]:
@@ -337,3 +339,27 @@ def test_robust_strategy_runs_a_round(tmp_path: Path) -> None:
     h.tick()
     run_round(h, ids, dict.fromkeys(ids, 1))
     assert h.engine.version == 1
+
+
+def test_devices_known_only_by_status_are_eligible_unless_something_is_required(tmp_path: Path) -> None:
+    h = Harness(tmp_path, clients_per_round=2, min_clients=2)
+    for cid in ("a", "b"):  # online before the gateway subscribed: their hellos were never seen
+        h.engine.handle(TOPICS.status(cid), frames(ClientStatus(cid, True))[0], T0)
+    h.tick()
+    assert set(h.task().selected) == {"a", "b"}
+    strict = Harness(
+        tmp_path / "strict", clients_per_round=2, min_clients=2, start_timeout=1.0,
+        requirements=(Requirement.parse("cores>=2"),),
+    )  # fmt: skip
+    for cid in ("a", "b"):
+        strict.engine.handle(TOPICS.status(cid), frames(ClientStatus(cid, True))[0], T0)
+    assert strict.tick() == []
+
+
+def test_with_quorum_but_no_full_selection_the_round_waits_the_selection_window(tmp_path: Path) -> None:
+    h = Harness(tmp_path, clients_per_round=4, min_clients=2, selection_window=5.0)
+    h.register("a", "b")
+    assert h.tick(T0) == [] and h.tick(T0 + 4.9) == []
+    h.register("c")
+    h.tick(T0 + 5.0)
+    assert set(h.task().selected) == {"a", "b", "c"}

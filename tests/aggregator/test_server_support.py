@@ -185,7 +185,9 @@ class Listener:
         with self._lock:
             return list(self.messages)
 
-    def wait_for(self, predicate: Callable[[list[tuple[str, bytes, bool]]], bool], timeout: float = 10) -> bool:
+    def wait_for(
+        self, predicate: Callable[[list[tuple[str, bytes, bool]]], bool], timeout: float = 10
+    ) -> bool:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if predicate(self.snapshot()):
@@ -210,7 +212,7 @@ def decode_all(messages: list[tuple[str, bytes, bool]], limits: Limits, cls: Any
         if data is not None:
             try:
                 out.append(cls.from_bytes(data, limits))
-            except Exception:  # noqa: BLE001 - other message types on a shared filter
+            except Exception:  # other message types on a shared filter
                 continue
     return out
 
@@ -357,7 +359,9 @@ class AggregatorProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-            raise AssertionError(f"aggregator did not exit in {timeout} s\n{self.stdout}\n{self.stderr}") from None
+            raise AssertionError(
+                f"aggregator did not exit in {timeout} s\n{self.stdout}\n{self.stderr}"
+            ) from None
 
     def kill(self) -> None:
         self.proc.send_signal(signal.SIGKILL)

@@ -47,6 +47,13 @@ def register(sub: Any) -> None:
         help="seconds to wait for --min-clients eligible clients before giving up (default 300)",
     )
     r.add_argument(
+        "--selection-window",
+        type=float,
+        default=5.0,
+        help="with --min-clients but fewer than ceil(K * over-select) eligible, wait this long "
+        "for more before opening a round (default 5)",
+    )
+    r.add_argument(
         "--max-failed-rounds", type=int, default=5, help="give up after this many failed rounds in a row"
     )
     r.add_argument(
@@ -146,6 +153,7 @@ def settings_from_args(args: argparse.Namespace) -> Any:
             async_mode=args.async_mode,
             max_staleness=args.max_staleness,
             start_timeout=args.start_timeout,
+            selection_window=args.selection_window,
             max_failed_rounds=args.max_failed_rounds,
             max_packet_bytes=args.max_packet_bytes or DEFAULT_MAX_PACKET_BYTES,
             requirements=tuple(Requirement.parse(t) for t in args.require),

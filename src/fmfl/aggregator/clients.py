@@ -27,7 +27,7 @@ class ClientRecord:
     client_id: str
     capabilities: dict[str, Capability] = field(default_factory=dict)
     bundle_id: str | None = None
-    registered: bool = False  # a hello was received
+    registered: bool = False  # a hello was received (else known from its status only)
     online: bool = False
 
 
@@ -68,9 +68,14 @@ class ClientRegistry:
         return sum(1 for r in self._clients.values() if r.online)
 
     def fits(self, record: ClientRecord) -> bool:
-        """Registered, holding our bundle (or not saying), and meeting every requirement."""
+        """Holding our bundle (or not saying) and meeting every requirement.
+
+        A device known only from its retained online status (it said hello before this gateway first
+        subscribed, and hellos are not retained) is taken on trust when nothing is required; with
+        ``--require`` it must have said hello, since only a hello states capabilities.
+        """
         if not record.registered:
-            return False
+            return not self.requirements
         if record.bundle_id is not None and record.bundle_id != self.bundle_id:
             return False
         return all(req.fits(record.capabilities) for req in self.requirements)

@@ -114,6 +114,7 @@ class RoundEngine:
         self.bad_messages: dict[str, int] = {}
         self._published_version: int | None = None
         self._published_chunks = 0
+        self._quorum_since: float | None = None
         self._waiting_since = time.time() if now is None else now
         self.weights, self.version = self._load(initial_weights, resume)
 
@@ -285,12 +286,22 @@ class RoundEngine:
         if self.finished:
             return out
         eligible = self.registry.eligible()
-        if len(eligible) >= self.config.min_clients:
+        if len(eligible) >= self.config.selection_size:
             return out + self._open(eligible, now)
+        if len(eligible) >= self.config.min_clients:
+            # Quorum but not a full selection: wait a short window for more devices to check in,
+            # rather than running every first round with the first M devices that connected.
+            if self._quorum_since is None:
+                self._quorum_since = now
+            if now - self._quorum_since >= self.config.selection_window:
+                return out + self._open(eligible, now)
+            return out
+        self._quorum_since = None
         if now - self._waiting_since > self.config.start_timeout:
             raise StartTimeout(
                 f"only {len(eligible)} eligible client(s) online after {self.config.start_timeout:.0f} s; "
-                f"--min-clients is {self.config.min_clients} (registered: {len(self.registry)})"
+                f"--min-clients is {self.config.min_clients} ({len(self.registry)} known, "
+                f"{self.registry.online_count} online)"
             )
         return out
 
@@ -316,6 +327,7 @@ class RoundEngine:
         self.strategy.begin_round(self.weights)
         self.journal.open_round(r, task.to_bytes(), now)
         self.open_round = OpenRound(task, now, task.deadline)
+        self._quorum_since = None
         self.observer.round_started(r, self.version, len(selected))
         log.info("round %d opened on version %d, %d selected", r, self.version, len(selected))
         return self._sent(out)

@@ -33,6 +33,7 @@ class RoundConfig:
     async_mode: bool = False
     max_staleness: int = 4
     start_timeout: float = 300.0
+    selection_window: float = 5.0
     max_failed_rounds: int = 5
     max_packet_bytes: int = DEFAULT_MAX_PACKET_BYTES
     requirements: tuple[Requirement, ...] = field(default_factory=tuple)
@@ -52,6 +53,8 @@ class RoundConfig:
             )
         _positive_float("round_timeout", self.round_timeout)
         _positive_float("start_timeout", self.start_timeout)
+        if not (math.isfinite(self.selection_window) and self.selection_window >= 0):
+            raise ValueError(f"selection_window must be >= 0 seconds, got {self.selection_window!r}")
         _positive_int("batch_size", self.batch_size)
         _positive_float("lr", self.lr)
         if (self.local_epochs is None) == (self.local_steps is None):
