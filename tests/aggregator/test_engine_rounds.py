@@ -7,102 +7,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_server_support import fedavg, frames, make_synthetic_bundle, make_update
+from test_server_support import SIZE, T0, TOPICS, Harness, fedavg, frames, make_update
 
-from fmfl.aggregator import make_strategy
-from fmfl.aggregator.engine import RoundEngine, RunFailed, StartTimeout
-from fmfl.aggregator.outbound import Outgoing
+from fmfl.aggregator.engine import RunFailed, StartTimeout
 from fmfl.aggregator.requirements import Requirement
-from fmfl.aggregator.round_config import RoundConfig
 from fmfl.errors import FmflError
 from fmfl.protocol import (
-    Ack,
     ClientHello,
     ClientStatus,
-    GlobalModel,
-    Limits,
-    Reassembler,
-    RoundTask,
-    Topics,
-    decode_update,
 )
-
-SIZE = 200
-T0 = 1_000_000.0
-TOPICS = Topics("default")
-LIMITS = Limits.for_vector_size(SIZE)
-
-
-class Harness:
-    """An engine on a synthetic bundle, with helpers to register clients and send updates."""
-
-    def __init__(self, tmp: Path, *, resume: bool = False, strategy: str = "fedavg", **cfg: object) -> None:
-        bundle = tmp / "bundle"
-        if not bundle.exists():
-            make_synthetic_bundle(bundle, SIZE)
-        self.initial = np.load(bundle / "initial_weights.npy")
-        manifest = json.loads((bundle / "manifest.json").read_text())
-        self.bundle_id: str = manifest["bundle_id"]
-        settings: dict[str, object] = {
-            "rounds": 3,
-            "clients_per_round": 4,
-            "min_clients": 3,
-            "round_timeout": 60.0,
-            "over_select": 1.0,
-            "local_epochs": 1,
-            "codec": "topk:0.25+int8",
-        }
-        settings.update(cfg)
-        self.config = RoundConfig(**settings)  # type: ignore[arg-type]
-        self.engine = RoundEngine(
-            config=self.config,
-            bundle_id=self.bundle_id,
-            initial_weights=self.initial,
-            strategy=make_strategy(strategy),
-            state_dir=tmp / "state",
-            resume=resume,
-            now=T0,
-        )
-        self.out: list[Outgoing] = self.engine.start(T0)
-
-    def register(self, *ids: str, **capabilities: object) -> None:
-        for cid in ids:
-            hello = ClientHello(cid, dict(capabilities) or {"memory_bytes": 2**32}, bundle_id=self.bundle_id)
-            for chunk in frames(hello):
-                self.engine.handle(TOPICS.hello(cid), chunk, T0)
-            self.engine.handle(TOPICS.status(cid), frames(ClientStatus(cid, True))[0], T0)
-
-    def tick(self, now: float = T0) -> list[Outgoing]:
-        out = self.engine.tick(now)
-        self.out += out
-        return out
-
-    def task(self) -> RoundTask:
-        tasks = [o for o in self.out if o.topic == TOPICS.task]
-        assert tasks, "no task published"
-        return RoundTask.from_bytes(Reassembler(2**20).add(tasks[-1].payload), LIMITS)
-
-    def send(self, cid: str, payload_chunks: list[bytes], now: float = T0) -> list[Ack]:
-        out: list[Outgoing] = []
-        for chunk in payload_chunks:
-            out += self.engine.handle(TOPICS.update(cid), chunk, now)
-        self.out += out
-        return [
-            Ack.from_bytes(Reassembler(2**20).add(o.payload), LIMITS)
-            for o in out
-            if o.topic == TOPICS.ack(cid)
-        ]
-
-    def global_model(self) -> tuple[int, np.ndarray]:
-        chunks = [o for o in self.out if o.topic.startswith(TOPICS.root + "/global/") and o.payload]
-        r = Reassembler(2**26)
-        message = None
-        for c in chunks:
-            data = r.add(c.payload, "g")
-            if data is not None:
-                message = GlobalModel.from_bytes(data, LIMITS)
-        assert message is not None
-        return message.model_version, decode_update(message.payload, SIZE, LIMITS).to_dense()
 
 
 def delta_for(cid: str, rnd: int) -> np.ndarray:

@@ -105,6 +105,7 @@ class RoundEngine:
             strategy=strategy,
             wal=self.wal,
             journal=self.journal,
+            is_known=lambda client_id: self.registry.get(client_id) is not None,
         )
         self.reassembler = Reassembler(
             reassembly_bytes or max(64 * 2**20, 4 * self.limits.max_message_bytes), max_pending_messages=1024

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from fmfl.aggregator.journal import AcceptedRow, RoundJournal
@@ -76,6 +77,7 @@ class UpdateIngest:
         strategy: Strategy,
         wal: UpdateLog,
         journal: RoundJournal,
+        is_known: Callable[[str], bool] = lambda client_id: True,
     ) -> None:
         self.config = config
         self.bundle_id = bundle_id
@@ -84,6 +86,7 @@ class UpdateIngest:
         self.strategy = strategy
         self.wal = wal
         self.journal = journal
+        self.is_known = is_known
         self.times = StageTimes()
 
     def ingest(self, sender: str, data: bytes, open_round: OpenRound | None) -> Verdict:
@@ -159,7 +162,7 @@ class UpdateIngest:
             if update.model_version != open_round.version:
                 return 0.0, False, "wrong_version"
             if update.client_id not in open_round.selected:
-                return 0.0, False, "not_selected"
+                return 0.0, False, "not_selected" if self.is_known(update.client_id) else "unknown_client"
             return float(update.num_samples), False, ""
         if update.round > open_round.round:
             return 0.0, False, "wrong_round"
