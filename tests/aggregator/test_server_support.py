@@ -243,6 +243,7 @@ class SimDevice:
     metrics: dict[str, float] = field(default_factory=dict)
     respond: bool = True
     resend_s: float = 1.0
+    train_s: float = 0.0  # simulated local training time before the update goes out
     sent: dict[int, tuple[ClientUpdate, SparseUpdate]] = field(default_factory=dict)
     acks: list[Ack] = field(default_factory=list)
 
@@ -307,8 +308,19 @@ class SimDevice:
                 metrics=dict(self.metrics),
             )
             self.sent[task.round] = (update, sent)
-            self._outbox[update.update_id] = (update, time.monotonic())
-        self._publish(update)
+            self._outbox[update.update_id] = (update, time.monotonic() + self.train_s)
+        if self.train_s > 0:
+            threading.Timer(self.train_s, self._publish, (update,)).start()
+        else:
+            self._publish(update)
+
+    def answer(self, task: RoundTask) -> None:
+        """Answer ``task`` now (for devices made with ``respond=False``; set ``respond`` first)."""
+        self._on_task(task)
+
+    def republish(self, rnd: int) -> None:
+        """Send round ``rnd``'s update again, as a device does whose Ack was lost."""
+        self._publish(self.sent[rnd][0])
 
     def _publish(self, update: ClientUpdate) -> None:
         for chunk in frames(update):
