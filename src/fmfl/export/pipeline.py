@@ -122,6 +122,10 @@ def _spec_info(cfg: ExportConfig) -> TrainSpec:
 
 
 def export_bundle(cfg: ExportConfig) -> ExportResult:
+    import onnxruntime
+
+    # The training build logs every graph transformer at INFO; keep warnings and errors.
+    onnxruntime.set_default_logger_severity(3)
     start = time.perf_counter()
     spec = _spec_info(cfg)
     _check_out(cfg.out, cfg.force)
@@ -255,5 +259,6 @@ def _manifest(
         },
         files=files,
         created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        extra={"total_parameters": sum(p.numel() for p in model.parameters())},
     )
     return Manifest(**{**draft.__dict__, "bundle_id": draft.derive_bundle_id()})

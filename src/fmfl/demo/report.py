@@ -1,0 +1,98 @@
+"""``runs/<id>/report.md`` and its plots: accuracy per round, and bytes per round against dense fp32."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def _plots(run_dir: Path, record: Any) -> list[str]:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return []
+    made = []
+    versions = sorted(record.accuracy)
+    if versions:
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        ax.plot(versions, [100 * record.accuracy[v] for v in versions], marker="o", label="federated (global model)")
+        if record.centralized.get("accuracy") is not None:
+            ax.axhline(100 * record.centralized["accuracy"], color="gray", linestyle="--", label="centralized")
+        ax.set_xlabel("global model version (round)")
+        ax.set_ylabel("test accuracy (%)")
+        ax.grid(alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(run_dir / "accuracy.png", dpi=120)
+        plt.close(fig)
+        made.append("accuracy.png")
+    ok = [r for r in record.rounds if r.get("status") == "ok"]
+    if ok:
+        rounds = [r["round"] for r in ok]
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        ax.plot(rounds, [r["bytes_up"] for r in ok], marker="o", label="fmfl uplink (all clients)")
+        ax.plot(rounds, [4 * record.num_trainable * r["participants"] for r in ok], label="dense fp32, trainable set")
+        if record.total_parameters:
+            ax.plot(rounds, [4 * record.total_parameters * r["participants"] for r in ok], label="dense fp32, full model")
+        ax.set_yscale("log")
+        ax.set_xlabel("round")
+        ax.set_ylabel("bytes uploaded per round")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(run_dir / "bytes.png", dpi=120)
+        plt.close(fig)
+        made.append("bytes.png")
+    return made
+
+
+def write_report(run_dir: Path, record: Any) -> Path:
+    plots = _plots(run_dir, record)
+    cfg = record.config
+    ok = [r for r in record.rounds if r.get("status") == "ok"]
+    lines = [
+        f"# fmfl demo: {cfg['task']}",
+        "",
+        f"- clients {cfg['clients']}, rounds {cfg['rounds']} ({len(ok)} completed), Dirichlet alpha {cfg['alpha']}, "
+        f"strategy {cfg['strategy']}, codec {ok[0]['codec'] if ok else cfg['codec']}",
+        f"- bundle `{record.bundle}` (id {record.bundle_id}): {record.num_trainable:,} trainable parameters"
+        + (f" of {record.total_parameters:,}" if record.total_parameters else ""),
+        f"- broker {record.broker}; wall time {record.seconds:.0f} s"
+        + (f" (of which export {record.export_seconds:.0f} s)" if record.export_seconds else ""),
+        "",
+    ]
+    if record.accuracy:
+        last = max(record.accuracy)
+        lines += [f"**Test accuracy**: {100 * record.accuracy[0]:.2f}% before, {100 * record.accuracy[last]:.2f}% "
+                  f"after {last} rounds (global model v{last})."]
+    if record.centralized:
+        c = record.centralized
+        last = max(record.accuracy) if record.accuracy else 0
+        gap = 100 * (record.accuracy.get(last, float("nan")) - c["accuracy"])
+        lines += [f"**Centralized** (same trainable set, pooled {c['samples']:,} samples, {c['sample_passes']:,} "
+                  f"sample passes): {100 * c['accuracy']:.2f}%; federated minus centralized: {gap:+.2f} points."]
+    if ok:
+        up = sum(r["bytes_up"] for r in ok) / sum(r["participants"] for r in ok)
+        dense = 4 * record.num_trainable
+        lines += [f"**Uplink**: {up:,.0f} bytes per client-round on average, {100 * up / dense:.2f}% of dense fp32 "
+                  f"of the trainable set ({dense:,} bytes)"
+                  + (f" and {100 * up / (4 * record.total_parameters):.4f}% of the full model."
+                     if record.total_parameters else ".")]
+    lines += ["", "| round | status | participants | test accuracy | bytes up | bytes down | duration (s) |",
+              "|---:|---|---:|---:|---:|---:|---:|"]
+    for r in record.rounds:
+        acc = r.get("test_accuracy")
+        lines.append(f"| {r.get('round')} | {r.get('status')} | {r.get('participants')}/{r.get('selected')} | "
+                     f"{'' if acc is None else f'{100 * acc:.2f}%'} | {r.get('bytes_up', 0):,} | "
+                     f"{r.get('bytes_down', 0):,} | {r.get('duration_s', 0):.1f} |")
+    lines += [""] + [f"![{p}]({p})" for p in plots]
+    if record.events:
+        lines += ["", "## Events", ""] + [f"- {e}" for e in record.events]
+    if not record.completed:
+        lines += ["", "_The run did not complete every round; the report covers what did._"]
+    path = run_dir / "report.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path

@@ -1,0 +1,204 @@
+"""Orchestrates ``fmfl demo``: bundle, broker, partitions, processes, progress, evaluation, report."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import math
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fmfl.datasets.partition import dirichlet_partition
+from fmfl.demo.broker import Broker, start_broker
+from fmfl.demo.bundles import ensure_bundle
+from fmfl.demo.evaluate import Evaluator
+from fmfl.demo.processes import Child, spawn, stop_all
+from fmfl.demo.progress import Progress
+from fmfl.demo.tasks import TASKS, ZERO_SHOT_NAMES, DemoData
+from fmfl.errors import FmflError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    task: str = "vision"
+    clients: int = 10
+    rounds: int = 20
+    alpha: float = 0.5
+    codec: str | None = None
+    strategy: str = "fedavg"
+    broker: str | None = None
+    broker_kind: str = "auto"
+    centralized: bool = False
+    clients_per_round: int | None = None
+    local_epochs: int = 1
+    round_timeout: float = 120.0
+    seed: int = 0
+    runs_dir: Path = Path("runs")
+    cache_dir: Path = Path(".fmfl-cache")
+    run_id: str | None = None
+
+
+@dataclass
+class RunRecord:
+    config: dict[str, Any]
+    bundle: str = ""
+    bundle_id: str = ""
+    num_trainable: int = 0
+    total_parameters: int = 0
+    export_seconds: float = 0.0
+    broker: str = ""
+    rounds: list[dict[str, Any]] = field(default_factory=list)
+    accuracy: dict[int, float] = field(default_factory=dict)
+    centralized: dict[str, Any] = field(default_factory=dict)
+    events: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    completed: bool = False
+
+
+def run_demo(cfg: DemoConfig) -> Path:
+    if cfg.task not in TASKS:
+        raise FmflError(f"unknown task {cfg.task!r}; choose one of {', '.join(TASKS)}")
+    if cfg.clients < 1 or cfg.rounds < 1 or cfg.alpha <= 0:
+        raise FmflError("--clients and --rounds must be >= 1 and --alpha > 0")
+    task = TASKS[cfg.task]
+    start = time.perf_counter()
+    run_id = cfg.run_id or dt.datetime.now().strftime(f"%Y%m%d-%H%M%S-{cfg.task}")
+    run_dir = cfg.runs_dir / run_id
+    if run_dir.exists():
+        raise FmflError(f"{run_dir} already exists; choose another --run-id")
+    run_dir.mkdir(parents=True)
+    record = RunRecord(config={k: str(v) for k, v in asdict(cfg).items()})
+    progress = Progress(cfg.rounds)
+    children: list[Child] = []
+    broker: Broker | None = None
+    try:
+        progress.note(f"loading {cfg.task} data")
+        data = task.load(cfg.seed)
+        labels = data.label_names if task.export_task == "classify" else None
+        progress.note(f"bundle: {task.model} {task.train_spec} (exported once, then cached in {cfg.cache_dir})")
+        t0 = time.perf_counter()
+        bundle, manifest, exported = ensure_bundle(cfg.cache_dir, task.model, task.export_task, task.train_spec,
+                                                   labels, task.image_size, task.max_seq_len, task.lr)
+        record.export_seconds = time.perf_counter() - t0 if exported else 0.0
+        record.bundle, record.bundle_id = str(bundle), manifest.bundle_id
+        record.num_trainable = manifest.num_trainable
+        record.total_parameters = int(manifest.extra.get("total_parameters", 0))
+        shards = _write_shards(run_dir, data, cfg, task.write_shard)
+        if cfg.broker:
+            url = cfg.broker
+        else:
+            broker = start_broker(run_dir / "broker", cfg.broker_kind)
+            url = broker.url
+        record.broker = url
+        progress.note(f"broker {url}; {cfg.clients} clients, Dirichlet alpha {cfg.alpha}")
+        children = _start_processes(cfg, task, bundle, url, run_dir, shards)
+        evaluator = Evaluator(bundle, manifest, data.test_x, data.test_y, ZERO_SHOT_NAMES, threads=1)
+        initial = np.load(bundle / "initial_weights.npy")
+        record.accuracy[0] = evaluator.accuracy(initial)
+        progress.note(f"global v0 (before federated training): test accuracy {record.accuracy[0]:.4f}")
+        _monitor(cfg, run_dir, children, evaluator, record, progress)
+        record.completed = len([r for r in record.rounds if r.get("status") == "ok"]) >= cfg.rounds
+        if cfg.centralized:
+            from fmfl.demo.centralized import centralized_baseline
+
+            progress.note("centralized baseline: same trainable set, pooled data, same sample passes")
+            record.centralized = centralized_baseline(bundle, manifest, shards, record, cfg, task, evaluator,
+                                                      run_dir)
+    except KeyboardInterrupt:
+        record.events.append("interrupted by the user (Ctrl-C): report covers the rounds that completed")
+        progress.note("interrupted: stopping every process the demo started")
+    finally:
+        stop_all(children)
+        if broker is not None:
+            broker.stop()
+        record.seconds = time.perf_counter() - start
+        progress.close()
+        _finish(run_dir, record)
+    return run_dir
+
+
+def _write_shards(run_dir: Path, data: DemoData, cfg: DemoConfig, writer: Any) -> list[Path]:
+    parts = dirichlet_partition(data.train_y, cfg.clients, cfg.alpha, cfg.seed)
+    shards = []
+    for i, index in enumerate(parts):
+        folder = run_dir / "clients" / f"c{i:02d}"
+        folder.mkdir(parents=True)
+        shards.append(writer(folder, data, index, cfg.seed + i))
+    return shards
+
+
+def _start_processes(cfg: DemoConfig, task: Any, bundle: Path, url: str, run_dir: Path,
+                     shards: list[Path]) -> list[Child]:
+    k = cfg.clients_per_round or cfg.clients
+    agg = [
+        "aggregator", "--bundle", str(bundle), "--broker", url, "--federation", "demo",
+        "--rounds", str(cfg.rounds), "--clients-per-round", str(k),
+        "--min-clients", str(max(1, math.ceil(0.5 * k))), "--round-timeout", str(cfg.round_timeout),
+        "--strategy", cfg.strategy, "--state-dir", str(run_dir / "aggregator"),
+        "--local-epochs", str(cfg.local_epochs), "--batch-size", str(task.batch_size), "--lr", str(task.lr),
+        "--seed", str(cfg.seed), "--start-timeout", "900",
+    ]
+    if cfg.codec:
+        agg += ["--codec", cfg.codec]
+    children = [spawn("aggregator", agg, run_dir / "logs" / "aggregator.log", threads=None)]
+    for i, shard in enumerate(shards):
+        cid = f"c{i:02d}"
+        args = ["client", "--bundle", str(bundle), "--data", str(shard), "--broker", url, "--client-id", cid,
+                "--federation", "demo", "--state-dir", str(run_dir / "clients" / cid / "state"), "--threads", "1"]
+        children.append(spawn(cid, args, run_dir / "logs" / f"{cid}.log"))
+    return children
+
+
+def _monitor(cfg: DemoConfig, run_dir: Path, children: list[Child], evaluator: Evaluator, record: RunRecord,
+             progress: Progress) -> None:
+    from fmfl.aggregator.store import GlobalStore
+
+    aggregator = children[0]
+    metrics = run_dir / "aggregator" / "metrics.jsonl"
+    store = GlobalStore(run_dir / "aggregator" / "models")
+    seen = 0
+    while True:
+        lines = metrics.read_text().splitlines() if metrics.exists() else []
+        for line in lines[seen:]:
+            entry = json.loads(line)
+            record.rounds.append(entry)
+            if entry.get("status") == "ok":
+                version = int(entry["version"])
+                _, weights = store.load_weights(version)
+                record.accuracy[version] = evaluator.accuracy(weights)
+                entry["test_accuracy"] = record.accuracy[version]
+            progress.round(entry)
+        seen = len(lines)
+        for child in children[1:]:
+            if not child.alive and not child.exit_reported:
+                child.exit_reported = True
+                if child.process.returncode != 0:
+                    message = f"client {child.name} exited with code {child.process.returncode}: {child.tail(2)}"
+                    record.events.append(message)
+                    progress.note(message)
+        if not aggregator.alive:
+            if aggregator.process.returncode != 0:
+                message = f"aggregator exited with code {aggregator.process.returncode}: {aggregator.tail(5)}"
+                record.events.append(message)
+                raise FmflError(message + f" (log: {aggregator.log})")
+            if len(metrics.read_text().splitlines() if metrics.exists() else []) == seen:
+                return
+        time.sleep(0.5)
+
+
+def _finish(run_dir: Path, record: RunRecord) -> None:
+    from fmfl.demo.report import write_report
+
+    metrics = run_dir / "aggregator" / "metrics.jsonl"
+    if metrics.exists():
+        shutil.copyfile(metrics, run_dir / "metrics.jsonl")
+    (run_dir / "run.json").write_text(json.dumps(asdict(record), indent=1, default=str))
+    write_report(run_dir, record)

@@ -1,0 +1,99 @@
+"""The demo's three tasks, each on real data nobody here wrote, and how a client's shard is written.
+
+- vision: Fashion-MNIST (Xiao et al. 2017) with EfficientNet-Lite0;
+- text: WordNet 3.0 noun glosses labelled with their lexicographer category, with all-MiniLM-L6-v2 + LoRA;
+- multimodal: Fashion-MNIST images with captions from the class names, with the dual encoder, trained
+  contrastively and scored by zero-shot classification from text prompts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from fmfl.datasets.captions import FASHION_MNIST_CAPTION_NAMES, caption_labels
+from fmfl.datasets.fashion_mnist import FASHION_MNIST_CLASSES, load_fashion_mnist
+from fmfl.datasets.wordnet import load_wordnet_glosses
+from fmfl.edge_client.data import write_caption_jsonl, write_npz, write_text_jsonl
+
+
+@dataclass(frozen=True)
+class DemoData:
+    """Pooled train and test sets (arrays or lists) and the label names."""
+
+    train_x: np.ndarray | list[str]
+    train_y: np.ndarray
+    test_x: np.ndarray | list[str]
+    test_y: np.ndarray
+    label_names: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class DemoTask:
+    name: str
+    model: str
+    export_task: str
+    train_spec: str
+    image_size: int | None
+    max_seq_len: int
+    lr: float
+    batch_size: int
+    load: Callable[[int], DemoData]
+    write_shard: Callable[[Path, DemoData, np.ndarray, int], Path]
+
+
+def _subsample(y: np.ndarray, limit: int | None, seed: int) -> np.ndarray:
+    index = np.arange(len(y))
+    if limit is not None and limit < len(y):
+        index = np.sort(np.random.default_rng(seed).choice(len(y), size=limit, replace=False))
+    return index
+
+
+def load_vision(limit: int | None = None, seed: int = 0) -> DemoData:
+    train, test = load_fashion_mnist("train"), load_fashion_mnist("test")
+    tr = _subsample(train.labels, limit, seed)
+    te = _subsample(test.labels, None if limit is None else max(limit // 5, 1000), seed + 1)
+    return DemoData(train.images[tr], train.labels[tr], test.images[te], test.labels[te],
+                    tuple(FASHION_MNIST_CLASSES))
+
+
+def load_text(limit: int | None = None, seed: int = 0) -> DemoData:
+    data = load_wordnet_glosses(seed=seed)
+    tr_y, te_y = np.asarray(data.train_labels), np.asarray(data.test_labels)
+    tr = _subsample(tr_y, limit, seed)
+    te = _subsample(te_y, None if limit is None else max(limit // 5, 1000), seed + 1)
+    return DemoData([data.train_texts[i] for i in tr], tr_y[tr], [data.test_texts[i] for i in te], te_y[te],
+                    tuple(data.label_names))
+
+
+def write_image_shard(folder: Path, data: DemoData, index: np.ndarray, _seed: int) -> Path:
+    assert isinstance(data.train_x, np.ndarray)
+    return write_npz(folder / "data.npz", data.train_x[index], data.train_y[index])
+
+
+def write_text_shard(folder: Path, data: DemoData, index: np.ndarray, _seed: int) -> Path:
+    texts = [data.train_x[i] for i in index]
+    labels = [data.label_names[int(data.train_y[i])] for i in index]
+    return write_text_jsonl(folder / "data.jsonl", texts, labels)
+
+
+def write_caption_shard(folder: Path, data: DemoData, index: np.ndarray, seed: int) -> Path:
+    assert isinstance(data.train_x, np.ndarray)
+    captions = caption_labels(data.train_y[index], seed=seed)
+    return write_caption_jsonl(folder / "data", data.train_x[index], captions)
+
+
+# Learning rates: the usual fine-tuning values for AdamW on a linear head / LoRA adapters; not tuned on the test set.
+TASKS: dict[str, DemoTask] = {
+    "vision": DemoTask("vision", "effnet-lite0", "classify", "head", 64, 64, 3e-3, 32,
+                       lambda seed: load_vision(None, seed), write_image_shard),
+    "text": DemoTask("text", "minilm", "classify", "head+lora:r=8,alpha=16,targets=query,value,layers=2", None,
+                     32, 1e-3, 32, lambda seed: load_text(6000, seed), write_text_shard),
+    "multimodal": DemoTask("multimodal", "dual-encoder", "contrastive", "head", 64, 32, 1e-3, 32,
+                           lambda seed: load_vision(6000, seed), write_caption_shard),
+}
+
+ZERO_SHOT_NAMES = FASHION_MNIST_CAPTION_NAMES
