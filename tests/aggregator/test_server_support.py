@@ -360,6 +360,7 @@ class Harness:
         resume: bool = False,
         strategy: str = "fedavg",
         strategy_options: dict[str, Any] | None = None,
+        workers: tuple[str, ...] = (),
         **cfg: object,
     ) -> None:
         bundle = tmp / "bundle"
@@ -387,6 +388,7 @@ class Harness:
             state_dir=tmp / "state",
             resume=resume,
             now=T0,
+            workers=workers,
         )
         self.out: list[Outgoing] = self.engine.start(T0)
 
@@ -436,13 +438,21 @@ class Harness:
 class AggregatorProcess:
     """``python -m fmfl.cli aggregator ...`` with stdout/stderr captured to files."""
 
-    def __init__(self, workdir: Path, args: list[str], *, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        args: list[str],
+        *,
+        extra_env: dict[str, str] | None = None,
+        subcommand: str = "aggregator",
+        extra_args: list[str] | None = None,
+    ) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         self.stdout_path = workdir / f"aggregator-{time.monotonic_ns()}.out"
         self.stderr_path = self.stdout_path.with_suffix(".err")
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **(extra_env or {})}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "fmfl.cli", "aggregator", *args],
+            [sys.executable, "-m", "fmfl.cli", subcommand, *args, *(extra_args or [])],
             stdout=self.stdout_path.open("wb"),
             stderr=self.stderr_path.open("wb"),
             env=env,

@@ -80,6 +80,33 @@ def register(sub: Any) -> None:
     t.add_argument("--lr", type=float, help="client learning rate (default: the bundle's)")
     t.add_argument("--codec", help="update codec spec told to clients (default: fmfl.protocol.DEFAULT_CODEC)")
 
+    add_aggregation_args(p)
+    add_mqtt_args(p)
+    m = p.add_argument_group("scale-out (see docs/scaling.md)")
+    m.add_argument(
+        "--workers",
+        default="",
+        metavar="ID,ID",
+        help="worker ids (`fmfl aggregator-worker --worker-id ID`) that share the update stream",
+    )
+    m.add_argument(
+        "--partial-timeout",
+        type=float,
+        default=30.0,
+        help="seconds to wait for the workers' shares when a round closes (default 30)",
+    )
+
+    p.add_argument("--trust-key", type=Path, help="Ed25519 public key: require a valid bundle signature")
+    p.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port")
+    p.set_defaults(handler=run_aggregator)
+
+    from fmfl.aggregator import worker_cli
+
+    worker_cli.register(sub)
+
+
+def add_aggregation_args(p: Any) -> None:
+    """Options every aggregating process needs to agree on (coordinator and workers)."""
     a = p.add_argument_group("aggregation")
     a.add_argument(
         "--strategy",
@@ -96,6 +123,8 @@ def register(sub: Any) -> None:
     )
     a.add_argument("--max-norm", type=float, help="refuse updates whose L2 norm exceeds this")
 
+
+def add_mqtt_args(p: Any) -> None:
     m = p.add_argument_group("MQTT")
     m.add_argument("--username")
     m.add_argument("--password")
@@ -104,12 +133,22 @@ def register(sub: Any) -> None:
     m.add_argument("--keyfile", type=Path)
     m.add_argument("--mqtt5", action="store_true", help="speak MQTT 5 (needed by some brokers for $share)")
     m.add_argument("--max-packet-bytes", type=int, help="largest MQTT payload to publish (default 128 KiB)")
-    m.add_argument("--share-group", help="subscribe to updates as $share/GROUP/... (one worker of several)")
+    m.add_argument("--share-group", help="subscribe to updates as $share/GROUP/... (with --workers)")
     m.add_argument("--client-id", help="MQTT client id (default fmfl-aggregator-FEDERATION)")
 
-    p.add_argument("--trust-key", type=Path, help="Ed25519 public key: require a valid bundle signature")
-    p.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port")
-    p.set_defaults(handler=run_aggregator)
+
+def mqtt_options(args: argparse.Namespace) -> Any:
+    from fmfl.mqtt import parse_broker_url
+
+    return parse_broker_url(
+        args.broker,
+        username=args.username,
+        password=args.password,
+        cafile=args.cafile,
+        certfile=args.certfile,
+        keyfile=args.keyfile,
+        mqtt5=args.mqtt5,
+    )
 
 
 def run_aggregator(args: argparse.Namespace) -> int:
@@ -125,7 +164,6 @@ def settings_from_args(args: argparse.Namespace) -> Any:
     from fmfl.aggregator.server import ServerSettings
     from fmfl.bundle import MANIFEST_FILE, Manifest
     from fmfl.errors import FmflError
-    from fmfl.mqtt import parse_broker_url
     from fmfl.protocol import DEFAULT_CODEC, DEFAULT_MAX_PACKET_BYTES
 
     lr = args.lr
@@ -160,15 +198,8 @@ def settings_from_args(args: argparse.Namespace) -> Any:
         )
     except ValueError as exc:
         raise FmflError(str(exc)) from exc
-    broker = parse_broker_url(
-        args.broker,
-        username=args.username,
-        password=args.password,
-        cafile=args.cafile,
-        certfile=args.certfile,
-        keyfile=args.keyfile,
-        mqtt5=args.mqtt5,
-    )
+    broker = mqtt_options(args)
+    workers = tuple(w.strip() for w in args.workers.split(",") if w.strip())
     return ServerSettings(
         bundle=args.bundle,
         broker=broker,
@@ -180,8 +211,10 @@ def settings_from_args(args: argparse.Namespace) -> Any:
         trust_key=args.trust_key,
         resume=args.resume,
         metrics_port=args.metrics_port,
-        share_group=args.share_group,
+        share_group=args.share_group or (f"fmfl-{args.federation}" if workers else None),
         client_id=args.client_id,
+        workers=workers,
+        partial_timeout=args.partial_timeout,
     )
 
 

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from fmfl.aggregator.clients import ClientRegistry, select_clients
+from fmfl.aggregator.coordination import WorkerPool
 from fmfl.aggregator.ingest import UpdateIngest, Verdict
 from fmfl.aggregator.journal import RoundJournal
 from fmfl.aggregator.observer import RoundObserver
@@ -30,6 +31,7 @@ from fmfl.aggregator.outbound import (
     global_model_packets,
     task_packets,
 )
+from fmfl.aggregator.partial import GatewayTopics, PartialError, PartialRound, Progress
 from fmfl.aggregator.round_config import RoundConfig
 from fmfl.aggregator.round_report import MetricsLog, RoundSummary, mean_metrics
 from fmfl.aggregator.round_state import OpenRound
@@ -82,6 +84,8 @@ class RoundEngine:
         observer: RoundObserver | None = None,
         now: float | None = None,
         reassembly_bytes: int | None = None,
+        workers: tuple[str, ...] = (),
+        partial_timeout: float = 30.0,
     ) -> None:
         self.config = config
         self.bundle_id = bundle_id
@@ -97,6 +101,10 @@ class RoundEngine:
         self.journal = RoundJournal(self.state_dir / "journal.sqlite")
         self.metrics_log = MetricsLog(self.state_dir / "metrics.jsonl")
         self.registry = ClientRegistry(bundle_id, config.requirements)
+        self.gateway_topics = GatewayTopics(self.topics)
+        self.pool = (
+            WorkerPool(workers, self.gateway_topics, partial_timeout=partial_timeout) if workers else None
+        )
         self.ingest = UpdateIngest(
             config=config,
             bundle_id=bundle_id,
@@ -106,6 +114,7 @@ class RoundEngine:
             wal=self.wal,
             journal=self.journal,
             is_known=lambda client_id: self.registry.get(client_id) is not None,
+            held_elsewhere=lambda client_id: self.pool.holder(client_id) if self.pool else None,
         )
         self.reassembler = Reassembler(
             reassembly_bytes or max(64 * 2**20, 4 * self.limits.max_message_bytes), max_pending_messages=1024
@@ -184,6 +193,8 @@ class RoundEngine:
         self.open_round = OpenRound(
             task, last.opened, max(task.deadline, now + RESUME_GRACE_S), dict(last.counters)
         )
+        if self.pool is not None:
+            self.pool.begin(task.round)  # start() asks the workers to report again
         log.info(
             "resumed round %d on version %d with %d logged updates",
             task.round,
@@ -191,11 +202,24 @@ class RoundEngine:
             len(report.fed),
         )
 
+    def subscriptions(self, share_group: str | None) -> list[str]:
+        """Topic filters to subscribe to (QoS 1); with ``share_group`` updates are shared with workers."""
+        updates = self.topics.all_updates
+        if share_group:
+            updates = Topics.shared(share_group, updates)
+        filters = [self.topics.all_hellos, self.topics.all_status, updates]
+        if self.pool is not None:
+            g = self.gateway_topics
+            filters += [f"{g.base}/progress/+", f"{g.base}/partial/+"]
+        return filters
+
     def start(self, now: float) -> list[Outgoing]:
         """What to publish on (re)connecting: the current global model, and the open round's task."""
         out = self._global_packets()
         if self.open_round is not None:
             out += task_packets(self.topics, self.open_round.task, self.config.max_packet_bytes)
+            if self.pool is not None and not self.pool.closing:
+                out.append(Outgoing(self.gateway_topics.sync, b""))
         self._waiting_since = now
         return self._sent(out)
 
@@ -203,6 +227,9 @@ class RoundEngine:
 
     def handle(self, topic: str, payload: bytes, now: float) -> list[Outgoing]:
         """One MQTT message (one chunk) on one of our topics; returns what to publish in answer."""
+        internal = self.gateway_topics.parse(topic)
+        if internal is not None:
+            return self._on_worker_message(topic, internal[0], payload, now)
         try:
             kind, sender = self.topics.parse(topic)
         except ProtocolError:
@@ -225,7 +252,8 @@ class RoundEngine:
         if data is None:
             return []
         if kind == "update":
-            return self._verdict(sender, self.ingest.ingest(sender, data, self.open_round), now)
+            accepting = None if self.pool is not None and self.pool.closing else self.open_round
+            return self._verdict(sender, self.ingest.ingest(sender, data, accepting), now)
         try:
             if kind == "hello":
                 self._on_hello(sender, ClientHello.from_bytes(data, self.limits))
@@ -248,6 +276,24 @@ class RoundEngine:
             return
         self.journal.save_client(self.registry.on_status(sender, status.online))
         self.observer.clients_online(self.registry.online_count)
+
+    def _on_worker_message(self, topic: str, kind: str, payload: bytes, now: float) -> list[Outgoing]:
+        """Progress and partial rounds from workers (scale-out; see ``coordination.py``)."""
+        if self.pool is None or not payload or kind not in ("progress", "partial"):
+            return []
+        try:
+            if kind == "progress":
+                self.pool.on_progress(Progress.from_bytes(payload))
+                return self.tick(now)
+            data = self.reassembler.add(payload, source=topic)
+            if data is None or self.open_round is None:
+                return []
+            out = self.pool.on_partial(PartialRound.from_bytes(data), self.strategy)
+        except (PartialError, ProtocolError, FmflError) as exc:
+            self._bad("worker_message")
+            log.warning("bad message from a worker on %s: %s", topic, exc)
+            return []
+        return out + self.tick(now)
 
     def _bad(self, reason: str) -> None:
         self.bad_messages[reason] = self.bad_messages.get(reason, 0) + 1
@@ -281,8 +327,20 @@ class RoundEngine:
         out: list[Outgoing] = []
         current = self.open_round
         if current is not None:
-            if len(self.strategy.clients) < self.config.clients_per_round and now < current.close_at:
-                return out
+            if self.pool is not None and self.pool.closing:
+                if not self.pool.close_done(now):
+                    return out
+            else:
+                accepted = (
+                    len(self.strategy.clients | self.pool.clients())
+                    if self.pool
+                    else len(self.strategy.clients)
+                )
+                if accepted < self.config.clients_per_round and now < current.close_at:
+                    return out
+                if self.pool is not None:
+                    # Workers freeze and send their shares; the round closes when all have arrived.
+                    return self._sent(self.pool.start_close(current.round, now))
             out += self._close(current, now)
         if self.finished:
             return out
@@ -328,12 +386,20 @@ class RoundEngine:
         self.strategy.begin_round(self.weights)
         self.journal.open_round(r, task.to_bytes(), now)
         self.open_round = OpenRound(task, now, task.deadline)
+        if self.pool is not None:
+            out += self.pool.begin(r)
         self._quorum_since = None
         self.observer.round_started(r, self.version, len(selected))
         log.info("round %d opened on version %d, %d selected", r, self.version, len(selected))
         return self._sent(out)
 
     def _close(self, current: OpenRound, now: float) -> list[Outgoing]:
+        if self.pool is not None:
+            # The workers' accepted updates join the journal so the metrics line covers them.
+            for row in self.pool.merged_rows:
+                self.journal.record_accepted(row, current.counters)
+            for key, value in self.pool.merged_counters.items():
+                current.count(key, value)
         accepted = len(self.strategy.clients)
         self.open_round = None
         self._waiting_since = now

@@ -19,9 +19,8 @@ import queue
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from fmfl.aggregator.engine import RoundEngine
 from fmfl.aggregator.outbound import Outgoing
 from fmfl.mqtt import BrokerDown, MqttOptions, connect_with_backoff, make_client
 from fmfl.protocol import Topics
@@ -31,6 +30,23 @@ log = logging.getLogger(__name__)
 CONNECT_TIMEOUT_S = 30.0
 FLUSH_TIMEOUT_S = 30.0
 POLL_S = 0.05
+
+
+class Engine(Protocol):
+    """What the adapter needs of an engine: the coordinator's ``RoundEngine`` or a ``WorkerEngine``."""
+
+    topics: Topics
+
+    @property
+    def finished(self) -> bool: ...
+
+    def subscriptions(self, share_group: str | None) -> list[str]: ...
+
+    def start(self, now: float) -> list[Outgoing]: ...
+
+    def handle(self, topic: str, payload: bytes, now: float) -> list[Outgoing]: ...
+
+    def tick(self, now: float) -> list[Outgoing]: ...
 
 
 @dataclass(frozen=True)
@@ -47,7 +63,7 @@ class MqttGateway:
 
     def __init__(
         self,
-        engine: RoundEngine,
+        engine: Engine,
         opts: MqttOptions,
         *,
         client_id: str | None = None,
@@ -56,7 +72,7 @@ class MqttGateway:
         self.engine = engine
         self.opts = opts
         self.topics: Topics = engine.topics
-        self.client_id = client_id or f"fmfl-aggregator-{engine.config.federation}"
+        self.client_id = client_id or f"fmfl-aggregator-{engine.topics.federation}"
         self.share_group = share_group
         self._inbox: queue.Queue[_Inbound] = queue.Queue()
         self._connected = threading.Event()
@@ -71,11 +87,7 @@ class MqttGateway:
             log.error("broker refused the connection: %s", reason)
             return
         self._generation += 1
-        filters = [self.topics.all_hellos, self.topics.all_status, self.topics.all_updates]
-        if self.share_group:
-            # Hellos and status go to every worker (each keeps the registry); updates are split.
-            filters[2] = Topics.shared(self.share_group, filters[2])
-        client.subscribe([(f, 1) for f in filters])
+        client.subscribe([(f, 1) for f in self.engine.subscriptions(self.share_group)])
         self._connected.set()
         log.info("connected to %s:%d as %s", self.opts.host, self.opts.port, self.client_id)
 

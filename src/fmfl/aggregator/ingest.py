@@ -78,6 +78,7 @@ class UpdateIngest:
         wal: UpdateLog,
         journal: RoundJournal,
         is_known: Callable[[str], bool] = lambda client_id: True,
+        held_elsewhere: Callable[[str], tuple[str, str] | None] = lambda client_id: None,
     ) -> None:
         self.config = config
         self.bundle_id = bundle_id
@@ -87,6 +88,7 @@ class UpdateIngest:
         self.wal = wal
         self.journal = journal
         self.is_known = is_known
+        self.held_elsewhere = held_elsewhere
         self.times = StageTimes()
 
     def ingest(self, sender: str, data: bytes, open_round: OpenRound | None) -> Verdict:
@@ -100,11 +102,14 @@ class UpdateIngest:
         if update.client_id != sender:
             return _refuse("client_mismatch", update)
         # A resend whose Ack was lost: the same answer again, and nothing counted twice.
-        if (
-            self.wal.contains(update.update_id)
-            or self.journal.accepted_round_of(update.update_id) is not None
-        ):
+        uid = update.update_id
+        if self.wal.contains(uid) or self.journal.accepted_round_of(uid) is not None:
             return Verdict(True, "", update, duplicate=True)
+        held = self.held_elsewhere(update.client_id)  # scale-out: another worker accepted it
+        if held is not None:
+            if held[1] == uid:
+                return Verdict(True, "", update, duplicate=True)
+            return _refuse("duplicate-client", update)
         t = self.times.add("dedupe", t)
         if update.federation != self.config.federation:
             return _refuse("wrong_federation", update)

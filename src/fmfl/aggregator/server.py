@@ -27,6 +27,7 @@ from fmfl.aggregator.round_report import RoundSummary
 from fmfl.aggregator.sparse import Float32Array
 from fmfl.aggregator.strategy import Strategy
 from fmfl.aggregator.validation import UpdateLimits
+from fmfl.aggregator.worker import WorkerEngine
 from fmfl.bundle import verify_bundle
 from fmfl.errors import FmflError
 from fmfl.mqtt import MqttOptions
@@ -50,6 +51,9 @@ class ServerSettings:
     metrics_port: int | None = None
     share_group: str | None = None
     client_id: str | None = None
+    workers: tuple[str, ...] = ()
+    partial_timeout: float = 30.0
+    worker_id: str | None = None  # set: run as an aggregation worker, not as the coordinator
 
 
 class PrintObserver(RoundObserver):
@@ -94,11 +98,28 @@ def build_engine(settings: ServerSettings, observer: RoundObserver) -> RoundEngi
         state_dir=settings.state_dir,
         resume=settings.resume,
         observer=observer,
+        workers=settings.workers,
+        partial_timeout=settings.partial_timeout,
+    )
+
+
+def build_worker(settings: ServerSettings, observer: RoundObserver) -> WorkerEngine:
+    assert settings.worker_id is not None
+    bundle_id, weights = load_initial_weights(settings.bundle, settings.trust_key)
+    build_strategy(settings.strategy, settings.strategy_options, settings.max_norm)  # fail early
+    return WorkerEngine(
+        config=settings.round,
+        worker_id=settings.worker_id,
+        bundle_id=bundle_id,
+        size=int(weights.shape[0]),
+        make_strategy=lambda: build_strategy(settings.strategy, settings.strategy_options, settings.max_norm),
+        state_dir=settings.state_dir,
+        observer=observer,
     )
 
 
 def serve(settings: ServerSettings, stop: threading.Event | None = None) -> int:
-    """Run until ``--rounds`` are done or SIGTERM/SIGINT; returns the exit status (0)."""
+    """Run until ``--rounds`` are done (a worker: until stopped) or SIGTERM/SIGINT; returns 0."""
     stop = stop or threading.Event()
     observers: list[RoundObserver] = [PrintObserver()]
     prom = None
@@ -107,7 +128,11 @@ def serve(settings: ServerSettings, stop: threading.Event | None = None) -> int:
 
         prom = PrometheusObserver(settings.metrics_port)
         observers.append(prom)
-    engine = build_engine(settings, Observers(*observers))
+    engine: RoundEngine | WorkerEngine
+    if settings.worker_id is not None:
+        engine = build_worker(settings, Observers(*observers))
+    else:
+        engine = build_engine(settings, Observers(*observers))
     gateway = MqttGateway(
         engine, settings.broker, client_id=settings.client_id, share_group=settings.share_group
     )
@@ -119,7 +144,9 @@ def serve(settings: ServerSettings, stop: threading.Event | None = None) -> int:
         engine.close()
         if prom is not None:
             prom.close()
-    if stop.is_set() and not engine.finished:
+    if isinstance(engine, WorkerEngine):
+        print(f"worker {settings.worker_id} stopped", flush=True)
+    elif stop.is_set() and not engine.finished:
         print(f"stopped at global version {engine.version}; run again with --resume to continue", flush=True)
     else:
         print(f"done: global version {engine.version} in {settings.state_dir / 'models'}", flush=True)
