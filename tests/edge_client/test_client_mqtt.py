@@ -202,7 +202,9 @@ def _raw_dense(values: np.ndarray) -> bytes:
 def test_broker_down_is_a_clear_error(vit_bundle: Path, fmnist_shard: Path, tmp_path: Path) -> None:
     from fmfl.mqtt.mosquitto import free_port
 
-    proc = start_client(vit_bundle, fmnist_shard, tmp_path / "state", f"mqtt://127.0.0.1:{free_port()}")
+    proc = start_client(vit_bundle, fmnist_shard, tmp_path / "state", f"mqtt://127.0.0.1:{free_port()}",
+                        "--connect-attempts", "3")
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 2
-    assert "cannot reach the MQTT broker" in out
+    assert "cannot reach the MQTT broker" in out and "after 3 attempts" in out
+    assert out.count("unreachable") == 3  # each attempt logged, with its backoff delay

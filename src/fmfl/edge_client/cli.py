@@ -26,6 +26,8 @@ def register(sub: Any) -> None:
     p.add_argument("--threads", type=int, help="ONNX Runtime intra-op threads (default: all cores)")
     p.add_argument("--rounds", type=int, help="stop after this many rounds (default: run until stopped)")
     p.add_argument("--max-packet-bytes", type=int, default=128 * 1024)
+    p.add_argument("--connect-attempts", type=int, default=8,
+                   help="first-connection attempts (exponential backoff with jitter) before giving up")
     once = p.add_argument_group("--once: one local round, no broker")
     once.add_argument("--once", action="store_true", help="train one local round and report, without a broker")
     once.add_argument("--epochs", type=int, default=1)
@@ -59,7 +61,8 @@ def run_client(args: argparse.Namespace) -> int:
                             certfile=args.certfile, keyfile=args.keyfile)
     device = _device(args)
     runner = EdgeRunner(device, opts, RunnerConfig(federation=args.federation, max_packet_bytes=args.max_packet_bytes,
-                                                   max_rounds=args.rounds, threads=args.threads))
+                                                   max_rounds=args.rounds, threads=args.threads,
+                                                   connect_attempts=args.connect_attempts))
     runner.install_signal_handlers()
     return runner.run()
 

@@ -45,6 +45,7 @@ class RunnerConfig:
     #: stop after this many completed rounds (None: run until stopped)
     max_rounds: int | None = None
     threads: int | None = None
+    connect_attempts: int = 8
 
 
 class EdgeRunner:
@@ -101,7 +102,7 @@ class EdgeRunner:
 
     # -- the runner's thread -------------------------------------------------------------------------
     def run(self) -> int:
-        connect_with_backoff(self.client, self.mqtt_opts)
+        connect_with_backoff(self.client, self.mqtt_opts, attempts=self.cfg.connect_attempts)
         self.client.loop_start()
         try:
             while not self.stop_event.is_set():
