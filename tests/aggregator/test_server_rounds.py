@@ -98,38 +98,24 @@ def test_aggregator_runs_without_torch_transformers_onnxruntime(
     gateway_bundle: Path, mosquitto, tmp_path: Path
 ) -> None:
     """The gateway CLI never imports the workstation or device stacks."""
-    code = f"""
-import sys, threading
-from fmfl.cli import build_parser
-from fmfl.aggregator.cli import settings_from_args
-from fmfl.aggregator.server import serve
-args = build_parser().parse_args({
-        [
-            "aggregator",
-            "--bundle",
-            str(gateway_bundle),
-            "--broker",
-            f"mqtt://127.0.0.1:{mosquitto.port}",
-            "--state-dir",
-            str(tmp_path / "s"),
-            "--rounds",
-            "1",
-            "--clients-per-round",
-            "1",
-            "--start-timeout",
-            "0.5",
-            "--metrics-port",
-            "0",
-        ]!r
-    })
-stop = threading.Event()
-try:
-    serve(settings_from_args(args), stop)
-except Exception as exc:
-    print("ended:", type(exc).__name__, exc)
-bad = sorted(m for m in ("torch", "transformers", "onnxruntime", "onnx") if m in sys.modules)
-print("HEAVY", bad)
-"""
+    argv = [
+        "aggregator", "--bundle", str(gateway_bundle), "--broker", f"mqtt://127.0.0.1:{mosquitto.port}",
+        "--state-dir", str(tmp_path / "s"), "--rounds", "1", "--clients-per-round", "1",
+        "--start-timeout", "0.5", "--metrics-port", "0",
+    ]  # fmt: skip
+    code = (
+        "import sys, threading\n"
+        "from fmfl.cli import build_parser\n"
+        "from fmfl.aggregator.cli import settings_from_args\n"
+        "from fmfl.aggregator.server import serve\n"
+        f"args = build_parser().parse_args({argv!r})\n"
+        "try:\n"
+        "    serve(settings_from_args(args), threading.Event())\n"
+        "except Exception as exc:\n"
+        "    print('ended:', type(exc).__name__, exc)\n"
+        "bad = sorted(m for m in ('torch', 'transformers', 'onnxruntime', 'onnx') if m in sys.modules)\n"
+        "print('HEAVY', bad)\n"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert "ended: StartTimeout" in out.stdout, out.stdout + out.stderr
     assert "HEAVY []" in out.stdout, out.stdout + out.stderr
