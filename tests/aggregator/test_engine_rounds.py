@@ -123,9 +123,7 @@ def test_over_selection_invites_more_and_closes_at_k(tmp_path: Path) -> None:
 
 
 def test_selection_is_reproducible_and_respects_requirements(tmp_path: Path) -> None:
-    h = Harness(
-        tmp_path, clients_per_round=2, min_clients=2, requirements=(Requirement.parse("memory_bytes>=1e9"),)
-    )
+    h = Harness(tmp_path, clients_per_round=2, min_clients=2, requirements=(Requirement.parse("memory_bytes>=1e9"),))
     h.register("small-1", "small-2", memory_bytes=2**28)
     h.register("big-1", "big-2", "big-3", memory_bytes=2**32)
     h.tick()
@@ -181,9 +179,7 @@ def test_resume_continues_the_open_round_with_every_logged_update_once(tmp_path:
     assert sorted(h2.engine.strategy.clients) == ["a", "b"]
     assert h2.task() == task  # the same task is published again
     # "b" never got its Ack and resends: acknowledged again, not counted twice.
-    assert [(a.accepted, a.update_id) for a in h2.send("b", frames(updates["b"]))] == [
-        (True, updates["b"].update_id)
-    ]
+    assert [(a.accepted, a.update_id) for a in h2.send("b", frames(updates["b"]))] == [(True, updates["b"].update_id)]
     assert sorted(h2.engine.strategy.clients) == ["a", "b"]
     for cid in ("c", "d"):
         updates[cid], sent[cid] = make_update(task, cid, delta_for(cid, 1), num_samples=samples[cid])
@@ -276,3 +272,15 @@ def test_with_quorum_but_no_full_selection_the_round_waits_the_selection_window(
     h.register("c")
     h.tick(T0 + 5.0)
     assert set(h.task().selected) == {"a", "b", "c"}
+
+
+def test_after_the_first_round_the_next_opens_at_once_with_a_quorum(tmp_path: Path) -> None:
+    h = Harness(tmp_path, clients_per_round=3, min_clients=2, over_select=1.0, selection_window=5.0)
+    h.register("a", "b")
+    h.tick(T0)
+    h.tick(T0 + 5)  # the start-up window
+    task = h.task()
+    for cid in ("a", "b"):
+        h.send(cid, frames(make_update(task, cid, delta_for(cid, 1))[0]), T0 + 6)
+    h.tick(T0 + 70)  # deadline: 2 >= quorum, version 1; round 2 opens right away
+    assert h.engine.version == 1 and h.task().round == 2

@@ -102,9 +102,7 @@ class RoundEngine:
         self.metrics_log = MetricsLog(self.state_dir / "metrics.jsonl")
         self.registry = ClientRegistry(bundle_id, config.requirements)
         self.gateway_topics = GatewayTopics(self.topics)
-        self.pool = (
-            WorkerPool(workers, self.gateway_topics, partial_timeout=partial_timeout) if workers else None
-        )
+        self.pool = WorkerPool(workers, self.gateway_topics, partial_timeout=partial_timeout) if workers else None
         self.ingest = UpdateIngest(
             config=config,
             bundle_id=bundle_id,
@@ -125,6 +123,7 @@ class RoundEngine:
         self._published_version: int | None = None
         self._published_chunks = 0
         self._quorum_since: float | None = None
+        self._opened_any = False
         self._waiting_since = time.time() if now is None else now
         self.weights, self.version = self._load(initial_weights, resume)
 
@@ -144,9 +143,7 @@ class RoundEngine:
             )
         saved = self.journal.get("identity")
         if saved != identity:
-            raise FmflError(
-                f"{self.state_dir} holds a run of {saved}, not of {identity}; use another --state-dir"
-            )
+            raise FmflError(f"{self.state_dir} holds a run of {saved}, not of {identity}; use another --state-dir")
         entry, weights = self.store.load_weights()
         self.strategy.load_state_dict(self.store.load_state(entry.version))
         for record in self.journal.clients():
@@ -190,9 +187,8 @@ class RoundEngine:
                 len(report.rejected),
                 report.rejected[:5],
             )
-        self.open_round = OpenRound(
-            task, last.opened, max(task.deadline, now + RESUME_GRACE_S), dict(last.counters)
-        )
+        self.open_round = OpenRound(task, last.opened, max(task.deadline, now + RESUME_GRACE_S), dict(last.counters))
+        self._opened_any = True
         if self.pool is not None:
             self.pool.begin(task.round)  # start() asks the workers to report again
         log.info(
@@ -331,11 +327,7 @@ class RoundEngine:
                 if not self.pool.close_done(now):
                     return out
             else:
-                accepted = (
-                    len(self.strategy.clients | self.pool.clients())
-                    if self.pool
-                    else len(self.strategy.clients)
-                )
+                accepted = len(self.strategy.clients | self.pool.clients()) if self.pool else len(self.strategy.clients)
                 if accepted < self.config.clients_per_round and now < current.close_at:
                     return out
                 if self.pool is not None:
@@ -348,8 +340,11 @@ class RoundEngine:
         if len(eligible) >= self.config.selection_size:
             return out + self._open(eligible, now)
         if len(eligible) >= self.config.min_clients:
-            # Quorum but not a full selection: wait a short window for more devices to check in,
-            # rather than running every first round with the first M devices that connected.
+            # Quorum but not a full selection: at start-up, wait a short window for more devices
+            # to check in rather than run the first round with the first M that connected. Later
+            # rounds start at once: the registry is populated by then.
+            if self._opened_any:
+                return out + self._open(eligible, now)
             if self._quorum_since is None:
                 self._quorum_since = now
             if now - self._quorum_since >= self.config.selection_window:
@@ -386,6 +381,7 @@ class RoundEngine:
         self.strategy.begin_round(self.weights)
         self.journal.open_round(r, task.to_bytes(), now)
         self.open_round = OpenRound(task, now, task.deadline)
+        self._opened_any = True
         if self.pool is not None:
             out += self.pool.begin(r)
         self._quorum_since = None

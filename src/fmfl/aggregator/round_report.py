@@ -73,10 +73,8 @@ def mean_metrics(rows: Iterable[AcceptedRow]) -> dict[str, float]:
         for key, value in row.metrics.items():
             if key == "eval_samples":
                 continue
-            if key.startswith("eval_") and eval_samples is not None:
-                w = float(eval_samples)
-            else:
-                w = float(row.num_samples)
+            by_eval = eval_samples is not None and key.startswith("eval_")
+            w = float(eval_samples if by_eval and eval_samples is not None else row.num_samples)
             sums[key] = sums.get(key, 0.0) + w * value
             weights[key] = weights.get(key, 0.0) + w
     out = {k: sums[k] / weights[k] for k in sorted(sums) if weights[k] > 0}
