@@ -15,7 +15,7 @@ from fmfl.cli import main
 
 pytest.importorskip("torch")
 
-from fmfl.export.pipeline import ExportConfig, export_bundle  # noqa: E402
+from fmfl.export.pipeline import ExportConfig, export_bundle
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +68,7 @@ def test_edited_manifest_fails_the_signature(bundle_copy: Path, keys: tuple[Path
     manifest = json.loads((bundle_copy / "manifest.json").read_text())
     manifest["optimizer"]["lr"] = 10.0
     (bundle_copy / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(BundleError, match="manifest.sig does not verify"):
+    with pytest.raises(BundleError, match=r"manifest.sig does not verify"):
         verify_bundle(bundle_copy, keys[1])
     # without a trust key the content check still catches it: the id no longer matches the content
     with pytest.raises(BundleError, match="bundle_id does not match"):
@@ -93,14 +93,14 @@ def test_symlink_in_bundle_is_refused(bundle_copy: Path) -> None:
     moved = bundle_copy.parent / "elsewhere.json"
     shutil.move(target, moved)
     os.symlink(moved, target)
-    with pytest.raises(BundleError, match="tokenizer.json is a symlink"):
+    with pytest.raises(BundleError, match=r"tokenizer.json is a symlink"):
         verify_bundle(bundle_copy)
 
 
 def test_unlisted_file_is_refused(bundle_copy: Path) -> None:
     # e.g. an ONNX external-data file smuggled next to a graph
     (bundle_copy / "weights.bin").write_bytes(b"\0" * 16)
-    with pytest.raises(BundleError, match="unexpected file.*weights.bin"):
+    with pytest.raises(BundleError, match=r"unexpected file.*weights.bin"):
         verify_bundle(bundle_copy)
 
 
@@ -114,7 +114,7 @@ def test_wrong_schema_is_refused(bundle_copy: Path) -> None:
     manifest = json.loads((bundle_copy / "manifest.json").read_text())
     manifest["schema"] = "fmfl.bundle/99"
     (bundle_copy / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(BundleError, match="schema 'fmfl.bundle/99' is not supported"):
+    with pytest.raises(BundleError, match=r"schema 'fmfl.bundle/99' is not supported"):
         verify_bundle(bundle_copy)
 
 

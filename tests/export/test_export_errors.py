@@ -10,7 +10,7 @@ from fmfl.cli import main
 
 pytest.importorskip("torch")
 
-from fmfl.models.trainable import TrainSpecError, parse_train_spec  # noqa: E402
+from fmfl.models.trainable import TrainSpecError, parse_train_spec
 
 
 def export(*args: str) -> list[str]:

@@ -43,7 +43,8 @@ class Evaluator:
             data = LocalDataset(inputs=raw, labels=self.test_y, label_names=tuple(manifest.labels or ()))
             features = compute_features(bundle, manifest, data, threads) if manifest.has_prefix else {}
             names = manifest.graph["train_inputs"]
-            self.data = LocalDataset(inputs={n: features.get(n, raw.get(n)) for n in names}, labels=self.test_y)
+            self.data = LocalDataset(inputs={n: features[n] if n in features else raw[n] for n in names},
+                                     labels=self.test_y)
             self.trainer = OrtTrainer(bundle, manifest, threads)
         else:
             self._prepare_zero_shot(test_x, class_names)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -48,18 +49,14 @@ def stop_all(children: list[Child], grace: float = 10.0) -> None:
     """SIGTERM every child, wait up to ``grace`` seconds, then SIGKILL what is left."""
     for child in children:
         if child.alive:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(child.process.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
     deadline = time.monotonic() + grace
     for child in children:
         remaining = max(0.0, deadline - time.monotonic())
         try:
             child.process.wait(remaining)
         except subprocess.TimeoutExpired:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(child.process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
             child.process.wait()

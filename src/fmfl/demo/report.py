@@ -36,7 +36,8 @@ def _plots(run_dir: Path, record: Any) -> list[str]:
         ax.plot(rounds, [r["bytes_up"] for r in ok], marker="o", label="fmfl uplink (all clients)")
         ax.plot(rounds, [4 * record.num_trainable * r["participants"] for r in ok], label="dense fp32, trainable set")
         if record.total_parameters:
-            ax.plot(rounds, [4 * record.total_parameters * r["participants"] for r in ok], label="dense fp32, full model")
+            full = [4 * record.total_parameters * r["participants"] for r in ok]
+            ax.plot(rounds, full, label="dense fp32, full model")
         ax.set_yscale("log")
         ax.set_xlabel("round")
         ax.set_ylabel("bytes uploaded per round")

@@ -93,7 +93,9 @@ class EdgeDevice:
 
     def accept_global(self, version: int, weights: np.ndarray) -> None:
         if weights.shape != self.initial.shape or not np.isfinite(weights).all():
-            raise ValueError(f"global model v{version} has shape {weights.shape} or non-finite values; kept the last good one")
+            raise ValueError(
+                f"global model v{version} has shape {weights.shape} or non-finite values; kept the last good one"
+            )
         self.state.save_global(version, weights)
 
     def evaluate(self, weights: np.ndarray) -> dict[str, float]:

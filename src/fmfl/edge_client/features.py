@@ -57,7 +57,9 @@ def suffix_dataset(
     return _combine(data, features, names), {"cache": "miss", "prefix_seconds": seconds}
 
 
-def compute_features(bundle: Path, manifest: Manifest, data: LocalDataset, threads: int | None) -> dict[str, np.ndarray]:
+def compute_features(
+    bundle: Path, manifest: Manifest, data: LocalDataset, threads: int | None
+) -> dict[str, np.ndarray]:
     runner = PrefixRunner(bundle, manifest, threads)
     parts: dict[str, list[np.ndarray]] = {n: [] for n in runner.output_names}
     for batch in data.batches(PREFIX_BATCH, shuffle=False):

@@ -91,7 +91,8 @@ class ClientState:
     def load_global(self) -> np.ndarray | None:
         if self.model_version is None:
             return None
-        return np.load(self.root / "global.npy")
+        weights: np.ndarray = np.load(self.root / "global.npy")
+        return weights
 
     def save_global(self, version: int, weights: np.ndarray) -> None:
         atomic_write(self.root / "global.npy", _npy_bytes(np.asarray(weights, dtype=np.float32)))
@@ -110,7 +111,7 @@ class ClientState:
             return pending[-1].residual
         path = self.root / "residual.npy"
         if path.is_file():
-            residual = np.load(path)
+            residual: np.ndarray = np.load(path)
             if residual.shape == (size,):
                 return residual
         return np.zeros(size, dtype=np.float64)

@@ -27,13 +27,13 @@ class GraphSignature:
 
 def raw_input_names(model: TaskModel) -> tuple[str, ...]:
     names: list[str] = []
-    for tower in model.towers.values():
-        names += [n for n in tower.input_names if n not in names]  # type: ignore[union-attr]
+    for _, tower in model.tower_items():
+        names += [n for n in tower.input_names if n not in names]
     return tuple(names)
 
 
 def _towers(model: TaskModel) -> list[tuple[str, Tower]]:
-    return [(name, tower) for name, tower in model.towers.items()]  # type: ignore[misc]
+    return model.tower_items()
 
 
 class PrefixGraph(nn.Module):

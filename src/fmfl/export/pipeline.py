@@ -89,9 +89,8 @@ def read_labels(path: Path) -> tuple[str, ...]:
 
 
 def _check_out(out: Path, force: bool) -> None:
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        if not force:
-            raise ExportError(f"--out {out} exists and is not empty; pass --force to replace it")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
+        raise ExportError(f"--out {out} exists and is not empty; pass --force to replace it")
 
 
 def _example_inputs(built: BuiltModel, model: TaskModel, batch: int) -> dict[str, torch.Tensor]:
@@ -234,8 +233,8 @@ def _manifest(
         [str(i) for i in range(model.num_labels)] if isinstance(model, Classifier) else None
     )
     towers = {
-        t: {"point": points[t], "num_stages": tower.num_stages, "num_blocks": tower.num_blocks}  # type: ignore[union-attr]
-        for t, tower in model.towers.items()
+        t: {"point": points[t], "num_stages": tower.num_stages, "num_blocks": tower.num_blocks}
+        for t, tower in model.tower_items()
     }
     mode = "prefix" if any(points.values()) else "none"
     draft = Manifest(
@@ -254,7 +253,8 @@ def _manifest(
         trainable=tuple(tensors),
         artifacts=artifacts,
         versions={
-            "opset": OPSET, "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__,
+            "opset": OPSET, "onnx": onnx.__version__,  # type: ignore[attr-defined]
+            "onnxruntime": onnxruntime.__version__,
             "torch": torch.__version__, "fmfl": fmfl.__version__, "schema": SCHEMA,
         },
         files=files,

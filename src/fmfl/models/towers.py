@@ -9,6 +9,7 @@ frozen-prefix split exports stages [0, k) as an inference model whose outputs ar
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import Any
 
 import torch
 from torch import nn
@@ -21,6 +22,8 @@ class Tower(nn.Module, ABC):
 
     input_names: tuple[str, ...]
     embed_dim: int
+    #: the wrapped encoder (a Hugging Face model or our EfficientNet); untyped, as HF models are
+    model: Any
 
     @property
     @abstractmethod
@@ -69,7 +72,7 @@ class BertTower(Tower):
 
     input_names = ("input_ids", "attention_mask", "token_type_ids")
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: Any) -> None:
         super().__init__()
         self.model = model
         self.embed_dim = int(model.config.hidden_size)
@@ -105,7 +108,7 @@ class ViTTower(Tower):
 
     input_names = ("pixel_values",)
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: Any) -> None:
         super().__init__()
         self.model = model
         self.embed_dim = int(model.config.hidden_size)
@@ -129,7 +132,8 @@ class ViTTower(Tower):
         return {"hidden": out[0] if isinstance(out, tuple) else out}
 
     def pool(self, state: State) -> torch.Tensor:
-        return self.model.layernorm(state["hidden"])[:, 0]  # type: ignore[no-any-return]
+        pooled: torch.Tensor = self.model.layernorm(state["hidden"])[:, 0]
+        return pooled
 
 
 class ClipVisionTower(Tower):
@@ -137,7 +141,7 @@ class ClipVisionTower(Tower):
 
     input_names = ("pixel_values",)
 
-    def __init__(self, vision_model: nn.Module) -> None:
+    def __init__(self, vision_model: Any) -> None:
         super().__init__()
         self.model = vision_model
         self.embed_dim = int(vision_model.config.hidden_size)
@@ -161,7 +165,8 @@ class ClipVisionTower(Tower):
         return {"hidden": out[0] if isinstance(out, tuple) else out}
 
     def pool(self, state: State) -> torch.Tensor:
-        return self.model.post_layernorm(state["hidden"][:, 0])  # type: ignore[no-any-return]
+        pooled: torch.Tensor = self.model.post_layernorm(state["hidden"][:, 0])
+        return pooled
 
 
 class ClipTextTower(Tower):
@@ -169,7 +174,7 @@ class ClipTextTower(Tower):
 
     input_names = ("input_ids", "attention_mask")
 
-    def __init__(self, text_model: nn.Module) -> None:
+    def __init__(self, text_model: Any) -> None:
         super().__init__()
         self.model = text_model
         self.embed_dim = int(text_model.config.hidden_size)
@@ -205,7 +210,8 @@ class ClipTextTower(Tower):
         hidden = self.model.final_layer_norm(state["hidden"])
         # ORT's CPU ArgMax has no int64 kernel; token ids fit int32.
         eot = state["input_ids"].to(torch.int32).argmax(dim=-1)
-        return hidden[torch.arange(hidden.shape[0]), eot]  # type: ignore[no-any-return]
+        pooled: torch.Tensor = hidden[torch.arange(hidden.shape[0]), eot]
+        return pooled
 
 
 class EfficientNetTower(Tower):
@@ -213,7 +219,7 @@ class EfficientNetTower(Tower):
 
     input_names = ("pixel_values",)
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: Any) -> None:
         super().__init__()
         self.model = model
         self.embed_dim = 1280
@@ -236,4 +242,5 @@ class EfficientNetTower(Tower):
         return {"hidden": self.model._blocks[index](state["hidden"])}
 
     def pool(self, state: State) -> torch.Tensor:
-        return self.model.head_features(state["hidden"])  # type: ignore[no-any-return]
+        pooled: torch.Tensor = self.model.head_features(state["hidden"])
+        return pooled

@@ -116,23 +116,24 @@ def _inject_lora(model: TaskModel, spec: LoraSpec) -> None:
     from peft import LoraConfig, inject_adapter_in_model
 
     injected = 0
-    for tower in model.towers.values():
-        hf = tower.model  # type: ignore[union-attr]
+    for _, tower in model.tower_items():
+        hf = tower.model
         leaves = set(_leaf_module_names(hf))
         targets = [t for t in spec.targets if t in leaves]
         if not targets:
             continue
-        n = tower.num_blocks  # type: ignore[operator]
+        n = tower.num_blocks
         layers = list(range(n - spec.layers, n)) if spec.layers is not None else None
         if layers is not None and layers[0] < 0:
             raise TrainSpecError(f"LoRA layers={spec.layers} but the tower has only {n} blocks")
         config = LoraConfig(
-            r=spec.r, lora_alpha=spec.alpha, target_modules=targets, lora_dropout=0.0, layers_to_transform=layers
+            r=spec.r, lora_alpha=spec.alpha,  # type: ignore[arg-type]  # peft accepts floats
+            target_modules=targets, lora_dropout=0.0, layers_to_transform=layers
         )
         inject_adapter_in_model(config, hf)
         injected += 1
     if not injected:
-        names = sorted({n for t in model.towers.values() for n in _leaf_module_names(t)})
+        names = sorted({n for _, t in model.tower_items() for n in _leaf_module_names(t)})
         raise TrainSpecError(
             f"LoRA targets {', '.join(spec.targets)} match no module; module names that exist: {', '.join(names)}"
         )
@@ -147,13 +148,13 @@ def apply_train_spec(model: TaskModel, spec: TrainSpec) -> list[str]:
     if spec.lora is not None:
         _inject_lora(model, spec.lora)
     prefixes: list[str] = list(model.head_prefixes()) if spec.head else []
-    for tname, tower in model.towers.items():
+    for tname, tower in model.tower_items():
         if spec.last_k:
-            n = tower.num_blocks  # type: ignore[operator]
+            n = tower.num_blocks
             if spec.last_k > n:
                 raise TrainSpecError(f"last:{spec.last_k} but tower {tname!r} has only {n} blocks")
             for stage in range(n + 1 - spec.last_k, n + 2):
-                prefixes += [f"towers.{tname}.{p}" for p in tower.stage_prefixes(stage)]  # type: ignore[operator]
+                prefixes += [f"towers.{tname}.{p}" for p in tower.stage_prefixes(stage)]
     names: list[str] = []
     for name, param in model.named_parameters():
         trainable = _under(name, prefixes) or (spec.lora is not None and ".lora_" in name)
@@ -173,10 +174,10 @@ def split_points(model: TaskModel, trainable: list[str]) -> dict[str, int]:
     sequence or feature map per sample) would cost more disk than the lookup it saves.
     """
     points: dict[str, int] = {}
-    for tname, tower in model.towers.items():
-        point = tower.num_stages  # type: ignore[operator]
-        for stage in range(tower.num_stages):  # type: ignore[operator]
-            prefixes = [f"towers.{tname}.{p}" for p in tower.stage_prefixes(stage)]  # type: ignore[operator]
+    for tname, tower in model.tower_items():
+        point = tower.num_stages
+        for stage in range(tower.num_stages):
+            prefixes = [f"towers.{tname}.{p}" for p in tower.stage_prefixes(stage)]
             if any(_under(n, prefixes) for n in trainable):
                 point = stage if stage > 1 else 0
                 break

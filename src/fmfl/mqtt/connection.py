@@ -75,7 +75,7 @@ def make_client(
     else:
         kwargs["protocol"] = mqtt.MQTTv311
         kwargs["clean_session"] = clean_session
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, **kwargs)
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, **kwargs)  # type: ignore[attr-defined]
     if opts.username is not None:
         client.username_pw_set(opts.username, opts.password)
     if opts.tls:
