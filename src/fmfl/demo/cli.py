@@ -26,6 +26,7 @@ def register(sub: Any) -> None:
     p.add_argument("--runs-dir", type=Path, default=Path("runs"))
     p.add_argument("--cache-dir", type=Path, default=Path(".fmfl-cache"))
     p.add_argument("--run-id")
+    p.add_argument("--max-samples", type=int, help="use at most this many training samples (quick tries)")
     p.set_defaults(handler=run)
 
 
@@ -36,7 +37,8 @@ def run(args: argparse.Namespace) -> int:
                      strategy=args.strategy, broker=args.broker, broker_kind=args.broker_kind,
                      centralized=args.centralized, clients_per_round=args.clients_per_round,
                      local_epochs=args.local_epochs, round_timeout=args.round_timeout, seed=args.seed,
-                     runs_dir=args.runs_dir, cache_dir=args.cache_dir, run_id=args.run_id)
+                     runs_dir=args.runs_dir, cache_dir=args.cache_dir, run_id=args.run_id,
+                     max_samples=args.max_samples)
     run_dir = run_demo(cfg)
     print(f"report: {run_dir / 'report.md'}")
     return 0

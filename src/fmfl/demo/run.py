@@ -44,6 +44,8 @@ class DemoConfig:
     runs_dir: Path = Path("runs")
     cache_dir: Path = Path(".fmfl-cache")
     run_id: str | None = None
+    #: train on at most this many samples (test: a fifth, at least 1,000); None: the task's default
+    max_samples: int | None = None
 
 
 @dataclass
@@ -81,7 +83,7 @@ def run_demo(cfg: DemoConfig) -> Path:
     broker: Broker | None = None
     try:
         progress.note(f"loading {cfg.task} data")
-        data = task.load(cfg.seed)
+        data = task.load(cfg.seed, cfg.max_samples)
         labels = data.label_names if task.export_task == "classify" else None
         progress.note(f"bundle: {task.model} {task.train_spec} (exported once, then cached in {cfg.cache_dir})")
         t0 = time.perf_counter()

@@ -41,7 +41,8 @@ class DemoTask:
     max_seq_len: int
     lr: float
     batch_size: int
-    load: Callable[[int], DemoData]
+    #: (seed, max train samples or None for the task's default) -> data
+    load: Callable[[int, int | None], DemoData]
     write_shard: Callable[[Path, DemoData, np.ndarray, int], Path]
 
 
@@ -89,11 +90,11 @@ def write_caption_shard(folder: Path, data: DemoData, index: np.ndarray, seed: i
 # Learning rates: the usual fine-tuning values for AdamW on a linear head / LoRA adapters; not tuned on the test set.
 TASKS: dict[str, DemoTask] = {
     "vision": DemoTask("vision", "effnet-lite0", "classify", "head", 64, 64, 3e-3, 32,
-                       lambda seed: load_vision(None, seed), write_image_shard),
+                       lambda seed, limit: load_vision(limit, seed), write_image_shard),
     "text": DemoTask("text", "minilm", "classify", "head+lora:r=8,alpha=16,targets=query,value,layers=2", None,
-                     32, 1e-3, 32, lambda seed: load_text(6000, seed), write_text_shard),
+                     32, 1e-3, 32, lambda seed, limit: load_text(limit or 6000, seed), write_text_shard),
     "multimodal": DemoTask("multimodal", "dual-encoder", "contrastive", "head", 64, 32, 1e-3, 32,
-                           lambda seed: load_vision(6000, seed), write_caption_shard),
+                           lambda seed, limit: load_vision(limit or 6000, seed), write_caption_shard),
 }
 
 ZERO_SHOT_NAMES = FASHION_MNIST_CAPTION_NAMES
