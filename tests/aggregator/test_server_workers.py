@@ -7,6 +7,7 @@ import sqlite3
 from pathlib import Path
 
 import numpy as np
+import pytest
 from test_server_support import (
     AggregatorProcess,
     Listener,
@@ -30,6 +31,7 @@ def dyadic(cid: str):  # type: ignore[no-untyped-def]
     return delta
 
 
+@pytest.mark.slow  # several processes (~10-15 s); the engine tests cover the logic fast
 def test_coordinator_and_worker_split_the_stream_and_match_one_process(
     gateway_bundle: Path, mosquitto, tmp_path: Path
 ) -> None:

@@ -21,25 +21,15 @@ def register(sub: Any) -> None:
     p.add_argument("--bundle", required=True, type=Path, help="the bundle the devices train (verified)")
     p.add_argument("--broker", required=True, help="mqtt://host:port or mqtts://host:port")
     p.add_argument("--federation", default="default", help="federation name (topic level; default 'default')")
-    p.add_argument(
-        "--state-dir", required=True, type=Path, help="global versions, WAL, journal, metrics.jsonl"
-    )
+    p.add_argument("--state-dir", required=True, type=Path, help="global versions, WAL, journal, metrics.jsonl")
     p.add_argument("--resume", action="store_true", help="continue the run saved in --state-dir")
 
     r = p.add_argument_group("rounds")
     r.add_argument("--rounds", required=True, type=int, help="global versions to produce (in total)")
-    r.add_argument(
-        "--clients-per-round", required=True, type=int, help="K: accepted updates that close a round"
-    )
-    r.add_argument(
-        "--min-clients", type=int, help="quorum: fewer accepted updates fail the round (default K)"
-    )
-    r.add_argument(
-        "--round-timeout", type=float, default=600.0, help="seconds until the deadline (default 600)"
-    )
-    r.add_argument(
-        "--over-select", type=float, default=1.3, help="invite ceil(K * this) clients (default 1.3)"
-    )
+    r.add_argument("--clients-per-round", required=True, type=int, help="K: accepted updates that close a round")
+    r.add_argument("--min-clients", type=int, help="quorum: fewer accepted updates fail the round (default K)")
+    r.add_argument("--round-timeout", type=float, default=600.0, help="seconds until the deadline (default 600)")
+    r.add_argument("--over-select", type=float, default=1.3, help="invite ceil(K * this) clients (default 1.3)")
     r.add_argument(
         "--start-timeout",
         type=float,
@@ -53,9 +43,7 @@ def register(sub: Any) -> None:
         help="with --min-clients but fewer than ceil(K * over-select) eligible, wait this long "
         "for more before opening a round (default 5)",
     )
-    r.add_argument(
-        "--max-failed-rounds", type=int, default=5, help="give up after this many failed rounds in a row"
-    )
+    r.add_argument("--max-failed-rounds", type=int, default=5, help="give up after this many failed rounds in a row")
     r.add_argument(
         "--require",
         action="append",
@@ -90,6 +78,13 @@ def register(sub: Any) -> None:
         help="worker ids (`fmfl aggregator-worker --worker-id ID`) that share the update stream",
     )
     m.add_argument(
+        "--upstream-federation",
+        help="run as a lower tier: join this (parent) federation as one client and send each local "
+        "round's weighted mean upstream; needs --upstream-id",
+    )
+    m.add_argument("--upstream-id", help="this gateway's client id in the parent federation")
+    m.add_argument("--upstream-codec", default="dense", help="codec of the update sent upstream (default dense)")
+    m.add_argument(
         "--partial-timeout",
         type=float,
         default=30.0,
@@ -111,8 +106,7 @@ def add_aggregation_args(p: Any) -> None:
     a.add_argument(
         "--strategy",
         default="fedavg",
-        help="fedavg, fedavgm, fedadam, fedyogi, fedadagrad, "
-        "trimmed_mean, median, krum, multikrum (default fedavg)",
+        help="fedavg, fedavgm, fedadam, fedyogi, fedadagrad, trimmed_mean, median, krum, multikrum (default fedavg)",
     )
     a.add_argument(
         "--strategy-option",
@@ -199,6 +193,16 @@ def settings_from_args(args: argparse.Namespace) -> Any:
     except ValueError as exc:
         raise FmflError(str(exc)) from exc
     broker = mqtt_options(args)
+    upstream = None
+    if args.upstream_federation or args.upstream_id:
+        from fmfl.aggregator.tier import UpstreamConfig
+
+        if not (args.upstream_federation and args.upstream_id):
+            raise FmflError("--upstream-federation and --upstream-id go together")
+        try:
+            upstream = UpstreamConfig(args.upstream_federation, args.upstream_id, codec=args.upstream_codec)
+        except ValueError as exc:
+            raise FmflError(str(exc)) from exc
     workers = tuple(w.strip() for w in args.workers.split(",") if w.strip())
     return ServerSettings(
         bundle=args.bundle,
@@ -215,6 +219,7 @@ def settings_from_args(args: argparse.Namespace) -> Any:
         client_id=args.client_id,
         workers=workers,
         partial_timeout=args.partial_timeout,
+        upstream=upstream,
     )
 
 

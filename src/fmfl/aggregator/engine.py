@@ -19,6 +19,7 @@ import logging
 import time
 from pathlib import Path
 
+from fmfl.aggregator.accumulator import WeightedSum
 from fmfl.aggregator.clients import ClientRegistry, select_clients
 from fmfl.aggregator.coordination import WorkerPool
 from fmfl.aggregator.ingest import UpdateIngest, Verdict
@@ -38,6 +39,7 @@ from fmfl.aggregator.round_state import OpenRound
 from fmfl.aggregator.sparse import Float32Array
 from fmfl.aggregator.store import GlobalStore
 from fmfl.aggregator.strategy import Strategy
+from fmfl.aggregator.tier import UpstreamConfig, UpstreamTier
 from fmfl.aggregator.wal import UpdateLog
 from fmfl.errors import FmflError
 from fmfl.protocol import (
@@ -86,6 +88,7 @@ class RoundEngine:
         reassembly_bytes: int | None = None,
         workers: tuple[str, ...] = (),
         partial_timeout: float = 30.0,
+        upstream: UpstreamConfig | None = None,
     ) -> None:
         self.config = config
         self.bundle_id = bundle_id
@@ -103,6 +106,22 @@ class RoundEngine:
         self.registry = ClientRegistry(bundle_id, config.requirements)
         self.gateway_topics = GatewayTopics(self.topics)
         self.pool = WorkerPool(workers, self.gateway_topics, partial_timeout=partial_timeout) if workers else None
+        self.upstream = (
+            UpstreamTier(
+                upstream,
+                bundle_id=bundle_id,
+                size=self.size,
+                state_dir=self.state_dir,
+                max_packet_bytes=config.max_packet_bytes,
+            )
+            if upstream is not None
+            else None
+        )
+        if upstream is not None:
+            if upstream.federation == config.federation:
+                raise FmflError("the upstream federation must differ from this gateway's --federation")
+            if not hasattr(type(strategy), "weighted_sum"):
+                raise FmflError("a lower-tier gateway needs a FedAvg-family --strategy")
         self.ingest = UpdateIngest(
             config=config,
             bundle_id=bundle_id,
@@ -124,6 +143,7 @@ class RoundEngine:
         self._published_chunks = 0
         self._quorum_since: float | None = None
         self._opened_any = False
+        self._parent_task: RoundTask | None = None
         self._waiting_since = time.time() if now is None else now
         self.weights, self.version = self._load(initial_weights, resume)
 
@@ -207,11 +227,19 @@ class RoundEngine:
         if self.pool is not None:
             g = self.gateway_topics
             filters += [f"{g.base}/progress/+", f"{g.base}/partial/+"]
+        if self.upstream is not None:
+            filters += self.upstream.subscriptions()
         return filters
+
+    def will(self) -> tuple[str, bytes] | None:
+        """The MQTT will to connect with: a lower tier is a device to its parent."""
+        return self.upstream.will() if self.upstream is not None else None
 
     def start(self, now: float) -> list[Outgoing]:
         """What to publish on (re)connecting: the current global model, and the open round's task."""
         out = self._global_packets()
+        if self.upstream is not None:
+            out += self.upstream.start()
         if self.open_round is not None:
             out += task_packets(self.topics, self.open_round.task, self.config.max_packet_bytes)
             if self.pool is not None and not self.pool.closing:
@@ -223,6 +251,8 @@ class RoundEngine:
 
     def handle(self, topic: str, payload: bytes, now: float) -> list[Outgoing]:
         """One MQTT message (one chunk) on one of our topics; returns what to publish in answer."""
+        if self.upstream is not None and self.upstream.owns(topic):
+            return self.upstream.handle(topic, payload) + self.tick(now)
         internal = self.gateway_topics.parse(topic)
         if internal is not None:
             return self._on_worker_message(topic, internal[0], payload, now)
@@ -316,7 +346,8 @@ class RoundEngine:
 
     @property
     def finished(self) -> bool:
-        return self.version >= self.config.rounds
+        """All rounds done (a lower tier serves its parent until stopped)."""
+        return self.upstream is None and self.version >= self.config.rounds
 
     def tick(self, now: float) -> list[Outgoing]:
         """Close the round at quorum K or its deadline; open the next when enough clients are online."""
@@ -336,6 +367,13 @@ class RoundEngine:
             out += self._close(current, now)
         if self.finished:
             return out
+        if self.upstream is not None:
+            out += self.upstream.tick()
+            ready = self.upstream.ready(now)
+            if ready is None:
+                self._waiting_since = now  # waiting for the parent is not waiting for devices
+                return out
+            self._adopt(*ready)
         eligible = self.registry.eligible()
         if len(eligible) >= self.config.selection_size:
             return out + self._open(eligible, now)
@@ -358,6 +396,15 @@ class RoundEngine:
                 f"{self.registry.online_count} online)"
             )
         return out
+
+    def _adopt(self, task: RoundTask, weights: Float32Array) -> None:
+        """A lower tier trains the parent's model of the parent's task."""
+        if task.model_version != self.version:
+            latest = self.store.latest()
+            if latest is None or task.model_version > latest.version:
+                self.store.save(task.model_version, weights, server_state=self.strategy.state_dict())
+            self.weights, self.version = weights, task.model_version
+        self._parent_task = task
 
     def _open(self, eligible: list[str], now: float) -> list[Outgoing]:
         cfg = self.config
@@ -382,6 +429,9 @@ class RoundEngine:
         self.journal.open_round(r, task.to_bytes(), now)
         self.open_round = OpenRound(task, now, task.deadline)
         self._opened_any = True
+        if self.upstream is not None and self._parent_task is not None:
+            self.upstream.begin(self._parent_task)
+            self.journal.put("parent_task", self._parent_task.to_bytes().hex())
         if self.pool is not None:
             out += self.pool.begin(r)
         self._quorum_since = None
@@ -399,6 +449,8 @@ class RoundEngine:
         accepted = len(self.strategy.clients)
         self.open_round = None
         self._waiting_since = now
+        if accepted >= self.config.min_clients and self.upstream is not None:
+            return self._forward(current, accepted, now)
         if accepted >= self.config.min_clients:
             new = self.strategy.aggregate()
             version = current.version + 1
@@ -425,6 +477,23 @@ class RoundEngine:
         if self.failed_in_a_row >= self.config.max_failed_rounds:
             raise RunFailed(f"{self.failed_in_a_row} rounds in a row failed their quorum ({detail})")
         return []
+
+    def _forward(self, current: OpenRound, accepted: int, now: float) -> list[Outgoing]:
+        """Lower tier: the round's weighted sum goes to the parent as one update; no local version."""
+        assert self.upstream is not None
+        parent = RoundTask.from_bytes(bytes.fromhex(self.journal.get("parent_task")), self.limits)
+        total: WeightedSum = getattr(self.strategy, "weighted_sum")  # noqa: B009 - checked in __init__
+        summary = self._summary(
+            current, "forwarded", current.version, accepted, now, detail=f"parent round {parent.round}"
+        )
+        out = self.upstream.forward(parent, total, summary.metrics)
+        self.metrics_log.append(summary)
+        self.journal.finish_round(current.round, "closed", current.counters)
+        self.wal.prune(before_round=current.round + 1)
+        self.journal.prune(before_round=current.round - JOURNAL_KEEP_ROUNDS)
+        self.failed_in_a_row = 0
+        self.observer.round_closed(summary)
+        return self._sent(out)
 
     def _summary(
         self, current: OpenRound, status: str, version: int, accepted: int, now: float, detail: str = ""

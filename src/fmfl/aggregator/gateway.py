@@ -102,7 +102,8 @@ class MqttGateway:
     # --- the loop (caller's thread) ----------------------------------------------------------------
 
     def connect(self) -> None:
-        self.client = make_client(self.client_id, self.opts, manual_ack=True, clean_session=False)
+        will = getattr(self.engine, "will", lambda: None)()  # a lower tier is a device to its parent
+        self.client = make_client(self.client_id, self.opts, will=will, manual_ack=True, clean_session=False)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
@@ -110,9 +111,7 @@ class MqttGateway:
         self.client.loop_start()
         if not self._connected.wait(CONNECT_TIMEOUT_S):
             self.client.loop_stop()
-            raise BrokerDown(
-                f"no CONNACK from {self.opts.host}:{self.opts.port} in {CONNECT_TIMEOUT_S:.0f} s"
-            )
+            raise BrokerDown(f"no CONNACK from {self.opts.host}:{self.opts.port} in {CONNECT_TIMEOUT_S:.0f} s")
 
     def run(self, stop: threading.Event) -> None:
         """Serve until the engine has finished its rounds or ``stop`` is set; then flush and disconnect."""

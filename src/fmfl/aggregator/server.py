@@ -26,6 +26,7 @@ from fmfl.aggregator.round_config import RoundConfig
 from fmfl.aggregator.round_report import RoundSummary
 from fmfl.aggregator.sparse import Float32Array
 from fmfl.aggregator.strategy import Strategy
+from fmfl.aggregator.tier import UpstreamConfig
 from fmfl.aggregator.validation import UpdateLimits
 from fmfl.aggregator.worker import WorkerEngine
 from fmfl.bundle import verify_bundle
@@ -54,6 +55,7 @@ class ServerSettings:
     workers: tuple[str, ...] = ()
     partial_timeout: float = 30.0
     worker_id: str | None = None  # set: run as an aggregation worker, not as the coordinator
+    upstream: UpstreamConfig | None = None  # set: a lower tier, one client of a parent gateway
 
 
 class PrintObserver(RoundObserver):
@@ -100,6 +102,7 @@ def build_engine(settings: ServerSettings, observer: RoundObserver) -> RoundEngi
         observer=observer,
         workers=settings.workers,
         partial_timeout=settings.partial_timeout,
+        upstream=settings.upstream,
     )
 
 
@@ -133,9 +136,7 @@ def serve(settings: ServerSettings, stop: threading.Event | None = None) -> int:
         engine = build_worker(settings, Observers(*observers))
     else:
         engine = build_engine(settings, Observers(*observers))
-    gateway = MqttGateway(
-        engine, settings.broker, client_id=settings.client_id, share_group=settings.share_group
-    )
+    gateway = MqttGateway(engine, settings.broker, client_id=settings.client_id, share_group=settings.share_group)
     restore = _on_signals(stop)
     try:
         gateway.run(stop)
@@ -146,6 +147,8 @@ def serve(settings: ServerSettings, stop: threading.Event | None = None) -> int:
             prom.close()
     if isinstance(engine, WorkerEngine):
         print(f"worker {settings.worker_id} stopped", flush=True)
+    elif settings.upstream is not None:
+        print(f"lower-tier gateway stopped at parent version {engine.version}", flush=True)
     elif stop.is_set() and not engine.finished:
         print(f"stopped at global version {engine.version}; run again with --resume to continue", flush=True)
     else:
