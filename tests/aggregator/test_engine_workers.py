@@ -3,60 +3,15 @@ produce exactly the single-process global model, also when a resend reaches a se
 
 from __future__ import annotations
 
-from collections import deque
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
-from test_server_support import SIZE, T0, TOPICS, Harness, frames, make_update
+from test_server_support import SIZE, T0, TOPICS, Bus, Harness, frames, make_update
 
 from fmfl.aggregator import make_strategy
-from fmfl.aggregator.outbound import Outgoing
 from fmfl.aggregator.worker import WorkerEngine
 from fmfl.protocol import RoundTask
-
-
-def matches(pattern: str, topic: str) -> bool:
-    if pattern.startswith("$share/"):
-        pattern = pattern.split("/", 2)[2]
-    p, t = pattern.split("/"), topic.split("/")
-    return len(p) == len(t) and all(a in ("+", b) for a, b in zip(p, t, strict=True))
-
-
-class Bus:
-    """Delivers publishes to every node subscribed (shared update filters are fed by hand)."""
-
-    def __init__(self) -> None:
-        self.nodes: dict[str, Any] = {}
-        self.retained: dict[str, bytes] = {}
-
-    def add(self, name: str, engine: Any) -> None:
-        self.nodes[name] = engine
-        for topic, payload in self.retained.items():  # what a subscriber gets on subscribing
-            self.publish(name, [Outgoing(topic, payload)], only=name)
-
-    def publish(self, sender: str, out: list[Outgoing], only: str | None = None) -> None:
-        queue = deque((sender, o) for o in out)
-        while queue:
-            _, o = queue.popleft()
-            if o.retain:
-                self.retained[o.topic] = o.payload
-            for name, engine in self.nodes.items():
-                if only is not None and name != only:
-                    continue
-                if "/update/" in o.topic:
-                    continue  # updates go to one node, chosen by the test
-                if any(matches(f, o.topic) for f in engine.subscriptions("g")):
-                    queue.extend((name, x) for x in engine.handle(o.topic, o.payload, T0))
-
-    def update(self, node: str, cid: str, chunks: list[bytes]) -> list[Outgoing]:
-        out: list[Outgoing] = []
-        for c in chunks:
-            out += self.nodes[node].handle(TOPICS.update(cid), c, T0)
-        acks = [o for o in out if "/ack/" in o.topic]
-        self.publish(node, [o for o in out if "/ack/" not in o.topic])
-        return acks
 
 
 def dyadic_delta(cid: str) -> np.ndarray:
@@ -82,7 +37,7 @@ def run(tmp: Path, shares: list[tuple[str, str]], workers: tuple[str, ...]) -> n
     task = h.task()
     updates = {c: make_update(task, c, dyadic_delta(c), num_samples=3 + len(c))[0] for c in ids}
     for node, cid in shares:
-        acks = bus.update(node, cid, frames(updates[cid]))
+        acks = bus.update(node, TOPICS.update(cid), frames(updates[cid]))
         assert len(acks) == 1
     assert h.engine.version == 1, h.engine.pool.close_done(T0) if h.engine.pool else None
     return h.engine.store.load_weights(1)[1]
@@ -124,10 +79,10 @@ def test_a_worker_refuses_updates_after_the_close_request(tmp_path: Path) -> Non
     h.register("a", "b")
     bus.publish("coord", h.tick())
     task: RoundTask = h.task()
-    bus.update("coord", "a", frames(make_update(task, "a", dyadic_delta("a"))[0]))  # K = 1: closes
+    bus.update("coord", TOPICS.update("a"), frames(make_update(task, "a", dyadic_delta("a"))[0]))  # K = 1: closes
     assert h.engine.version == 1
     assert w.frozen
-    (late,) = bus.update("w1", "b", frames(make_update(task, "b", dyadic_delta("b"))[0]))
+    (late,) = bus.update("w1", TOPICS.update("b"), frames(make_update(task, "b", dyadic_delta("b"))[0]))
     assert b"no_open_round" in late.payload
 
 

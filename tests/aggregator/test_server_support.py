@@ -107,9 +107,7 @@ def export_tiny_bundle(workdir: Path, tokenizer: Path) -> Path:
     transformers.BertModel(config, add_pooling_layer=False).save_pretrained(model_dir)
     shutil.copy(tokenizer, model_dir / "tokenizer.json")
     out = workdir / "bundle"
-    cfg = ExportConfig(
-        model=str(model_dir), task="classify", train="head", out=out, num_labels=3, max_seq_len=16
-    )
+    cfg = ExportConfig(model=str(model_dir), task="classify", train="head", out=out, num_labels=3, max_seq_len=16)
     return export_bundle(cfg).path
 
 
@@ -189,9 +187,7 @@ class Listener:
         with self._lock:
             return list(self.messages)
 
-    def wait_for(
-        self, predicate: Callable[[list[tuple[str, bytes, bool]]], bool], timeout: float = 10
-    ) -> bool:
+    def wait_for(self, predicate: Callable[[list[tuple[str, bytes, bool]]], bool], timeout: float = 10) -> bool:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if predicate(self.snapshot()):
@@ -361,6 +357,7 @@ class Harness:
         strategy: str = "fedavg",
         strategy_options: dict[str, Any] | None = None,
         workers: tuple[str, ...] = (),
+        upstream: Any = None,
         **cfg: object,
     ) -> None:
         bundle = tmp / "bundle"
@@ -389,15 +386,17 @@ class Harness:
             resume=resume,
             now=T0,
             workers=workers,
+            upstream=upstream,
         )
+        self.topics = Topics(self.config.federation)
         self.out: list[Outgoing] = self.engine.start(T0)
 
     def register(self, *ids: str, **capabilities: object) -> None:
         for cid in ids:
             hello = ClientHello(cid, dict(capabilities) or {"memory_bytes": 2**32}, bundle_id=self.bundle_id)
             for chunk in frames(hello):
-                self.engine.handle(TOPICS.hello(cid), chunk, T0)
-            self.engine.handle(TOPICS.status(cid), frames(ClientStatus(cid, True))[0], T0)
+                self.engine.handle(self.topics.hello(cid), chunk, T0)
+            self.engine.handle(self.topics.status(cid), frames(ClientStatus(cid, True))[0], T0)
 
     def tick(self, now: float = T0) -> list[Outgoing]:
         out = self.engine.tick(now)
@@ -405,23 +404,21 @@ class Harness:
         return out
 
     def task(self) -> RoundTask:
-        tasks = [o for o in self.out if o.topic == TOPICS.task]
+        tasks = [o for o in self.out if o.topic == self.topics.task]
         assert tasks, "no task published"
         return RoundTask.from_bytes(Reassembler(2**20).add(tasks[-1].payload), LIMITS)
 
     def send(self, cid: str, payload_chunks: list[bytes], now: float = T0) -> list[Ack]:
         out: list[Outgoing] = []
         for chunk in payload_chunks:
-            out += self.engine.handle(TOPICS.update(cid), chunk, now)
+            out += self.engine.handle(self.topics.update(cid), chunk, now)
         self.out += out
         return [
-            Ack.from_bytes(Reassembler(2**20).add(o.payload), LIMITS)
-            for o in out
-            if o.topic == TOPICS.ack(cid)
+            Ack.from_bytes(Reassembler(2**20).add(o.payload), LIMITS) for o in out if o.topic == self.topics.ack(cid)
         ]
 
     def global_model(self) -> tuple[int, np.ndarray]:
-        chunks = [o for o in self.out if o.topic.startswith(TOPICS.root + "/global/") and o.payload]
+        chunks = [o for o in self.out if o.topic.startswith(self.topics.root + "/global/") and o.payload]
         r = Reassembler(2**26)
         message = None
         for c in chunks:
@@ -430,6 +427,54 @@ class Harness:
                 message = GlobalModel.from_bytes(data, LIMITS)
         assert message is not None
         return message.model_version, decode_update(message.payload, SIZE, LIMITS).to_dense()
+
+
+def matches(pattern: str, topic: str) -> bool:
+    """MQTT topic filter matching (``+`` only), ``$share/{group}/`` stripped."""
+    if pattern.startswith("$share/"):
+        pattern = pattern.split("/", 2)[2]
+    p, t = pattern.split("/"), topic.split("/")
+    return len(p) == len(t) and all(a in ("+", b) for a, b in zip(p, t, strict=True))
+
+
+class Bus:
+    """An in-process broker for engines: delivers publishes to every subscribed node, keeps retained
+    messages. Updates on shared subscriptions are not routed: the test picks the node (``update``)."""
+
+    def __init__(self, share_group: str | None = "g") -> None:
+        self.share_group = share_group
+        self.nodes: dict[str, Any] = {}
+        self.retained: dict[str, bytes] = {}
+
+    def add(self, name: str, engine: Any) -> None:
+        self.nodes[name] = engine
+        for topic, payload in self.retained.items():  # what a subscriber gets on subscribing
+            self.publish(name, [Outgoing(topic, payload)], only=name)
+
+    def publish(self, sender: str, out: list[Outgoing], only: str | None = None) -> None:
+        from collections import deque
+
+        queue = deque(out)
+        while queue:
+            o = queue.popleft()
+            if o.retain:
+                self.retained[o.topic] = o.payload
+            for name, engine in self.nodes.items():
+                if only is not None and name != only:
+                    continue
+                for f in engine.subscriptions(self.share_group):
+                    if matches(f, o.topic) and not f.startswith("$share/"):
+                        queue.extend(engine.handle(o.topic, o.payload, T0))
+                        break
+
+    def update(self, node: str, topic: str, chunks: list[bytes]) -> list[Outgoing]:
+        """Feed an update's chunks to ``node``; publish what it answers except the Acks (returned)."""
+        out: list[Outgoing] = []
+        for c in chunks:
+            out += self.nodes[node].handle(topic, c, T0)
+        acks = [o for o in out if "/ack/" in o.topic]
+        self.publish(node, [o for o in out if "/ack/" not in o.topic])
+        return acks
 
 
 # --- the aggregator as a subprocess ----------------------------------------------------------------
@@ -473,9 +518,7 @@ class AggregatorProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-            raise AssertionError(
-                f"aggregator did not exit in {timeout} s\n{self.stdout}\n{self.stderr}"
-            ) from None
+            raise AssertionError(f"aggregator did not exit in {timeout} s\n{self.stdout}\n{self.stderr}") from None
 
     def kill(self) -> None:
         self.proc.send_signal(signal.SIGKILL)
