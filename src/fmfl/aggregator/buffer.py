@@ -55,9 +55,7 @@ class BufferedUpdate:
 class ClientBuffer:
     """The sparse deltas of one round, bounded by client count and bytes."""
 
-    def __init__(
-        self, size: int, *, max_clients: int = DEFAULT_MAX_CLIENTS, max_bytes: int = DEFAULT_MAX_BYTES
-    ):
+    def __init__(self, size: int, *, max_clients: int = DEFAULT_MAX_CLIENTS, max_bytes: int = DEFAULT_MAX_BYTES):
         if size <= 0:
             raise ValueError(f"size must be positive, got {size}")
         if max_clients < 1:
@@ -93,12 +91,8 @@ class ClientBuffer:
         """Keep a copy of a validated update (call ``check_fits`` first; this re-checks)."""
         self.check_fits(update.nnz)
         if update.client_id in self._entries:
-            raise RejectedUpdate(
-                RejectReason.DUPLICATE_CLIENT, f"client {update.client_id!r} already buffered"
-            )
-        self._put(
-            BufferedUpdate(update.client_id, update.indices.copy(), update.values.copy(), update.weight)
-        )
+            raise RejectedUpdate(RejectReason.DUPLICATE_CLIENT, f"client {update.client_id!r} already buffered")
+        self._put(BufferedUpdate(update.client_id, update.indices.copy(), update.values.copy(), update.weight))
 
     def _put(self, entry: BufferedUpdate) -> None:
         self._entries[entry.client_id] = entry
@@ -114,9 +108,7 @@ class ClientBuffer:
             raise ValueError(f"cannot merge a buffer of size {other.size} into one of size {self.size}")
         overlap = self._entries.keys() & other._entries.keys()
         if overlap:
-            raise RejectedUpdate(
-                RejectReason.DUPLICATE_CLIENT, f"clients in both buffers: {sorted(overlap)[:5]}"
-            )
+            raise RejectedUpdate(RejectReason.DUPLICATE_CLIENT, f"clients in both buffers: {sorted(overlap)[:5]}")
         self.check_fits(sum(e.nnz for e in other._entries.values()), clients=len(other))
         for entry in other.entries():
             self._put(entry)
@@ -160,9 +152,7 @@ class ClientBuffer:
         cls, data: bytes, *, max_clients: int = DEFAULT_MAX_CLIENTS, max_bytes: int = DEFAULT_MAX_BYTES
     ) -> ClientBuffer:
         """Rebuild a buffer; its contents are re-checked because they may come from another host."""
-        a = load_arrays(
-            data, kind=_KIND, required=("size", "client_ids", "weights", "offsets", "indices", "values")
-        )
+        a = load_arrays(data, kind=_KIND, required=("size", "client_ids", "weights", "offsets", "indices", "values"))
         size, ids, weights, offsets = int(a["size"]), a["client_ids"], a["weights"], a["offsets"]
         if size <= 0 or not (ids.shape == weights.shape and offsets.shape == (ids.shape[0] + 1,)):
             raise CorruptState("client-buffer state has inconsistent arrays")
@@ -171,9 +161,7 @@ class ClientBuffer:
             lo, hi = int(offsets[i]), int(offsets[i + 1])
             piece = _Piece(a["indices"][lo:hi], a["values"][lo:hi], size)
             try:
-                out.add(
-                    validate_update(piece, float(weights[i]), str(cid), size=size, seen_clients=out._entries)
-                )
+                out.add(validate_update(piece, float(weights[i]), str(cid), size=size, seen_clients=out._entries))
             except RejectedUpdate as exc:
                 raise CorruptState(f"client-buffer entry {cid!r}: {exc}") from exc
         return out

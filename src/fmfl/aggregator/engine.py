@@ -359,7 +359,10 @@ class RoundEngine:
                     return out
             else:
                 accepted = len(self.strategy.clients | self.pool.clients()) if self.pool else len(self.strategy.clients)
-                if accepted < self.config.clients_per_round and now < current.close_at:
+                # Quorum K, or every selected device when fewer than K could be selected (a small fleet
+                # must not wait for the deadline for updates nobody was asked for).
+                target = min(self.config.clients_per_round, len(current.task.selected))
+                if accepted < target and now < current.close_at:
                     return out
                 if self.pool is not None:
                     # Workers freeze and send their shares; the round closes when all have arrived.

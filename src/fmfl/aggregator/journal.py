@@ -99,8 +99,7 @@ class RoundJournal:
 
     def put(self, key: str, value: Any) -> None:
         self._db.execute(
-            "INSERT INTO run (key, value) VALUES (?, ?) "
-            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            "INSERT INTO run (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             (key, json.dumps(value)),
         )
 
@@ -164,9 +163,7 @@ class RoundJournal:
                     json.dumps(row.metrics),
                 ),
             )
-            self._db.execute(
-                "UPDATE rounds SET counters = ? WHERE round = ?", (json.dumps(counters), row.round)
-            )
+            self._db.execute("UPDATE rounds SET counters = ? WHERE round = ?", (json.dumps(counters), row.round))
 
     def accepted_round_of(self, update_id: str) -> int | None:
         """The round that accepted ``update_id`` (None if it never was, or was pruned)."""

@@ -31,9 +31,7 @@ class PrometheusObserver(RoundObserver):
         self.accepted = prom.Counter(
             "fmfl_updates_accepted", "Updates accepted, by kind (on time, late)", ["kind"], registry=r
         )
-        self.rejected = prom.Counter(
-            "fmfl_updates_rejected", "Updates rejected, by reason", ["reason"], registry=r
-        )
+        self.rejected = prom.Counter("fmfl_updates_rejected", "Updates rejected, by reason", ["reason"], registry=r)
         self.bytes_up = prom.Counter("fmfl_bytes_received", "Bytes received on update topics", registry=r)
         self.bytes_down = prom.Counter("fmfl_bytes_sent", "Bytes published (model, task, acks)", registry=r)
         self.duration = prom.Histogram(

@@ -19,8 +19,7 @@ from fmfl.aggregator.rules import (
 from fmfl.aggregator.strategy import Strategy
 
 STRATEGIES: dict[str, type[Strategy]] = {
-    cls.name: cls
-    for cls in (FedAvg, FedAvgM, FedAdam, FedYogi, FedAdagrad, TrimmedMean, Median, Krum, MultiKrum)
+    cls.name: cls for cls in (FedAvg, FedAvgM, FedAdam, FedYogi, FedAdagrad, TrimmedMean, Median, Krum, MultiKrum)
 }
 
 
@@ -40,9 +39,7 @@ def make_strategy(name: str, **options: Any) -> Strategy:
     known = strategy_options(name)
     unknown = sorted(set(options) - set(known))
     if unknown:
-        raise ValueError(
-            f"strategy {name!r} has no option {', '.join(unknown)}; its options: {', '.join(known)}"
-        )
+        raise ValueError(f"strategy {name!r} has no option {', '.join(unknown)}; its options: {', '.join(known)}")
     missing = sorted(k for k, p in known.items() if p.default is inspect.Parameter.empty and k not in options)
     if missing:
         raise ValueError(f"strategy {name!r} needs option {', '.join(missing)}")

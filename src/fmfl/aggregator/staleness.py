@@ -16,11 +16,6 @@ def staleness_weight(weight: float, staleness: int) -> float:
     """``weight / sqrt(1 + staleness)``; ``staleness`` = current version - the update's base version."""
     if isinstance(staleness, bool) or not isinstance(staleness, numbers.Integral) or staleness < 0:
         raise ValueError(f"staleness must be an integer >= 0, got {staleness!r}")
-    if (
-        isinstance(weight, bool)
-        or not isinstance(weight, numbers.Real)
-        or not math.isfinite(weight)
-        or weight <= 0
-    ):
+    if isinstance(weight, bool) or not isinstance(weight, numbers.Real) or not math.isfinite(weight) or weight <= 0:
         raise ValueError(f"weight must be a positive finite number, got {weight!r}")
     return float(weight) / math.sqrt(1.0 + int(staleness))

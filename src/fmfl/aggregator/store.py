@@ -75,9 +75,7 @@ class GlobalStore:
             raise ValueError(f"global weights must be 1-D, got shape {w.shape}")
         versions = self.versions()
         if versions and version <= max(v.version for v in versions):
-            raise ValueError(
-                f"version {version} is not newer than the stored {max(v.version for v in versions)}"
-            )
+            raise ValueError(f"version {version} is not newer than the stored {max(v.version for v in versions)}")
         buf = io.BytesIO()
         np.save(buf, w, allow_pickle=False)
         data = buf.getvalue()
@@ -105,9 +103,7 @@ class GlobalStore:
             raise StoreError(f"{entry.weights_file} does not match its recorded SHA-256")
         w = np.load(io.BytesIO(data), allow_pickle=False)
         if w.dtype != np.float32 or w.shape != (entry.size,):
-            raise StoreError(
-                f"{entry.weights_file} holds {w.dtype} {w.shape}, expected float32 ({entry.size},)"
-            )
+            raise StoreError(f"{entry.weights_file} holds {w.dtype} {w.shape}, expected float32 ({entry.size},)")
         out: Float32Array = w
         return entry, out
 

@@ -44,11 +44,7 @@ class RoundStateError(FmflError):
 
 
 def check_positive(name: str, value: float) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not (math.isfinite(value) and value > 0)
-    ):
+    if isinstance(value, bool) or not isinstance(value, int | float) or not (math.isfinite(value) and value > 0):
         raise ValueError(f"{name} must be a positive finite number, got {value!r}")
     return float(value)
 
@@ -156,9 +152,7 @@ class Strategy(ABC):
         clients = {str(c) for c in a["clients"].tolist()}
         overlap = clients & self._clients
         if overlap:
-            raise RejectedUpdate(
-                RejectReason.DUPLICATE_CLIENT, f"partial round repeats clients {sorted(overlap)[:5]}"
-            )
+            raise RejectedUpdate(RejectReason.DUPLICATE_CLIENT, f"partial round repeats clients {sorted(overlap)[:5]}")
         self._merge_partial(a["payload"].tobytes(), frozenset(clients))
         self._clients |= clients
 

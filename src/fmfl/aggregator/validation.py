@@ -113,9 +113,7 @@ def validate_update(
     # ndarray methods, not np.any/np.all: their Python wrappers cost more than the work itself at
     # the nnz of a sparse update, and this runs once per update on the acknowledgement path.
     if nnz > 1 and (idx_raw[1:] <= idx_raw[:-1]).any():
-        raise RejectedUpdate(
-            RejectReason.INDICES, "indices are not strictly increasing (unsorted or duplicate)"
-        )
+        raise RejectedUpdate(RejectReason.INDICES, "indices are not strictly increasing (unsorted or duplicate)")
     if nnz and (int(idx_raw[0]) < 0 or int(idx_raw[-1]) >= size):
         raise RejectedUpdate(
             RejectReason.INDICES, f"indices span [{int(idx_raw[0])}, {int(idx_raw[-1])}], outside [0, {size})"
@@ -135,9 +133,7 @@ def validate_update(
         v64 = values.astype(np.float64)
         norm = math.sqrt(float(np.dot(v64, v64)))
         if norm > limits.max_norm:
-            raise RejectedUpdate(
-                RejectReason.NORM, f"L2 norm {norm:.6g} exceeds the bound {limits.max_norm:.6g}"
-            )
+            raise RejectedUpdate(RejectReason.NORM, f"L2 norm {norm:.6g} exceeds the bound {limits.max_norm:.6g}")
     return ValidUpdate(indices, values, size, w, cid)
 
 
@@ -148,18 +144,14 @@ def _check_client(client_id: object, seen_clients: Collection[str]) -> str:
             f"client id must be a non-empty string of at most {MAX_CLIENT_ID_LEN} chars",
         )
     if client_id in seen_clients:
-        raise RejectedUpdate(
-            RejectReason.DUPLICATE_CLIENT, f"client {client_id!r} already contributed this round"
-        )
+        raise RejectedUpdate(RejectReason.DUPLICATE_CLIENT, f"client {client_id!r} already contributed this round")
     return client_id
 
 
 def _check_weight(weight: object, max_weight: float) -> float:
     # bool is an int subclass; True as a sample count is a caller bug, not a weight of 1.
     if isinstance(weight, bool | np.bool_) or not isinstance(weight, _REAL):
-        raise RejectedUpdate(
-            RejectReason.WEIGHT, f"weight must be a real number, got {type(weight).__name__}"
-        )
+        raise RejectedUpdate(RejectReason.WEIGHT, f"weight must be a real number, got {type(weight).__name__}")
     w = float(weight)
     if not math.isfinite(w) or w <= 0:
         raise RejectedUpdate(RejectReason.WEIGHT, f"weight must be positive and finite, got {w!r}")

@@ -112,8 +112,7 @@ class UpdateLog:
         row = (update_id, round, client_id, float(weight), int(size), idx.tobytes(), val.tobytes())
         try:
             cur = self._db.execute(
-                f"INSERT INTO updates ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (update_id) DO NOTHING",
+                f"INSERT INTO updates ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (update_id) DO NOTHING",
                 row,
             )
         except sqlite3.IntegrityError as exc:  # only (round, client_id) can still conflict
@@ -123,17 +122,13 @@ class UpdateLog:
             ) from exc
         if cur.rowcount == 1:
             return True
-        prior = self._db.execute(
-            "SELECT round, client_id FROM updates WHERE update_id = ?", (update_id,)
-        ).fetchone()
+        prior = self._db.execute("SELECT round, client_id FROM updates WHERE update_id = ?", (update_id,)).fetchone()
         if prior is not None and (prior[0], prior[1]) != (round, client_id):
             raise LogError(f"update id {update_id!r} was logged for round {prior[0]} client {prior[1]!r}")
         return False
 
     def contains(self, update_id: str) -> bool:
-        return (
-            self._db.execute("SELECT 1 FROM updates WHERE update_id = ?", (update_id,)).fetchone() is not None
-        )
+        return self._db.execute("SELECT 1 FROM updates WHERE update_id = ?", (update_id,)).fetchone() is not None
 
     def count(self, round: int) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM updates WHERE round = ?", (round,)).fetchone()[0])

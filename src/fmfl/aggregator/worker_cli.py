@@ -22,9 +22,7 @@ def register(sub: Any) -> None:
     p.add_argument("--bundle", required=True, type=Path, help="the same bundle as the coordinator's")
     p.add_argument("--broker", required=True, help="mqtt://host:port or mqtts://host:port")
     p.add_argument("--federation", default="default")
-    p.add_argument(
-        "--worker-id", required=True, help="this worker's id, as listed in the coordinator's --workers"
-    )
+    p.add_argument("--worker-id", required=True, help="this worker's id, as listed in the coordinator's --workers")
     p.add_argument("--state-dir", required=True, type=Path, help="this worker's WAL and journal")
     p.add_argument("--trust-key", type=Path, help="Ed25519 public key: require a valid bundle signature")
     p.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port")

@@ -81,7 +81,8 @@ class EdgeRunner:
             client.subscribe(topic, qos=1)
         version, _ = self.device.global_model()
         hello = ClientHello(self.client_id, capabilities(self.cfg.threads), self.device.manifest.bundle_id, version)
-        self._publish(t.hello(self.client_id), hello.to_bytes())
+        # Retained, so a gateway that (re)starts after this device connected still learns of it.
+        self._publish(t.hello(self.client_id), hello.to_bytes(), retain=True)
         self._publish(t.status(self.client_id), ClientStatus(self.client_id, online=True).to_bytes(), retain=True)
         # Updates the gateway has not acknowledged yet go out again; it counts each update id once.
         for entry in self.device.state.pending():

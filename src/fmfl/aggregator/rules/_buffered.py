@@ -43,9 +43,7 @@ class BufferedStrategy(Strategy):
         return self._buffer
 
     def _open_round(self, size: int) -> None:
-        self._buffer = ClientBuffer(
-            size, max_clients=self.max_buffered_clients, max_bytes=self.max_buffer_bytes
-        )
+        self._buffer = ClientBuffer(size, max_clients=self.max_buffered_clients, max_bytes=self.max_buffer_bytes)
 
     def _check_capacity(self, update: ValidUpdate) -> None:
         self.buffer.check_fits(update.nnz)
@@ -57,9 +55,7 @@ class BufferedStrategy(Strategy):
         return self.buffer.to_bytes()
 
     def _merge_partial(self, payload: bytes, clients: frozenset[str]) -> None:
-        other = ClientBuffer.from_bytes(
-            payload, max_clients=self.max_buffered_clients, max_bytes=self.max_buffer_bytes
-        )
+        other = ClientBuffer.from_bytes(payload, max_clients=self.max_buffered_clients, max_bytes=self.max_buffer_bytes)
         if {e.client_id for e in other.entries()} != clients:
             raise CorruptState("partial buffer's clients differ from the clients it names")
         self.buffer.merge(other)

@@ -132,9 +132,7 @@ class MultiKrum(BufferedStrategy):
         entries = self.buffer.entries()
         n, f = len(entries), self.num_byzantine
         if n < 2 * f + 3:
-            raise RoundStateError(
-                f"{self.name} with num_byzantine={f} needs at least {2 * f + 3} updates, has {n}"
-            )
+            raise RoundStateError(f"{self.name} with num_byzantine={f} needs at least {2 * f + 3} updates, has {n}")
         m = self._selection_size(n)
         if m > n:
             raise RoundStateError(f"{self.name} selects {m} updates but the round has only {n}")
