@@ -27,6 +27,11 @@ def register(sub: Any) -> None:
     p.add_argument("--cache-dir", type=Path, default=Path(".fmfl-cache"))
     p.add_argument("--run-id")
     p.add_argument("--max-samples", type=int, help="use at most this many training samples (quick tries)")
+    own = p.add_argument_group("your own data")
+    own.add_argument("--data", type=Path, help="folder with train* and test* data in the edge client's formats")
+    own.add_argument("--model", help="bundle model for --data (default: effnet-lite0 for images, minilm for text)")
+    own.add_argument("--train", help="trainable set for --data (default: head for images, LoRA+head for text)")
+    own.add_argument("--image-size", type=int, help="image size for --data (default 64)")
     p.set_defaults(handler=run)
 
 
@@ -38,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
                      centralized=args.centralized, clients_per_round=args.clients_per_round,
                      local_epochs=args.local_epochs, round_timeout=args.round_timeout, seed=args.seed,
                      runs_dir=args.runs_dir, cache_dir=args.cache_dir, run_id=args.run_id,
-                     max_samples=args.max_samples)
-    run_dir = run_demo(cfg)
-    print(f"report: {run_dir / 'report.md'}")
+                     max_samples=args.max_samples, data=args.data, model=args.model, train=args.train,
+                     image_size=args.image_size)
+    run_demo(cfg)
     return 0

@@ -38,8 +38,11 @@ class Evaluator:
         self.bundle, self.manifest, self.test_y = bundle, manifest, np.asarray(test_y, dtype=np.int64)
         self.pre = Preprocessing.from_manifest(resolved_preprocessing(bundle, manifest))
         self.threads = threads
+        if isinstance(test_x, LocalDataset):  # a user's test set, already read with the bundle's preprocessing
+            assert test_x.labels is not None
+            self.test_y = test_x.labels
         if manifest.task["kind"] == "classify":
-            raw = self._raw_inputs(test_x)
+            raw = test_x.inputs if isinstance(test_x, LocalDataset) else self._raw_inputs(test_x)
             data = LocalDataset(inputs=raw, labels=self.test_y, label_names=tuple(manifest.labels or ()))
             features = compute_features(bundle, manifest, data, threads) if manifest.has_prefix else {}
             names = manifest.graph["train_inputs"]

@@ -46,6 +46,11 @@ class DemoConfig:
     run_id: str | None = None
     #: train on at most this many samples (test: a fifth, at least 1,000); None: the task's default
     max_samples: int | None = None
+    #: a folder with the user's own train* and test* data (replaces the task's data set)
+    data: Path | None = None
+    model: str | None = None
+    train: str | None = None
+    image_size: int | None = None
 
 
 @dataclass
@@ -71,6 +76,8 @@ def run_demo(cfg: DemoConfig) -> Path:
     if cfg.clients < 1 or cfg.rounds < 1 or cfg.alpha <= 0:
         raise FmflError("--clients and --rounds must be >= 1 and --alpha > 0")
     task = TASKS[cfg.task]
+    if cfg.data is None and (cfg.model or cfg.train):
+        raise FmflError("--model and --train choose the bundle for --data; the preset tasks use their own")
     start = time.perf_counter()
     run_id = cfg.run_id or dt.datetime.now().strftime(f"%Y%m%d-%H%M%S-{cfg.task}")
     run_dir = cfg.runs_dir / run_id
@@ -82,8 +89,15 @@ def run_demo(cfg: DemoConfig) -> Path:
     children: list[Child] = []
     broker: Broker | None = None
     try:
-        progress.note(f"loading {cfg.task} data")
-        data = task.load(cfg.seed, cfg.max_samples)
+        if cfg.data is not None:
+            from fmfl.demo.user_data import user_task
+
+            task, data = user_task(cfg, task)
+            progress.note(f"your data: {cfg.data} ({len(data.train_y)} training samples, "
+                          f"{len(data.label_names)} classes)")
+        else:
+            progress.note(f"loading {cfg.task} data")
+            data = task.load(cfg.seed, cfg.max_samples)
         labels = data.label_names if task.export_task == "classify" else None
         progress.note(f"bundle: {task.model} {task.train_spec} (exported once, then cached in {cfg.cache_dir})")
         t0 = time.perf_counter()
@@ -102,7 +116,12 @@ def run_demo(cfg: DemoConfig) -> Path:
         record.broker = url
         progress.note(f"broker {url}; {cfg.clients} clients, Dirichlet alpha {cfg.alpha}")
         children = _start_processes(cfg, task, bundle, url, run_dir, shards)
-        evaluator = Evaluator(bundle, manifest, data.test_x, data.test_y, ZERO_SHOT_NAMES, threads=1)
+        test_x: Any = data.test_x
+        if cfg.data is not None:
+            from fmfl.demo.user_data import read_user_test
+
+            test_x = read_user_test(cfg.data, bundle, manifest)
+        evaluator = Evaluator(bundle, manifest, test_x, data.test_y, ZERO_SHOT_NAMES, threads=1)
         initial = np.load(bundle / "initial_weights.npy")
         record.accuracy[0] = evaluator.accuracy(initial)
         progress.note(f"global v0 (before federated training): test accuracy {record.accuracy[0]:.4f}")
@@ -117,6 +136,9 @@ def run_demo(cfg: DemoConfig) -> Path:
     except KeyboardInterrupt:
         record.events.append("interrupted by the user (Ctrl-C): report covers the rounds that completed")
         progress.note("interrupted: stopping every process the demo started")
+        interrupted = True
+    else:
+        interrupted = False
     finally:
         stop_all(children)
         if broker is not None:
@@ -124,6 +146,9 @@ def run_demo(cfg: DemoConfig) -> Path:
         record.seconds = time.perf_counter() - start
         progress.close()
         _finish(run_dir, record)
+        print(f"report: {run_dir / 'report.md'}")
+    if interrupted:
+        raise KeyboardInterrupt  # exit status 130, after every child is stopped and the report written
     return run_dir
 
 

@@ -54,6 +54,7 @@ def _min_batch(trainer: OrtTrainer) -> int:
 def train_locally(trainer: OrtTrainer, data: LocalDataset, cfg: LocalTrainConfig) -> TrainStats:
     if len(data) < _min_batch(trainer):
         raise ValueError(f"not enough local training samples ({len(data)})")
+    trainer.reset_optimizer()
     trainer.set_learning_rate(cfg.lr)
     start = time.perf_counter()
     losses: list[float] = []

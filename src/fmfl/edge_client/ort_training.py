@@ -80,17 +80,8 @@ class OrtTrainer:
     """
 
     def __init__(self, bundle: Path, manifest: Manifest, threads: int | None = None) -> None:
-        api = training_api()
-        art = manifest.artifacts
-        self.manifest = manifest
-        self.state = api.CheckpointState.load_checkpoint(str(bundle / str(art["checkpoint"])))
-        self.module = api.Module(
-            str(bundle / str(art["training_model"])),
-            self.state,
-            str(bundle / str(art["eval_model"])),
-            session_options=session_options(threads),
-        )
-        self.optimizer = api.Optimizer(str(bundle / str(art["optimizer_model"])), self.module)
+        self.bundle, self.manifest, self.threads = bundle, manifest, threads
+        self._load()
         self.input_names: list[str] = list(self.module.input_names())
         size = self.module.get_parameters_size(trainable_only=True)
         if size != manifest.num_trainable:
@@ -107,6 +98,29 @@ class OrtTrainer:
             raise ValueError(f"weights must have shape ({self.manifest.num_trainable},), got {flat.shape}")
         value = OrtValue.ortvalue_from_numpy(np.ascontiguousarray(flat, dtype=np.float32))
         self.module.copy_buffer_to_parameters(value._ortvalue, trainable_only=True)
+
+    def _load(self) -> None:
+        api = training_api()
+        art, bundle = self.manifest.artifacts, self.bundle
+        self.state = api.CheckpointState.load_checkpoint(str(bundle / str(art["checkpoint"])))
+        self.module = api.Module(
+            str(bundle / str(art["training_model"])),
+            self.state,
+            str(bundle / str(art["eval_model"])),
+            session_options=session_options(self.threads),
+        )
+        self.optimizer = api.Optimizer(str(bundle / str(art["optimizer_model"])), self.module)
+
+    def reset_optimizer(self) -> None:
+        """Fresh optimizer state (AdamW moments and step count back to zero), weights kept.
+
+        Each federated round starts local training from the received global model; moments left from an
+        earlier round (or lost in a restart) would make a device's update depend on its history. ORT keeps
+        optimizer state inside the CheckpointState and a new Optimizer reuses it, so the state is reloaded.
+        """
+        weights = self.get_weights()
+        self._load()
+        self.set_weights(weights)
 
     def set_learning_rate(self, lr: float) -> None:
         self.optimizer.set_learning_rate(lr)
