@@ -1,0 +1,155 @@
+"""``fmfl demo`` end to end: real processes, a real broker, real data; and its failure paths."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch", reason="the demo exports its bundle on first use (workstation extra)")
+
+from fmfl.cli import main  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One bundle cache for the module: the first run exports, later runs reuse."""
+    return tmp_path_factory.mktemp("cache")
+
+
+def demo(tmp_path: Path, cache: Path, *extra: str) -> list[str]:
+    return ["demo", "--runs-dir", str(tmp_path / "runs"), "--cache-dir", str(cache), "--run-id", "r", *extra]
+
+
+def children_of(run_dir: Path) -> list[int]:
+    """Pids of live processes whose command line mentions the run folder (the demo's children)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                state = (entry / "stat").read_text().split()[2]
+            except OSError:
+                continue
+            if str(run_dir) in cmdline and state != "Z":
+                pids.append(int(entry.name))
+    return pids
+
+
+def test_vision_demo_runs_rounds_and_writes_the_report(tmp_path: Path, cache: Path) -> None:
+    # Execute: 3 clients, 3 rounds, a 1,500-sample slice of Fashion-MNIST, with the centralized baseline
+    assert main(demo(tmp_path, cache, "--task", "vision", "--clients", "3", "--rounds", "3",
+                     "--max-samples", "1500", "--centralized")) == 0
+
+    # Assert
+    run = tmp_path / "runs" / "r"
+    metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    ok = [m for m in metrics if m["status"] == "ok"]
+    assert len(ok) == 3 and all(m["participants"] >= 2 for m in ok)
+    record = json.loads((run / "run.json").read_text())
+    accuracy = {int(k): v for k, v in record["accuracy"].items()}
+    assert sorted(accuracy) == [0, 1, 2, 3]
+    assert accuracy[3] > accuracy[0] + 0.05  # federated training improved the global model on the test set
+    assert 0.2 < record["centralized"]["accuracy"] <= 1.0
+    report = (run / "report.md").read_text()
+    assert "Test accuracy" in report and "Centralized" in report and "| 3 | ok |" in report
+    assert (run / "accuracy.png").stat().st_size > 1000 and (run / "bytes.png").stat().st_size > 1000
+    assert children_of(run) == []
+
+
+def test_demo_runs_on_the_embedded_amqtt_broker(tmp_path: Path, cache: Path) -> None:
+    """Where Mosquitto is not installed the demo falls back to amqtt in process (MQTT 3.1.1)."""
+    assert main(demo(tmp_path, cache, "--task", "vision", "--clients", "2", "--rounds", "2", "--max-samples", "1000",
+                     "--broker-kind", "amqtt")) == 0
+    record = json.loads((tmp_path / "runs" / "r" / "run.json").read_text())
+    assert len([m for m in record["rounds"] if m["status"] == "ok"]) == 2
+
+
+def test_demo_on_the_users_own_text_data(tmp_path: Path, cache: Path) -> None:
+    from fmfl.datasets.wordnet import load_wordnet_glosses
+    from fmfl.edge_client.data import write_text_jsonl
+
+    glosses = load_wordnet_glosses(num_categories=3)
+    data = tmp_path / "mydata"
+    data.mkdir()
+    names = glosses.label_names
+    write_text_jsonl(data / "train.jsonl", glosses.train_texts[:600], [names[i] for i in glosses.train_labels[:600]])
+    write_text_jsonl(data / "test.jsonl", glosses.test_texts[:200], [names[i] for i in glosses.test_labels[:200]])
+
+    assert main(demo(tmp_path, cache, "--data", str(data), "--clients", "2", "--rounds", "2",
+                     "--train", "head", "--codec", "dense")) == 0
+    run = tmp_path / "runs" / "r"
+    record = json.loads((run / "run.json").read_text())
+    assert len([m for m in record["rounds"] if m["status"] == "ok"]) == 2
+    assert "3 labels" not in record["bundle"]  # sanity: a path, not a description
+    assert record["num_trainable"] == 384 * 3 + 3  # MiniLM mean-pooled embedding -> 3 classes
+
+
+def test_missing_user_data_is_a_clear_error(tmp_path: Path, cache: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "empty").mkdir()
+    assert main(demo(tmp_path, cache, "--data", str(tmp_path / "empty"))) == 2
+    assert "must hold exactly one 'train*' file or folder" in capsys.readouterr().err
+
+
+def _start_demo(tmp_path: Path, cache: Path, *extra: str) -> subprocess.Popen[str]:
+    cmd = [sys.executable, "-m", "fmfl.cli", *demo(tmp_path, cache, "--task", "vision", "--max-samples", "1200",
+                                                   *extra)]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def _wait_for(condition: object, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():  # type: ignore[operator]
+            return
+        time.sleep(0.3)
+    raise TimeoutError("condition not met")
+
+
+def test_a_client_that_dies_is_reported_and_the_run_completes(tmp_path: Path, cache: Path) -> None:
+    proc = _start_demo(tmp_path, cache, "--clients", "3", "--rounds", "3", "--round-timeout", "30")
+    run = tmp_path / "runs" / "r"
+    try:
+        # wait for the first round, then kill client c02 the hard way
+        _wait_for(lambda: (run / "aggregator" / "metrics.jsonl").exists(), 300)
+        victims = [p for p in children_of(run) if b"--client-id\0c02" in Path(f"/proc/{p}/cmdline").read_bytes()]
+        assert victims
+        os.kill(victims[0], signal.SIGKILL)
+        out, _ = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out
+    report = (run / "report.md").read_text()
+    assert "client c02 exited with code -9" in report
+    metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert len([m for m in metrics if m["status"] == "ok"]) == 3
+    assert children_of(run) == []
+
+
+def test_ctrl_c_stops_every_process_and_reports_what_completed(tmp_path: Path, cache: Path) -> None:
+    proc = _start_demo(tmp_path, cache, "--clients", "2", "--rounds", "50", "--local-epochs", "3")
+    run = tmp_path / "runs" / "r"
+    try:
+        _wait_for(lambda: (run / "aggregator" / "metrics.jsonl").exists(), 300)
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, out
+    report = (run / "report.md").read_text()
+    assert "interrupted by the user" in report
+    assert "did not complete every round" in report
+    assert children_of(run) == []
+    assert np.isfinite(json.loads((run / "run.json").read_text())["accuracy"]["0"])
