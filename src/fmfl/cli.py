@@ -21,6 +21,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "fmfl.edge_client.cli",
     "fmfl.aggregator.cli",
     "fmfl.demo.cli",
+    "fmfl.provision.cli",
 )
 
 Handler = Callable[[argparse.Namespace], int]

@@ -26,6 +26,18 @@ class BrokerDown(FmflError):
     """The broker could not be reached within the retry budget."""
 
 
+class BrokerRefused(FmflError):
+    """The broker answered CONNECT with a refusal that retrying will not fix (bad credentials, not authorized)."""
+
+
+# CONNACK reasons (MQTT 5 codes; paho maps 3.1.1 return codes onto them) worth another attempt.
+_TRANSIENT_REFUSALS = {136, 137, 159}  # server unavailable, server busy, connection rate exceeded
+
+
+class _NoConnack(Exception):
+    """The connection closed, or stayed silent, before the broker's CONNACK."""
+
+
 @dataclass(frozen=True)
 class MqttOptions:
     host: str
@@ -101,8 +113,13 @@ def connect_with_backoff(
     base_delay: float = 0.5,
     max_delay: float = 30.0,
     sleep: Any = time.sleep,
+    connack_timeout: float = 10.0,
 ) -> None:
-    """Connect, retrying with exponential backoff and full jitter; raises BrokerDown after ``attempts``."""
+    """Connect and wait for the CONNACK, retrying with exponential backoff and full jitter.
+
+    Raises BrokerRefused at once when the broker refuses the credentials (a silent reconnect loop would
+    hide that), BrokerDown after ``attempts``. The client's own ``on_connect`` still runs, in this thread.
+    """
     import paho.mqtt.client as mqtt
 
     last: Exception | None = None
@@ -112,8 +129,9 @@ def connect_with_backoff(
             if opts.mqtt5:
                 kwargs["clean_start"] = mqtt.MQTT_CLEAN_START_FIRST_ONLY
             client.connect(opts.host, opts.port, keepalive=opts.keepalive, **kwargs)
+            _await_connack(client, opts, connack_timeout)
             return
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, _NoConnack) as exc:
             last = exc
             delay = random.uniform(0, min(max_delay, base_delay * 2**attempt))
             log.warning("broker %s:%d unreachable (%s); retry %d/%d in %.1f s",
@@ -121,3 +139,40 @@ def connect_with_backoff(
             if attempt + 1 < attempts:
                 sleep(delay)
     raise BrokerDown(f"cannot reach the MQTT broker at {opts.host}:{opts.port} after {attempts} attempts: {last}")
+
+
+def _await_connack(client: Any, opts: MqttOptions, timeout: float) -> None:
+    """Run the network loop here until the CONNACK; BrokerRefused or _NoConnack when it is not a success."""
+    import paho.mqtt.client as mqtt
+
+    reasons: list[Any] = []
+    callback = client.on_connect
+
+    def on_connect(c: Any, userdata: Any, flags: Any, reason: Any, properties: Any = None) -> None:
+        reasons.append(reason)
+        if callback is not None:
+            callback(c, userdata, flags, reason, properties)
+
+    client.on_connect = on_connect
+    try:
+        deadline = time.monotonic() + timeout
+        while not reasons and time.monotonic() < deadline:
+            rc = client.loop(timeout=0.1)
+            if rc != mqtt.MQTT_ERR_SUCCESS and not reasons:
+                raise _NoConnack(
+                    f"the connection closed before the broker's CONNACK ({mqtt.error_string(rc)}; a TLS broker "
+                    "that requires a client certificate does this when none, or an untrusted one, is given)"
+                )
+    finally:
+        client.on_connect = callback
+    if not reasons:
+        raise _NoConnack(f"no CONNACK within {timeout:.0f} s")
+    reason = reasons[0]
+    if getattr(reason, "is_failure", False):
+        if getattr(reason, "value", None) in _TRANSIENT_REFUSALS:
+            raise _NoConnack(f"the broker refused the connection for now: {reason}")
+        who = f"user {opts.username!r}" if opts.username else "no username (anonymous)"
+        raise BrokerRefused(
+            f"the MQTT broker at {opts.host}:{opts.port} refused the connection: {reason} ({who}; check "
+            "--username/--password or the client certificate, and that this device has not been revoked)"
+        )

@@ -30,19 +30,32 @@ def mosquitto_binary() -> str | None:
 
 
 class Mosquitto:
-    """``with Mosquitto(workdir) as broker: broker.url`` - a broker bound to 127.0.0.1 only."""
+    """``with Mosquitto(workdir) as broker: broker.url`` - a broker bound to 127.0.0.1 only.
+
+    With ``config_file`` (e.g. the one ``fmfl provision`` writes) the broker runs that configuration instead
+    of the built-in anonymous one; ``port`` must then be the port it listens on, and ``tls`` whether that
+    listener speaks TLS (``url`` becomes ``mqtts://``).
+    """
 
     def __init__(self, workdir: Path, port: int | None = None, persistence: bool = False,
-                 extra_config: str = "") -> None:
+                 extra_config: str = "", *, config_file: Path | None = None, tls: bool = False) -> None:
+        if config_file is not None and port is None:
+            raise ValueError("Mosquitto(config_file=...) needs the port that configuration listens on")
         self.workdir = workdir
         self.port = port or free_port()
         self.persistence = persistence
         self.extra_config = extra_config
+        self.config_file = config_file
+        self.tls = tls
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"mqtt://127.0.0.1:{self.port}"
+        return f"{'mqtts' if self.tls else 'mqtt'}://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process is not None else None
 
     def start(self) -> Mosquitto:
         binary = mosquitto_binary()
@@ -52,7 +65,7 @@ class Mosquitto:
         if os.geteuid() == 0 and _has_user("mosquitto"):
             # Mosquitto drops privileges to its own user; let it write its persistence file here.
             shutil.chown(self.workdir, user="mosquitto")
-        conf = self.workdir / "mosquitto.conf"
+        conf = self.config_file or self.workdir / "mosquitto.conf"
         lines = [
             f"listener {self.port} 127.0.0.1",
             "allow_anonymous true",
@@ -65,7 +78,8 @@ class Mosquitto:
             "log_type warning",
             self.extra_config,
         ]
-        conf.write_text("\n".join(lines) + "\n")
+        if self.config_file is None:
+            conf.write_text("\n".join(lines) + "\n")
         log = (self.workdir / "mosquitto.log").open("ab")
         self.process = subprocess.Popen([binary, "-c", str(conf)], stdout=log, stderr=log)
         deadline = time.monotonic() + 10
