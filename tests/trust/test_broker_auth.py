@@ -47,7 +47,8 @@ def test_device_connects_over_tls_with_its_password_and_ca(federation: Federatio
 
 def test_plain_mqtt_is_not_served(federation: Federation) -> None:
     """The only listener is TLS: a plaintext CONNECT (credentials in the clear) never gets a CONNACK."""
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="plain", protocol=mqtt.MQTTv311)
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="plain",  # type: ignore[attr-defined]
+                         protocol=mqtt.MQTTv311)
     client.username_pw_set("dev-1", federation.password("dev-1"))
     answers: list[object] = []
     client.on_connect = lambda *args: answers.append(args[3])

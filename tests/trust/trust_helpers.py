@@ -103,7 +103,7 @@ class Probe:
 
     def __init__(self, opts: MqttOptions, client_id: str = "probe") -> None:
         self.opts = opts
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,  # type: ignore[attr-defined]
                                   protocol=mqtt.MQTTv311, clean_session=True)
         if opts.username is not None:
             self.client.username_pw_set(opts.username, opts.password)
