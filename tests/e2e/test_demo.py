@@ -82,8 +82,13 @@ def test_demo_on_the_users_own_text_data(tmp_path: Path, cache: Path) -> None:
     data = tmp_path / "mydata"
     data.mkdir()
     names = glosses.label_names
-    write_text_jsonl(data / "train.jsonl", glosses.train_texts[:600], [names[i] for i in glosses.train_labels[:600]])
-    write_text_jsonl(data / "test.jsonl", glosses.test_texts[:200], [names[i] for i in glosses.test_labels[:200]])
+    rng = np.random.default_rng(0)  # the files list glosses category by category: take a random slice
+    train = rng.choice(len(glosses.train_texts), 600, replace=False)
+    test = rng.choice(len(glosses.test_texts), 200, replace=False)
+    write_text_jsonl(data / "train.jsonl", [glosses.train_texts[i] for i in train],
+                     [names[glosses.train_labels[i]] for i in train])
+    write_text_jsonl(data / "test.jsonl", [glosses.test_texts[i] for i in test],
+                     [names[glosses.test_labels[i]] for i in test])
 
     assert main(demo(tmp_path, cache, "--data", str(data), "--clients", "2", "--rounds", "2",
                      "--train", "head", "--codec", "dense")) == 0

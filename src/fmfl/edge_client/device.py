@@ -21,7 +21,7 @@ from fmfl.bundle import Manifest, verify_bundle
 from fmfl.edge_client.data import LocalDataset, data_fingerprint, read_local_data
 from fmfl.edge_client.features import suffix_dataset
 from fmfl.edge_client.local_training import LocalTrainConfig, TrainStats, evaluate, train_locally
-from fmfl.edge_client.ort_training import OrtTrainer, onnxruntime_module
+from fmfl.edge_client.ort_training import OrtTrainer, execution_device, onnxruntime_module
 from fmfl.edge_client.state import ClientState
 from fmfl.protocol import ClientUpdate, RoundTask, UpdateEncoder, new_update_id
 
@@ -60,6 +60,7 @@ def capabilities(threads: int | None) -> dict[str, Any]:
         "machine": platform.machine(),
         "ort_version": ort.__version__,
         "execution_providers": list(ort.get_available_providers()),
+        "training_device": execution_device()[0],
         "fmfl_version": fmfl.__version__,
     }
 

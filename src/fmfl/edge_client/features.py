@@ -24,7 +24,9 @@ from fmfl.edge_client.ort_training import PrefixRunner
 
 log = logging.getLogger(__name__)
 
-PREFIX_BATCH = 64
+#: samples per prefix batch: the one-off trunk pass sets the device's peak memory (activations of a
+#: transformer trunk grow with it; 64 measured ~30% more peak RSS than 8 on MiniLM for no speed gain on CPU)
+PREFIX_BATCH = 16
 
 
 def cache_key(manifest: Manifest, data_hash: str) -> str:

@@ -62,6 +62,14 @@ def training_api() -> Any:
     return importlib.import_module(f"{_TRAINING_PKG}.api")
 
 
+def execution_device() -> tuple[str, list[str]]:
+    """The training device and inference providers: CUDA when the CUDA build (``fmfl[edge-cuda]``) sees a GPU."""
+    available = list(onnxruntime_module().get_available_providers())
+    if "CUDAExecutionProvider" in available:
+        return "cuda", ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return "cpu", ["CPUExecutionProvider"]
+
+
 def session_options(threads: int | None) -> Any:
     ort = onnxruntime_module()
     options = ort.SessionOptions()
@@ -103,10 +111,12 @@ class OrtTrainer:
         api = training_api()
         art, bundle = self.manifest.artifacts, self.bundle
         self.state = api.CheckpointState.load_checkpoint(str(bundle / str(art["checkpoint"])))
+        self.device, _ = execution_device()
         self.module = api.Module(
             str(bundle / str(art["training_model"])),
             self.state,
             str(bundle / str(art["eval_model"])),
+            device=self.device,
             session_options=session_options(self.threads),
         )
         self.optimizer = api.Optimizer(str(bundle / str(art["optimizer_model"])), self.module)
@@ -151,9 +161,8 @@ class PrefixRunner:
         name = manifest.artifacts.get("prefix_model")
         if not name:
             raise ValueError("bundle has no frozen prefix (its spec trains from the first block)")
-        self.session = ort.InferenceSession(
-            str(bundle / name), session_options(threads), providers=["CPUExecutionProvider"]
-        )
+        _, providers = execution_device()
+        self.session = ort.InferenceSession(str(bundle / name), session_options(threads), providers=providers)
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]
 
