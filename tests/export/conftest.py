@@ -25,6 +25,17 @@ def tiny_bert(tmp_path_factory: pytest.TempPathFactory, minilm_tokenizer: Path) 
 
 
 @pytest.fixture(scope="session")
+def tiny_distilbert(tmp_path_factory: pytest.TempPathFactory, minilm_tokenizer: Path) -> Path:
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("models") / "distilbert"
+    config = transformers.DistilBertConfig(vocab_size=30522, max_position_embeddings=128, dim=32, n_layers=2, n_heads=2,
+                                           hidden_dim=64)
+    transformers.DistilBertModel(config).save_pretrained(path)
+    shutil.copy(minilm_tokenizer, path / "tokenizer.json")
+    return path
+
+
+@pytest.fixture(scope="session")
 def tiny_vit(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("models") / "vit"

@@ -95,6 +95,7 @@ CASES = [
     ("tiny_bert", "classify", "last:1"),
     ("tiny_bert", "classify", "head+lora:r=4,alpha=8,targets=query,value,layers=1"),
     ("tiny_bert", "classify", "last:2"),  # trains from the first block: no split
+    ("tiny_distilbert", "classify", "head+lora:r=4,alpha=8,targets=q_lin,v_lin,layers=1"),
     ("tiny_vit", "classify", "last:1"),
     ("tiny_clip", "contrastive", "last:1"),
 ]

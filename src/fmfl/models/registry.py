@@ -20,7 +20,15 @@ from torch import nn
 from fmfl.errors import FmflError
 from fmfl.models.efficientnet_lite import load_pretrained_lite0
 from fmfl.models.tasks import Classifier, DualEncoder, TaskModel
-from fmfl.models.towers import BertTower, ClipTextTower, ClipVisionTower, EfficientNetTower, Tower, ViTTower
+from fmfl.models.towers import (
+    BertTower,
+    ClipTextTower,
+    ClipVisionTower,
+    DistilBertTower,
+    EfficientNetTower,
+    Tower,
+    ViTTower,
+)
 
 log = logging.getLogger(__name__)
 
@@ -242,6 +250,19 @@ def _hf_model(ref: str, opts: BuildOptions, display_id: str) -> BuiltModel:
             preprocessing={"text": _text_pre(opts.max_seq_len, BertTower.input_names, config.pad_token_id or 0)},
             assets={"tokenizer.json": _tokenizer_file(ref)},
         )
+    if family == "distilbert":
+        from transformers import AutoModel
+
+        _require_task(family, opts.task, ("classify",))
+        tower = DistilBertTower(_from_pretrained(AutoModel, ref))
+        return BuiltModel(
+            model=_classifier(tower, opts),
+            model_id=display_id,
+            revision=_revision(ref),
+            family=family,
+            preprocessing={"text": _text_pre(opts.max_seq_len, DistilBertTower.input_names, config.pad_token_id or 0)},
+            assets={"tokenizer.json": _tokenizer_file(ref)},
+        )
     if family in ("vit", "deit"):
         from transformers import AutoModel
 
@@ -263,7 +284,7 @@ def _hf_model(ref: str, opts: BuildOptions, display_id: str) -> BuiltModel:
     if family == "clip":
         return _clip(ref, config, opts, display_id)
     raise FmflError(
-        f"model family {family!r} ({display_id}) is not supported; supported: bert (MiniLM, ...), vit, deit, "
+        f"model family {family!r} ({display_id}) is not supported; supported: bert (MiniLM, ...), distilbert, vit, deit, "
         f"clip, and the presets {', '.join(PRESETS)}"
     )
 

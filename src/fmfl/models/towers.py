@@ -103,6 +103,40 @@ class BertTower(Tower):
         return (state["hidden"] * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
 
 
+class DistilBertTower(Tower):
+    """DistilBERT text encoder (no token types; its eager attention takes the [B, L] 0/1 mask), mean pooled."""
+
+    input_names = ("input_ids", "attention_mask")
+
+    def __init__(self, model: Any) -> None:
+        super().__init__()
+        self.model = model
+        self.embed_dim = int(model.config.dim)
+
+    @property
+    def num_blocks(self) -> int:
+        return len(self.model.transformer.layer)
+
+    def stage_prefixes(self, stage: int) -> list[str]:
+        if stage == 0:
+            return ["model.embeddings"]
+        if stage <= self.num_blocks:
+            return [f"model.transformer.layer.{stage - 1}"]
+        return []
+
+    def embed(self, inputs: State) -> State:
+        return {"hidden": self.model.embeddings(inputs["input_ids"]), "attention_mask": inputs["attention_mask"]}
+
+    def run_block(self, index: int, state: State) -> State:
+        out = self.model.transformer.layer[index](state["hidden"], attn_mask=state["attention_mask"])
+        return {"hidden": out[-1], "attention_mask": state["attention_mask"]}
+
+    def pool(self, state: State) -> torch.Tensor:
+        mask = state["attention_mask"].to(state["hidden"].dtype).unsqueeze(-1)
+        pooled: torch.Tensor = (state["hidden"] * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+        return pooled
+
+
 class ViTTower(Tower):
     """ViT / DeiT image encoder; the embedding is the final-LayerNorm CLS token."""
 
