@@ -284,8 +284,8 @@ def _hf_model(ref: str, opts: BuildOptions, display_id: str) -> BuiltModel:
     if family == "clip":
         return _clip(ref, config, opts, display_id)
     raise FmflError(
-        f"model family {family!r} ({display_id}) is not supported; supported: bert (MiniLM, ...), distilbert, vit, deit, "
-        f"clip, and the presets {', '.join(PRESETS)}"
+        f"model family {family!r} ({display_id}) is not supported; supported: bert (MiniLM, ...), distilbert, "
+        f"vit, deit, clip, and the presets {', '.join(PRESETS)}"
     )
 
 
