@@ -15,7 +15,7 @@ import pytest
 
 pytest.importorskip("torch", reason="the demo exports its bundle on first use (workstation extra)")
 
-from fmfl.cli import main  # noqa: E402
+from fmfl.cli import main
 
 pytestmark = pytest.mark.slow
 
