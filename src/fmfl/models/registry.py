@@ -254,9 +254,8 @@ def _hf_model(ref: str, opts: BuildOptions, display_id: str) -> BuiltModel:
         from transformers import AutoModel
 
         _require_task(family, opts.task, ("classify",))
-        tower = DistilBertTower(_from_pretrained(AutoModel, ref))
         return BuiltModel(
-            model=_classifier(tower, opts),
+            model=_classifier(DistilBertTower(_from_pretrained(AutoModel, ref)), opts),
             model_id=display_id,
             revision=_revision(ref),
             family=family,
