@@ -2,8 +2,9 @@
 
 Order matters: the signature (when a trust key is given) covers manifest.json, and manifest.json
 covers every other file by sha256, so a verified bundle is exactly what the workstation exported.
-Symlinks and files the manifest does not list are refused, so nothing outside the signed set (an
-ONNX external-data file, a link to /etc/passwd) can be reached through the bundle.
+Symlinks and files the manifest does not list are refused, and so are ONNX files whose tensors refer
+to external data (ONNX Runtime would follow such a reference anywhere on the device), so nothing
+outside the verified set (an external-data file, a link to /etc/passwd) can be reached through it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import hashlib
 from pathlib import Path
 
 from fmfl.bundle.manifest import MANIFEST_FILE, SIGNATURE_FILE, Manifest
+from fmfl.bundle.onnx_scan import ExternalDataError, has_external_data
 from fmfl.bundle.signing import is_valid, load_public_key
 from fmfl.errors import FmflError
 
@@ -76,4 +78,15 @@ def verify_bundle(root: Path, trust_key: Path | None = None) -> Manifest:
             raise BundleError(f"bundle {root}: {name} is missing")
         if path.stat().st_size != int(meta["size"]) or sha256_file(path) != meta["sha256"]:
             raise BundleError(f"bundle {root}: {name} does not match its sha256 in the manifest (tampered or corrupt)")
+    for name in sorted(manifest.files):
+        if name.endswith(".onnx"):
+            try:
+                external = has_external_data(root / name)
+            except ExternalDataError as exc:
+                raise BundleError(f"bundle {root}: {name} is not a well-formed ONNX file: {exc}") from exc
+            if external:
+                raise BundleError(
+                    f"bundle {root}: {name} refers to tensor data in external files; fmfl bundles never do, "
+                    "and ONNX Runtime would read such a file wherever it points"
+                )
     return manifest

@@ -21,6 +21,7 @@ import torch
 
 import fmfl
 from fmfl.bundle.manifest import MANIFEST_FILE, SCHEMA, SIGNATURE_FILE, Manifest, TrainableTensor
+from fmfl.bundle.onnx_scan import has_external_data
 from fmfl.bundle.signing import load_private_key, sign
 from fmfl.bundle.verify import sha256_file
 from fmfl.errors import FmflError
@@ -206,6 +207,10 @@ def _write_bundle(
     for name, src in built.assets.items():
         shutil.copyfile(src, tmp / name)
     shutil.rmtree(scratch)
+    for graph in sorted(tmp.glob("*.onnx")):
+        # Devices refuse external-data references (verify_bundle); never sign a bundle they would refuse.
+        if has_external_data(graph):
+            raise ExportError(f"{graph.name} stores tensors as external data (a graph over 2 GB?); not supported")
 
     manifest = _manifest(cfg, spec, built, model, points, features, suffix, tensors, artifacts, tmp)
     (tmp / MANIFEST_FILE).write_bytes(manifest.to_json())
