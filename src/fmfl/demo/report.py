@@ -61,7 +61,7 @@ def write_report(run_dir: Path, record: Any) -> Path:
         f"strategy {cfg['strategy']}, codec {ok[0]['codec'] if ok else cfg['codec']}",
         f"- bundle `{record.bundle}` (id {record.bundle_id}): {record.num_trainable:,} trainable parameters"
         + (f" of {record.total_parameters:,}" if record.total_parameters else ""),
-        f"- broker {record.broker}; wall time {record.seconds:.0f} s"
+        f"- broker {record.broker}; wall time {record.seconds:.0f} s, federated part {record.federated_seconds:.0f} s"
         + (f" (of which export {record.export_seconds:.0f} s)" if record.export_seconds else ""),
         "",
     ]

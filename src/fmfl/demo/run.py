@@ -67,6 +67,8 @@ class RunRecord:
     centralized: dict[str, Any] = field(default_factory=dict)
     events: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    #: from start to the last round's report (excludes the centralized baseline)
+    federated_seconds: float = 0.0
     completed: bool = False
 
 
@@ -126,6 +128,7 @@ def run_demo(cfg: DemoConfig) -> Path:
         record.accuracy[0] = evaluator.accuracy(initial)
         progress.note(f"global v0 (before federated training): test accuracy {record.accuracy[0]:.4f}")
         _monitor(cfg, run_dir, children, evaluator, record, progress)
+        record.federated_seconds = time.perf_counter() - start
         record.completed = len([r for r in record.rounds if r.get("status") == "ok"]) >= cfg.rounds
         if cfg.centralized:
             from fmfl.demo.centralized import centralized_baseline
