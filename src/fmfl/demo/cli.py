@@ -11,7 +11,7 @@ def register(sub: Any) -> None:
     p = sub.add_parser("demo", help="federated fine-tuning end to end on this machine, with a report")
     p.add_argument("--task", default="vision", choices=("vision", "text", "multimodal"))
     p.add_argument("--clients", type=int, default=10)
-    p.add_argument("--rounds", type=int, default=20)
+    p.add_argument("--rounds", type=int, help="federated rounds (default: 200 for vision, 60 for text and multimodal)")
     p.add_argument("--alpha", type=float, default=0.5, help="Dirichlet label skew (smaller: more skewed)")
     p.add_argument("--codec", help="update codec (default: top-k 1%% + int8 + error feedback)")
     p.add_argument("--strategy", default="fedavg")

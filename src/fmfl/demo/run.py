@@ -8,7 +8,7 @@ import logging
 import math
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,8 @@ log = logging.getLogger(__name__)
 class DemoConfig:
     task: str = "vision"
     clients: int = 10
-    rounds: int = 20
+    #: None: the task's default (``DemoTask.default_rounds``)
+    rounds: int | None = None
     alpha: float = 0.5
     codec: str | None = None
     strategy: str = "fedavg"
@@ -75,9 +76,11 @@ class RunRecord:
 def run_demo(cfg: DemoConfig) -> Path:
     if cfg.task not in TASKS:
         raise FmflError(f"unknown task {cfg.task!r}; choose one of {', '.join(TASKS)}")
-    if cfg.clients < 1 or cfg.rounds < 1 or cfg.alpha <= 0:
+    if cfg.clients < 1 or (cfg.rounds is not None and cfg.rounds < 1) or cfg.alpha <= 0:
         raise FmflError("--clients and --rounds must be >= 1 and --alpha > 0")
     task = TASKS[cfg.task]
+    if cfg.rounds is None:
+        cfg = replace(cfg, rounds=task.default_rounds)
     if cfg.data is None and (cfg.model or cfg.train):
         raise FmflError("--model and --train choose the bundle for --data; the preset tasks use their own")
     start = time.perf_counter()
@@ -87,7 +90,8 @@ def run_demo(cfg: DemoConfig) -> Path:
         raise FmflError(f"{run_dir} already exists; choose another --run-id")
     run_dir.mkdir(parents=True)
     record = RunRecord(config={k: str(v) for k, v in asdict(cfg).items()})
-    progress = Progress(cfg.rounds)
+    rounds = cfg.rounds or task.default_rounds
+    progress = Progress(rounds)
     children: list[Child] = []
     broker: Broker | None = None
     try:
@@ -129,7 +133,7 @@ def run_demo(cfg: DemoConfig) -> Path:
         progress.note(f"global v0 (before federated training): test accuracy {record.accuracy[0]:.4f}")
         _monitor(cfg, run_dir, children, evaluator, record, progress)
         record.federated_seconds = time.perf_counter() - start
-        record.completed = len([r for r in record.rounds if r.get("status") == "ok"]) >= cfg.rounds
+        record.completed = len([r for r in record.rounds if r.get("status") == "ok"]) >= rounds
         if cfg.centralized:
             from fmfl.demo.centralized import centralized_baseline
 
