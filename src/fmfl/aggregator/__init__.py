@@ -9,65 +9,50 @@ numpy and the standard library only (the gateway never installs torch). The piec
 - ``UpdateLog``: the write-ahead log; ``GlobalStore``: versioned global weights and server state.
 """
 
-from fmfl.aggregator._npz import CorruptState
-from fmfl.aggregator.accumulator import WeightedSum
-from fmfl.aggregator.buffer import ClientBuffer
-from fmfl.aggregator.registry import STRATEGIES, make_strategy, strategy_options
-from fmfl.aggregator.rules import (
-    FedAdagrad,
-    FedAdam,
-    FedAvg,
-    FedAvgM,
-    FedYogi,
-    Krum,
-    Median,
-    MultiKrum,
-    TrimmedMean,
-)
-from fmfl.aggregator.sparse import SparseVector, densify
-from fmfl.aggregator.staleness import staleness_weight
-from fmfl.aggregator.store import GlobalStore, ModelVersion, StoreError
-from fmfl.aggregator.strategy import RoundStateError, Strategy
-from fmfl.aggregator.validation import (
-    RejectedUpdate,
-    RejectReason,
-    UpdateLimits,
-    ValidUpdate,
-    validate_update,
-)
-from fmfl.aggregator.wal import LogError, LoggedUpdate, ReplayReport, UpdateLog
+# Exports load on first use (PEP 562): the CLI imports this package to register its subcommand, and
+# ``fmfl --help`` or ``fmfl client`` on a device must not pay for numpy, sqlite or cryptography here.
+from importlib import import_module
+from typing import Any
 
-__all__ = [
-    "STRATEGIES",
-    "ClientBuffer",
-    "CorruptState",
-    "FedAdagrad",
-    "FedAdam",
-    "FedAvg",
-    "FedAvgM",
-    "FedYogi",
-    "GlobalStore",
-    "Krum",
-    "LogError",
-    "LoggedUpdate",
-    "Median",
-    "ModelVersion",
-    "MultiKrum",
-    "RejectReason",
-    "RejectedUpdate",
-    "ReplayReport",
-    "RoundStateError",
-    "SparseVector",
-    "StoreError",
-    "Strategy",
-    "TrimmedMean",
-    "UpdateLimits",
-    "UpdateLog",
-    "ValidUpdate",
-    "WeightedSum",
-    "densify",
-    "make_strategy",
-    "staleness_weight",
-    "strategy_options",
-    "validate_update",
-]
+_EXPORTS: dict[str, str] = {
+    "ClientBuffer": "fmfl.aggregator.buffer",
+    "CorruptState": "fmfl.aggregator._npz",
+    "FedAdagrad": "fmfl.aggregator.rules",
+    "FedAdam": "fmfl.aggregator.rules",
+    "FedAvg": "fmfl.aggregator.rules",
+    "FedAvgM": "fmfl.aggregator.rules",
+    "FedYogi": "fmfl.aggregator.rules",
+    "GlobalStore": "fmfl.aggregator.store",
+    "Krum": "fmfl.aggregator.rules",
+    "LogError": "fmfl.aggregator.wal",
+    "LoggedUpdate": "fmfl.aggregator.wal",
+    "Median": "fmfl.aggregator.rules",
+    "ModelVersion": "fmfl.aggregator.store",
+    "MultiKrum": "fmfl.aggregator.rules",
+    "RejectReason": "fmfl.aggregator.validation",
+    "RejectedUpdate": "fmfl.aggregator.validation",
+    "ReplayReport": "fmfl.aggregator.wal",
+    "RoundStateError": "fmfl.aggregator.strategy",
+    "STRATEGIES": "fmfl.aggregator.registry",
+    "SparseVector": "fmfl.aggregator.sparse",
+    "StoreError": "fmfl.aggregator.store",
+    "Strategy": "fmfl.aggregator.strategy",
+    "TrimmedMean": "fmfl.aggregator.rules",
+    "UpdateLimits": "fmfl.aggregator.validation",
+    "UpdateLog": "fmfl.aggregator.wal",
+    "ValidUpdate": "fmfl.aggregator.validation",
+    "WeightedSum": "fmfl.aggregator.accumulator",
+    "densify": "fmfl.aggregator.sparse",
+    "make_strategy": "fmfl.aggregator.registry",
+    "staleness_weight": "fmfl.aggregator.staleness",
+    "strategy_options": "fmfl.aggregator.registry",
+    "validate_update": "fmfl.aggregator.validation",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
