@@ -115,9 +115,14 @@ def test_device_trains_on_the_task_and_uploads_a_decodable_update(
 
     # Execute
     proc = start_client(vit_bundle, fmnist_shard, tmp_path / "state", mosquitto.url, "--rounds", "1")
-    update = gateway.next_update()
-    gateway.ack(update)
-    out, _ = proc.communicate(timeout=60)
+    try:
+        update = gateway.next_update()
+        gateway.ack(update)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:  # never leave a device process behind a failed test
+            proc.kill()
+            proc.wait()
 
     # Assert
     assert proc.returncode == 0, out
@@ -139,9 +144,11 @@ def test_unacknowledged_update_is_resent_after_a_kill_and_counted_once(
     gateway.send_global(manifest.bundle_id, 1, np.load(vit_bundle / "initial_weights.npy"))
     gateway.send_task(manifest.bundle_id, round_=1, version=1, selected=("dev-1",))
     proc = start_client(vit_bundle, fmnist_shard, tmp_path / "state", mosquitto.url)
-    first = gateway.next_update()
-    proc.send_signal(signal.SIGKILL)  # before any ack
-    proc.wait(10)
+    try:
+        first = gateway.next_update()
+    finally:
+        proc.send_signal(signal.SIGKILL)  # before any ack (and never left behind)
+        proc.wait(10)
 
     # restart: the device must not retrain round 1, but resend the very same update
     proc = start_client(vit_bundle, fmnist_shard, tmp_path / "state", mosquitto.url)
