@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -112,6 +113,13 @@ def _start_demo(tmp_path: Path, cache: Path, *extra: str) -> subprocess.Popen[st
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
 
+def _kill_leftovers(run: Path) -> None:
+    """A demo killed by a failing test cannot stop its children (own sessions): do it here."""
+    for pid in children_of(run):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
 def _wait_for(condition: object, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -134,6 +142,8 @@ def test_a_client_that_dies_is_reported_and_the_run_completes(tmp_path: Path, ca
     finally:
         if proc.poll() is None:
             proc.kill()
+            proc.wait()
+        _kill_leftovers(run)
     assert proc.returncode == 0, out
     report = (run / "report.md").read_text()
     assert "client c02 exited with code -9" in report
@@ -152,6 +162,8 @@ def test_ctrl_c_stops_every_process_and_reports_what_completed(tmp_path: Path, c
     finally:
         if proc.poll() is None:
             proc.kill()
+            proc.wait()
+        _kill_leftovers(run)
     assert proc.returncode == 130, out
     report = (run / "report.md").read_text()
     assert "interrupted by the user" in report
