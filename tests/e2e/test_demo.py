@@ -169,4 +169,5 @@ def test_ctrl_c_stops_every_process_and_reports_what_completed(tmp_path: Path, c
     assert "interrupted by the user" in report
     assert "did not complete every round" in report
     assert children_of(run) == []
-    assert np.isfinite(json.loads((run / "run.json").read_text())["accuracy"]["0"])
+    # the interrupt may land before the v0 evaluation finished: whatever was measured is finite
+    assert all(np.isfinite(v) for v in json.loads((run / "run.json").read_text())["accuracy"].values())
