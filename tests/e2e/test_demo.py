@@ -171,3 +171,16 @@ def test_ctrl_c_stops_every_process_and_reports_what_completed(tmp_path: Path, c
     assert children_of(run) == []
     # the interrupt may land before the v0 evaluation finished: whatever was measured is finite
     assert all(np.isfinite(v) for v in json.loads((run / "run.json").read_text())["accuracy"].values())
+
+
+def test_unreachable_broker_is_a_clear_error_and_leaves_nothing_running(tmp_path: Path, cache: Path,
+                                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    from fmfl.mqtt.mosquitto import free_port
+
+    code = main(demo(tmp_path, cache, "--task", "vision", "--clients", "2", "--rounds", "1", "--max-samples", "1000",
+                     "--broker", f"mqtt://127.0.0.1:{free_port()}"))
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "aggregator exited with code 2" in err and "cannot reach the MQTT broker" in err
+    run = tmp_path / "runs" / "r"
+    assert (run / "report.md").exists() and children_of(run) == []

@@ -102,3 +102,18 @@ def test_labels_outside_the_manifest_are_refused(vit_bundle: Path, tmp_path: Pat
     write_npz(path, np.zeros((4, 28, 28), dtype=np.uint8), np.array([0, 1, 2, 17]))
     assert main(once(vit_bundle, path, tmp_path / "state")) == 2
     assert "17" in capsys.readouterr().err
+
+
+def test_outbox_entry_is_the_commit_point_of_a_round(tmp_path: Path) -> None:
+    """A kill after the outbox entry was written but before meta.json was updated must not retrain the round."""
+    from fmfl.edge_client.state import ClientState
+
+    state = ClientState(tmp_path, "b" * 24)
+    state.commit_update(7, "u7", b"message", np.ones(4))
+    (tmp_path / "meta.json").write_text('{"bundle_id": "' + "b" * 24 + '"}')  # as if the meta write was lost
+    reopened = ClientState(tmp_path, "b" * 24)
+    assert reopened.last_round == 7
+    assert [e.update_id for e in reopened.pending()] == ["u7"]
+    np.testing.assert_array_equal(reopened.residual(4), np.ones(4))
+    assert reopened.acknowledge("u7") and not reopened.pending()
+    np.testing.assert_array_equal(reopened.residual(4), np.ones(4))  # the acknowledged residual is kept

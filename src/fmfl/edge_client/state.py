@@ -102,7 +102,10 @@ class ClientState:
     def last_round(self) -> int:
         """The last round whose update was committed to the outbox (-1 before the first)."""
         value = self._meta().get("last_round", -1)
-        return int(value) if isinstance(value, int) else -1
+        recorded = int(value) if isinstance(value, int) else -1
+        # The outbox entry is the commit point: a kill between writing it and meta.json must not retrain the round.
+        pending = [int(p.name.split("-", 1)[0]) for p in self.outbox_dir.glob("*.npz")]
+        return max([recorded, *pending])
 
     # -- residual and outbox ------------------------------------------------------------------------
     def residual(self, size: int) -> np.ndarray:
