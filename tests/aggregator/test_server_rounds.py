@@ -86,7 +86,10 @@ def test_three_rounds_with_four_devices_match_the_fedavg_oracle(
         assert sorted((a.round, a.accepted) for a in d.acks) == [(1, True), (2, True), (3, True)]
     # The retained global model is the final version, for devices that come late.
     late = Listener(mosquitto.port, [Topics("default").global_model, Topics("default").task])
-    assert late.wait_for(lambda m: len(decode_all(m, limits, GlobalModel)) == 1, 5)
+    # Retained messages on two topics arrive in no fixed order: wait for both.
+    assert late.wait_for(
+        lambda m: len(decode_all(m, limits, GlobalModel)) == 1 and any(t.endswith("/task") for t, *_ in m), 10
+    )
     model = decode_all(late.snapshot(), limits, GlobalModel)[0]
     assert model.model_version == 3
     tasks = decode_all([m for m in late.snapshot() if m[0].endswith("/task")], limits, RoundTask)
