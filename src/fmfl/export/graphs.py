@@ -87,8 +87,8 @@ class SuffixGraph(nn.Module):
     def signature(self) -> GraphSignature:
         return GraphSignature(self.feature_names + self.target_names, ("loss", self.model.output_name))
 
-    def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        feed = dict(zip(self.feature_names + self.target_names, inputs, strict=True))
+    def _embeddings(self, feed: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Each tower's embedding from its features at the split point (or its raw inputs when unsplit)."""
         embeddings: dict[str, torch.Tensor] = {}
         for tname, tower in _towers(self.model):
             k = self.points[tname]
@@ -97,6 +97,11 @@ class SuffixGraph(nn.Module):
             else:
                 state = {key: feed[f"{tname}.{key}"] for key in self.feature_keys[tname]}
             embeddings[tname] = tower.run_stages(state, k, tower.num_stages)["embedding"]
+        return embeddings
+
+    def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        feed = dict(zip(self.feature_names + self.target_names, inputs, strict=True))
+        embeddings = self._embeddings(feed)
         targets = {n: feed[n] for n in self.target_names}
         return self.model.head_forward(embeddings, targets)
 
@@ -118,14 +123,7 @@ class InferenceGraph(SuffixGraph):
 
     def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:  # type: ignore[override]
         feed = dict(zip(self.feature_names, inputs, strict=True))
-        embeddings: dict[str, torch.Tensor] = {}
-        for tname, tower in _towers(self.model):
-            k = self.points[tname]
-            if k == 0:
-                state: State = {n: feed[n] for n in tower.input_names}
-            else:
-                state = {key: feed[f"{tname}.{key}"] for key in self.feature_keys[tname]}
-            embeddings[tname] = tower.run_stages(state, k, tower.num_stages)["embedding"]
+        embeddings = self._embeddings(feed)
         out = self.model.infer_forward(embeddings)
         return tuple(out[n] for n in self.output_names)
 

@@ -67,6 +67,13 @@ def additive_attention_mask(mask: torch.Tensor, dtype: torch.dtype) -> torch.Ten
     return (1.0 - keep) * torch.finfo(dtype).min
 
 
+def mean_pool(state: State) -> torch.Tensor:
+    """Mean of the hidden states over real (unpadded) tokens, as sentence-transformers pools."""
+    mask = state["attention_mask"].to(state["hidden"].dtype).unsqueeze(-1)
+    pooled: torch.Tensor = (state["hidden"] * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+    return pooled
+
+
 class BertTower(Tower):
     """BERT-family text encoder (BERT, MiniLM, ...) with mean pooling over real tokens (sentence-transformers)."""
 
@@ -99,8 +106,7 @@ class BertTower(Tower):
         return {"hidden": out[0] if isinstance(out, tuple) else out, "attention_mask": state["attention_mask"]}
 
     def pool(self, state: State) -> torch.Tensor:
-        mask = state["attention_mask"].to(state["hidden"].dtype).unsqueeze(-1)
-        return (state["hidden"] * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+        return mean_pool(state)
 
 
 class DistilBertTower(Tower):
@@ -132,9 +138,7 @@ class DistilBertTower(Tower):
         return {"hidden": out[-1], "attention_mask": state["attention_mask"]}
 
     def pool(self, state: State) -> torch.Tensor:
-        mask = state["attention_mask"].to(state["hidden"].dtype).unsqueeze(-1)
-        pooled: torch.Tensor = (state["hidden"] * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
-        return pooled
+        return mean_pool(state)
 
 
 class ViTTower(Tower):
