@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from benchmarks._docs import cpu_model, replace_section
 from fmfl.aggregator import FedAvg
 
 SIZES = (149_380, 2_000_000)
@@ -115,14 +116,7 @@ def fmt_ms(ts: list[float]) -> str:
 
 
 def machine() -> str:
-    cpu = "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model("?")
     return (
         f"{platform.machine()}, {os.cpu_count()} cores ({cpu}), shared with other work; "
         f"Python {platform.python_version()}, numpy {np.__version__}"
@@ -273,17 +267,8 @@ def write_section(body: list[str], repeats: int) -> None:
         "sample counts.",
         "",
     ]
-    section = "\n".join(header + body).rstrip("\n") + "\n"
-    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    start = text.find(SECTION + "\n")
-    if start < 0:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        nxt = text.find("\n## ", start + len(SECTION))
-        rest = text[nxt + 1 :] if nxt >= 0 else ""
-        text = text[:start] + section + ("\n" + rest if rest else "")
-    DOC.parent.mkdir(parents=True, exist_ok=True)
-    DOC.write_text(text)
+    replace_section(DOC, SECTION, "\n".join(header + body))
+
 
 
 def main(argv: list[str] | None = None) -> int:

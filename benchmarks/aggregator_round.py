@@ -39,6 +39,8 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks._docs import cpu_model
+
 N_FLOATS = 149_380
 N_CLIENTS = 1_000
 FEDERATION = "bench"
@@ -398,14 +400,7 @@ def run_over_mqtt(bundle: Path, workdir: Path, updates_path: Path, bundle_id: st
 
 
 def machine() -> str:
-    cpu = "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model("?")
     return (
         f"{platform.machine()}, {os.cpu_count()} cores ({cpu}), shared with other work; "
         f"Python {platform.python_version()}, numpy {np.__version__}, "

@@ -41,6 +41,8 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks._docs import replace_section
+
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 SECTION = "## Edge client"
 WORKDIR = Path(tempfile.gettempdir()) / "fmfl-bench-client"
@@ -670,16 +672,8 @@ def render(results: dict[str, Any], sizes: dict[str, Any], reps: Repeats, second
 
 def write_section(lines: list[str]) -> None:
     """Replace (or append) the ``## Edge client`` section of docs/benchmarks.md, nothing else."""
-    section = "\n".join(lines).rstrip("\n") + "\n"
-    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    start = text.find(SECTION + "\n")
-    if start < 0:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        nxt = text.find("\n## ", start + len(SECTION))
-        rest = text[nxt + 1 :] if nxt >= 0 else ""
-        text = text[:start] + section + ("\n" + rest if rest else "")
-    DOC.write_text(text)
+    replace_section(DOC, SECTION, "\n".join(lines))
+
 
 
 def main(argv: list[str] | None = None) -> int:

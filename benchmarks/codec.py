@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import zstandard
 
+from benchmarks._docs import cpu_model
 from fmfl.protocol import ClientUpdate, Limits, UpdateEncoder, decode_update, split_message
 
 DOC = Path(__file__).parents[1] / "docs" / "benchmarks.md"
@@ -135,14 +136,7 @@ def framed_update_bytes(shape: Shape, chain: str, distribution: str) -> tuple[in
 
 
 def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model("unknown CPU")
     return (
         f"{platform.machine()}, {os.cpu_count()} cores ({cpu}), shared with other work; Python "
         f"{platform.python_version()}, numpy {np.__version__}, zstandard {zstandard.__version__}."

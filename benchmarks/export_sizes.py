@@ -25,6 +25,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from benchmarks._docs import replace_section
+
 DOC = Path(__file__).resolve().parent.parent / "docs" / "export.md"
 SECTION = "## Measured"
 LORA = "head+lora:r=8,alpha=16,targets=query,value,layers=2"
@@ -169,16 +171,8 @@ def render(results: dict[str, list[dict[str, Any]]], repeats: int) -> list[str]:
 
 def write_section(lines: list[str]) -> None:
     """Replace (or append) the ``## Measured`` section of docs/export.md, nothing else."""
-    section = "\n".join(lines).rstrip("\n") + "\n"
-    text = DOC.read_text() if DOC.exists() else "# Exporting a model: `fmfl export`\n"
-    start = text.find(SECTION + "\n")
-    if start < 0:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        nxt = text.find("\n## ", start + len(SECTION))
-        rest = text[nxt + 1 :] if nxt >= 0 else ""
-        text = text[:start] + section + ("\n" + rest if rest else "")
-    DOC.write_text(text)
+    replace_section(DOC, SECTION, "\n".join(lines), title="# Exporting a model: `fmfl export`")
+
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -33,6 +33,8 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks._docs import replace_section
+
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "benchmarks.md"
 SECTION = "## fmfl vs Flower"
@@ -653,16 +655,8 @@ def limits_rows(agg: dict[str, Any] | None, cold: dict[str, Any], flops: dict[st
 
 def write_section(body: list[str], output: Path) -> None:
     """Replace (or append) the section in ``output`` (docs/benchmarks.md by default), nothing else."""
-    section = "\n".join([SECTION, "", *body]).rstrip("\n") + "\n"
-    text = output.read_text() if output.exists() else "# Benchmarks\n"
-    start = text.find(SECTION + "\n")
-    if start < 0:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        nxt = text.find("\n## ", start + len(SECTION))
-        rest = text[nxt + 1 :] if nxt >= 0 else ""
-        text = text[:start] + section + ("\n" + rest if rest else "")
-    output.write_text(text)
+    replace_section(output, SECTION, "\n".join([SECTION, "", *body]))
+
 
 
 def main(argv: list[str] | None = None) -> int:
