@@ -9,6 +9,7 @@ frozen-prefix split exports stages [0, k) as an inference model whose outputs ar
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from operator import attrgetter
 from typing import Any
 
 import torch
@@ -24,14 +25,34 @@ class Tower(nn.Module, ABC):
     embed_dim: int
     #: the wrapped encoder (a Hugging Face model or our EfficientNet); untyped, as HF models are
     model: Any
+    #: module names inside ``model``: the embedding stage's, the block list's, and the pool stage's
+    embed_modules: tuple[str, ...]
+    blocks_path: str
+    pool_modules: tuple[str, ...] = ()
+
+    def __init__(self, model: Any, embed_dim: int) -> None:
+        super().__init__()
+        self.model = model
+        self.embed_dim = embed_dim
 
     @property
-    @abstractmethod
-    def num_blocks(self) -> int: ...
+    def blocks(self) -> Any:
+        """The encoder's block list (``nn.ModuleList``)."""
+        return attrgetter(self.blocks_path)(self.model)
 
-    @abstractmethod
+    @property
+    def num_blocks(self) -> int:
+        return len(self.blocks)
+
     def stage_prefixes(self, stage: int) -> list[str]:
         """Module-name prefixes (relative to the tower) whose parameters belong to ``stage``."""
+        if stage == 0:
+            names: tuple[str, ...] = self.embed_modules
+        elif stage <= self.num_blocks:
+            names = (f"{self.blocks_path}.{stage - 1}",)
+        else:
+            names = self.pool_modules
+        return [f"model.{name}" for name in names]
 
     @abstractmethod
     def embed(self, inputs: State) -> State: ...
@@ -79,21 +100,11 @@ class BertTower(Tower):
 
     input_names = ("input_ids", "attention_mask", "token_type_ids")
 
+    embed_modules = ("embeddings",)
+    blocks_path = "encoder.layer"
+
     def __init__(self, model: Any) -> None:
-        super().__init__()
-        self.model = model
-        self.embed_dim = int(model.config.hidden_size)
-
-    @property
-    def num_blocks(self) -> int:
-        return len(self.model.encoder.layer)
-
-    def stage_prefixes(self, stage: int) -> list[str]:
-        if stage == 0:
-            return ["model.embeddings"]
-        if stage <= self.num_blocks:
-            return [f"model.encoder.layer.{stage - 1}"]
-        return []  # mean pooling has no parameters (the BERT pooler is unused)
+        super().__init__(model, int(model.config.hidden_size))
 
     def embed(self, inputs: State) -> State:
         hidden = self.model.embeddings(input_ids=inputs["input_ids"], token_type_ids=inputs["token_type_ids"])
@@ -102,7 +113,7 @@ class BertTower(Tower):
     def run_block(self, index: int, state: State) -> State:
         hidden = state["hidden"]
         mask = additive_attention_mask(state["attention_mask"], hidden.dtype)
-        out = self.model.encoder.layer[index](hidden, attention_mask=mask)
+        out = self.blocks[index](hidden, attention_mask=mask)
         return {"hidden": out[0] if isinstance(out, tuple) else out, "attention_mask": state["attention_mask"]}
 
     def pool(self, state: State) -> torch.Tensor:
@@ -114,27 +125,17 @@ class DistilBertTower(Tower):
 
     input_names = ("input_ids", "attention_mask")
 
+    embed_modules = ("embeddings",)
+    blocks_path = "transformer.layer"
+
     def __init__(self, model: Any) -> None:
-        super().__init__()
-        self.model = model
-        self.embed_dim = int(model.config.dim)
-
-    @property
-    def num_blocks(self) -> int:
-        return len(self.model.transformer.layer)
-
-    def stage_prefixes(self, stage: int) -> list[str]:
-        if stage == 0:
-            return ["model.embeddings"]
-        if stage <= self.num_blocks:
-            return [f"model.transformer.layer.{stage - 1}"]
-        return []
+        super().__init__(model, int(model.config.dim))
 
     def embed(self, inputs: State) -> State:
         return {"hidden": self.model.embeddings(inputs["input_ids"]), "attention_mask": inputs["attention_mask"]}
 
     def run_block(self, index: int, state: State) -> State:
-        out = self.model.transformer.layer[index](state["hidden"], attn_mask=state["attention_mask"])
+        out = self.blocks[index](state["hidden"], attn_mask=state["attention_mask"])
         return {"hidden": out[-1], "attention_mask": state["attention_mask"]}
 
     def pool(self, state: State) -> torch.Tensor:
@@ -146,27 +147,18 @@ class ViTTower(Tower):
 
     input_names = ("pixel_values",)
 
+    embed_modules = ("embeddings",)
+    blocks_path = "encoder.layer"
+    pool_modules = ("layernorm",)
+
     def __init__(self, model: Any) -> None:
-        super().__init__()
-        self.model = model
-        self.embed_dim = int(model.config.hidden_size)
-
-    @property
-    def num_blocks(self) -> int:
-        return len(self.model.encoder.layer)
-
-    def stage_prefixes(self, stage: int) -> list[str]:
-        if stage == 0:
-            return ["model.embeddings"]
-        if stage <= self.num_blocks:
-            return [f"model.encoder.layer.{stage - 1}"]
-        return ["model.layernorm"]
+        super().__init__(model, int(model.config.hidden_size))
 
     def embed(self, inputs: State) -> State:
         return {"hidden": self.model.embeddings(inputs["pixel_values"])}
 
     def run_block(self, index: int, state: State) -> State:
-        out = self.model.encoder.layer[index](state["hidden"])
+        out = self.blocks[index](state["hidden"])
         return {"hidden": out[0] if isinstance(out, tuple) else out}
 
     def pool(self, state: State) -> torch.Tensor:
@@ -179,27 +171,18 @@ class ClipVisionTower(Tower):
 
     input_names = ("pixel_values",)
 
-    def __init__(self, vision_model: Any) -> None:
-        super().__init__()
-        self.model = vision_model
-        self.embed_dim = int(vision_model.config.hidden_size)
+    embed_modules = ("embeddings", "pre_layrnorm")
+    blocks_path = "encoder.layers"
+    pool_modules = ("post_layernorm",)
 
-    @property
-    def num_blocks(self) -> int:
-        return len(self.model.encoder.layers)
-
-    def stage_prefixes(self, stage: int) -> list[str]:
-        if stage == 0:
-            return ["model.embeddings", "model.pre_layrnorm"]
-        if stage <= self.num_blocks:
-            return [f"model.encoder.layers.{stage - 1}"]
-        return ["model.post_layernorm"]
+    def __init__(self, model: Any) -> None:
+        super().__init__(model, int(model.config.hidden_size))
 
     def embed(self, inputs: State) -> State:
         return {"hidden": self.model.pre_layrnorm(self.model.embeddings(inputs["pixel_values"]))}
 
     def run_block(self, index: int, state: State) -> State:
-        out = self.model.encoder.layers[index](state["hidden"], None, None)
+        out = self.blocks[index](state["hidden"], None, None)
         return {"hidden": out[0] if isinstance(out, tuple) else out}
 
     def pool(self, state: State) -> torch.Tensor:
@@ -212,21 +195,12 @@ class ClipTextTower(Tower):
 
     input_names = ("input_ids", "attention_mask")
 
-    def __init__(self, text_model: Any) -> None:
-        super().__init__()
-        self.model = text_model
-        self.embed_dim = int(text_model.config.hidden_size)
+    embed_modules = ("embeddings",)
+    blocks_path = "encoder.layers"
+    pool_modules = ("final_layer_norm",)
 
-    @property
-    def num_blocks(self) -> int:
-        return len(self.model.encoder.layers)
-
-    def stage_prefixes(self, stage: int) -> list[str]:
-        if stage == 0:
-            return ["model.embeddings"]
-        if stage <= self.num_blocks:
-            return [f"model.encoder.layers.{stage - 1}"]
-        return ["model.final_layer_norm"]
+    def __init__(self, model: Any) -> None:
+        super().__init__(model, int(model.config.hidden_size))
 
     def embed(self, inputs: State) -> State:
         return {
@@ -241,7 +215,7 @@ class ClipTextTower(Tower):
         causal = torch.full((length, length), torch.finfo(hidden.dtype).min, dtype=hidden.dtype).triu(1)
         causal = causal[None, None, :, :]
         mask = additive_attention_mask(state["attention_mask"], hidden.dtype)
-        out = self.model.encoder.layers[index](hidden, mask, causal)
+        out = self.blocks[index](hidden, mask, causal)
         return {**state, "hidden": out[0] if isinstance(out, tuple) else out}
 
     def pool(self, state: State) -> torch.Tensor:
@@ -257,27 +231,18 @@ class EfficientNetTower(Tower):
 
     input_names = ("pixel_values",)
 
+    embed_modules = ("_conv_stem", "_bn0")
+    blocks_path = "_blocks"
+    pool_modules = ("_conv_head", "_bn1")
+
     def __init__(self, model: Any) -> None:
-        super().__init__()
-        self.model = model
-        self.embed_dim = 1280
-
-    @property
-    def num_blocks(self) -> int:
-        return len(self.model._blocks)
-
-    def stage_prefixes(self, stage: int) -> list[str]:
-        if stage == 0:
-            return ["model._conv_stem", "model._bn0"]
-        if stage <= self.num_blocks:
-            return [f"model._blocks.{stage - 1}"]
-        return ["model._conv_head", "model._bn1"]
+        super().__init__(model, 1280)
 
     def embed(self, inputs: State) -> State:
         return {"hidden": self.model.stem(inputs["pixel_values"])}
 
     def run_block(self, index: int, state: State) -> State:
-        return {"hidden": self.model._blocks[index](state["hidden"])}
+        return {"hidden": self.blocks[index](state["hidden"])}
 
     def pool(self, state: State) -> torch.Tensor:
         pooled: torch.Tensor = self.model.head_features(state["hidden"])
