@@ -80,6 +80,7 @@ class EdgeDevice:
         self.trainer = OrtTrainer(cfg.bundle, self.manifest, cfg.threads)
         self.initial = np.load(cfg.bundle / str(self.manifest.artifacts["initial_weights"]))
         self.tensor_sizes = [t.size for t in self.manifest.trainable]
+        self._global: tuple[int, np.ndarray] | None = None  # read from the state folder once, then kept
 
     @property
     def num_samples(self) -> int:
@@ -87,10 +88,13 @@ class EdgeDevice:
 
     def global_model(self) -> tuple[int, np.ndarray]:
         """The last good global model: the stored one, else the bundle's initial weights (version 0)."""
-        weights = self.state.load_global()
-        if weights is None or weights.shape != self.initial.shape:
-            return 0, self.initial
-        return int(self.state.model_version or 0), weights
+        if self._global is None:
+            weights = self.state.load_global()
+            if weights is None or weights.shape != self.initial.shape:
+                self._global = (0, self.initial)
+            else:
+                self._global = (int(self.state.model_version or 0), weights)
+        return self._global
 
     def accept_global(self, version: int, weights: np.ndarray) -> None:
         if weights.shape != self.initial.shape or not np.isfinite(weights).all():
@@ -98,6 +102,7 @@ class EdgeDevice:
                 f"global model v{version} has shape {weights.shape} or non-finite values; kept the last good one"
             )
         self.state.save_global(version, weights)
+        self._global = (version, weights)
 
     def evaluate(self, weights: np.ndarray) -> dict[str, float]:
         self.trainer.set_weights(weights)

@@ -43,7 +43,7 @@ def suffix_dataset(
     threads: int | None = None,
 ) -> tuple[LocalDataset, dict[str, Any]]:
     """``data`` with its inputs replaced by what the suffix takes; also returns cache statistics."""
-    names = [n for n in manifest.graph["train_inputs"]]
+    names = list(manifest.graph["train_inputs"])
     if not manifest.has_prefix:
         return _with_inputs(data, {n: data.inputs[n] for n in names}), {"cache": "none", "prefix_seconds": 0.0}
     folder = cache_dir / cache_key(manifest, data_hash) if cache_dir is not None else None

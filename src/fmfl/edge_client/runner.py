@@ -61,11 +61,11 @@ class EdgeRunner:
         self.stop_event = threading.Event()
         self.pending_task: RoundTask | None = None
         self.rounds_done = 0
-        offline = ClientStatus(self.client_id, online=False).to_bytes()
+        # A status message is one chunk; the same bytes serve as the MQTT will and the clean-shutdown notice.
+        self.offline_status = split_message(ClientStatus(self.client_id, online=False).to_bytes())[0]
         self.mqtt_opts = mqtt
         self.client = make_client(
-            f"fmfl-{self.client_id}", mqtt,
-            will=(self.topics.status(self.client_id), split_message(offline)[0]),
+            f"fmfl-{self.client_id}", mqtt, will=(self.topics.status(self.client_id), self.offline_status)
         )
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
@@ -130,9 +130,7 @@ class EdgeRunner:
     def _shutdown(self) -> None:
         self.stop_event.set()
         try:
-            info = self.client.publish(self.topics.status(self.client_id),
-                                       split_message(ClientStatus(self.client_id, online=False).to_bytes())[0],
-                                       qos=1, retain=True)
+            info = self.client.publish(self.topics.status(self.client_id), self.offline_status, qos=1, retain=True)
             info.wait_for_publish(timeout=2.0)
         except (RuntimeError, ValueError, OSError):
             pass
@@ -176,7 +174,7 @@ class EdgeRunner:
         self.pending_task = task
 
     def _on_global(self, model: GlobalModel) -> None:
-        held, _ = self.device.global_model()
+        held, weights = self.device.global_model()
         if model.bundle_id != self.device.manifest.bundle_id or model.model_version <= held:
             return
         if model.base_version is not None:
@@ -184,7 +182,6 @@ class EdgeRunner:
                 log.info("global v%d is a delta from v%d but this device holds v%d: waiting for a dense copy",
                          model.model_version, model.base_version, held)
                 return
-            _, weights = self.device.global_model()
             new = weights + decode_update(model.payload, weights.size, self.limits).to_dense()
         else:
             new = decode_update(model.payload, self.device.initial.size, self.limits).to_dense()

@@ -136,10 +136,10 @@ class ClientState:
 
     def acknowledge(self, update_id: str) -> bool:
         """The gateway has the update: keep its residual, drop the entry. False if it was not pending."""
-        for entry in self.pending():
+        pending = self.pending()
+        for entry in pending:
             if entry.update_id == update_id:
-                newer = [e for e in self.pending() if e.round > entry.round]
-                if not newer:
+                if not any(e.round > entry.round for e in pending):
                     atomic_write(self.root / "residual.npy", _npy_bytes(entry.residual))
                 entry.path.unlink(missing_ok=True)
                 return True
