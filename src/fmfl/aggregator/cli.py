@@ -10,6 +10,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from fmfl.mqtt.cli_options import add_broker_auth, broker_options
+
 
 def register(sub: Any) -> None:
     p = sub.add_parser(
@@ -120,11 +122,7 @@ def add_aggregation_args(p: Any) -> None:
 
 def add_mqtt_args(p: Any) -> None:
     m = p.add_argument_group("MQTT")
-    m.add_argument("--username")
-    m.add_argument("--password")
-    m.add_argument("--cafile", type=Path)
-    m.add_argument("--certfile", type=Path)
-    m.add_argument("--keyfile", type=Path)
+    add_broker_auth(m)
     m.add_argument("--mqtt5", action="store_true", help="speak MQTT 5 (needed by some brokers for $share)")
     m.add_argument("--max-packet-bytes", type=int, help="largest MQTT payload to publish (default 128 KiB)")
     m.add_argument("--share-group", help="subscribe to updates as $share/GROUP/... (with --workers)")
@@ -132,17 +130,7 @@ def add_mqtt_args(p: Any) -> None:
 
 
 def mqtt_options(args: argparse.Namespace) -> Any:
-    from fmfl.mqtt import parse_broker_url
-
-    return parse_broker_url(
-        args.broker,
-        username=args.username,
-        password=args.password,
-        cafile=args.cafile,
-        certfile=args.certfile,
-        keyfile=args.keyfile,
-        mqtt5=args.mqtt5,
-    )
+    return broker_options(args, mqtt5=args.mqtt5)
 
 
 def run_aggregator(args: argparse.Namespace) -> int:

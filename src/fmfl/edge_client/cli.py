@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from fmfl.mqtt.cli_options import add_broker_auth, broker_options
+
 
 def register(sub: Any) -> None:
     p = sub.add_parser("client", help="run a device: fine-tune with ONNX Runtime on local data, talk MQTT")
@@ -17,12 +19,7 @@ def register(sub: Any) -> None:
     p.add_argument("--federation", default="default")
     p.add_argument("--state-dir", type=Path, help="crash-safe state (default: ./fmfl-state/CLIENT_ID)")
     p.add_argument("--trust-key", type=Path, help="Ed25519 public key: refuse bundles it did not sign")
-    auth = p.add_argument_group("broker authentication")
-    auth.add_argument("--username")
-    auth.add_argument("--password")
-    auth.add_argument("--cafile", type=Path)
-    auth.add_argument("--certfile", type=Path)
-    auth.add_argument("--keyfile", type=Path)
+    add_broker_auth(p.add_argument_group("broker authentication"))
     p.add_argument("--threads", type=int, help="ONNX Runtime intra-op threads (default: all cores)")
     p.add_argument("--rounds", type=int, help="stop after this many rounds (default: run until stopped)")
     p.add_argument("--max-packet-bytes", type=int, default=128 * 1024)
@@ -55,10 +52,7 @@ def run_client(args: argparse.Namespace) -> int:
     if not args.broker:
         raise FmflError("--broker is required unless --once is given")
     from fmfl.edge_client.runner import EdgeRunner, RunnerConfig
-    from fmfl.mqtt import parse_broker_url
-
-    opts = parse_broker_url(args.broker, username=args.username, password=args.password, cafile=args.cafile,
-                            certfile=args.certfile, keyfile=args.keyfile)
+    opts = broker_options(args)
     device = _device(args)
     runner = EdgeRunner(device, opts, RunnerConfig(federation=args.federation, max_packet_bytes=args.max_packet_bytes,
                                                    max_rounds=args.rounds, threads=args.threads,
