@@ -25,6 +25,7 @@ from fmfl.protocol.messages import (
     Message,
     RoundTask,
     decode_message,
+    new_nonce,
     new_update_id,
 )
 from fmfl.protocol.topics import Topics
@@ -57,6 +58,7 @@ __all__ = [
     "decode_message",
     "decode_update",
     "max_payload_bytes",
+    "new_nonce",
     "new_update_id",
     "parse_chunk",
     "split_message",

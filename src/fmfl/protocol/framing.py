@@ -3,7 +3,7 @@
     offset  size  field
     0       4     magic "FMFL" (46 4D 46 4C)
     4       1     major version (1)
-    5       1     minor version (0)
+    5       1     minor version (1; 1.1 adds the optional signature keys of ClientUpdate)
     6       1     message type (MessageType)
     7       1     flags (0; reserved)
     8       4     metadata length M (u32 LE)
@@ -31,7 +31,7 @@ from fmfl.protocol.limits import Limits
 
 MAGIC = b"FMFL"
 MAJOR_VERSION = 1
-MINOR_VERSION = 0
+MINOR_VERSION = 1
 HEADER = struct.Struct("<4sBBBBII")
 CRC = struct.Struct("<I")
 OVERHEAD = HEADER.size + CRC.size
@@ -46,10 +46,14 @@ class MessageType(IntEnum):
     ACK = 6
 
 
+def canonical_json(value: Any) -> bytes:
+    """The one JSON form fmfl writes: sorted keys, no spaces, ASCII only, no NaN or infinity."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False).encode("ascii")
+
+
 def frame(message_type: MessageType, metadata: dict[str, Any], payload: bytes = b"") -> bytes:
     """The framed message: canonical JSON metadata (sorted keys, no spaces, ASCII), payload, CRC-32."""
-    meta = json.dumps(metadata, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
-    meta_bytes = meta.encode("ascii")
+    meta_bytes = canonical_json(metadata)
     head = HEADER.pack(MAGIC, MAJOR_VERSION, MINOR_VERSION, message_type, 0, len(meta_bytes), len(payload))
     body = b"".join((head, meta_bytes, payload))
     return body + CRC.pack(zlib.crc32(body))

@@ -7,23 +7,44 @@ travel as the binary payload (an encoded update, see :mod:`fmfl.protocol.codec`)
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
+import re
 import secrets
+import struct
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Self, cast
 
 from fmfl.protocol.codec.spec import CodecSpec
 from fmfl.protocol.errors import ProtocolError, Reason
 from fmfl.protocol.fields import MAX_SAFE_INT, Capability, Fields, check_float, check_int, check_key
-from fmfl.protocol.framing import MessageType, frame, unframe
+from fmfl.protocol.framing import MessageType, canonical_json, frame, unframe
 from fmfl.protocol.ids import check_bundle_id, check_id
 from fmfl.protocol.limits import Limits
 
 MAX_REASON_CHARS = 256
+# Domain separation: an update signature can never verify as a signature over anything else (a bundle
+# manifest, a later signature format), whatever bytes follow.
+UPDATE_SIGNATURE_DOMAIN = b"fmfl-update-sig/1\n"
+SIGNATURE_BYTES = 64  # Ed25519 (RFC 8032)
+_NONCE = re.compile(r"[0-9a-f]{32,128}")
 
 
 def new_update_id() -> str:
     """A fresh random update id (128 bits, hex) for deduplication."""
     return secrets.token_hex(16)
+
+
+def new_nonce() -> str:
+    """A fresh signing nonce (128 bits, lowercase hex)."""
+    return secrets.token_hex(16)
+
+
+def check_nonce(value: object) -> str:
+    if not isinstance(value, str) or not _NONCE.fullmatch(value):
+        raise ProtocolError(Reason.BAD_METADATA, f"nonce {repr(value)[:80]} must be 32..128 lowercase hex digits")
+    return value
 
 
 class _Wire:
@@ -264,6 +285,8 @@ class ClientUpdate(_Wire):
     update_id: str
     payload: bytes = field(repr=False)
     metrics: dict[str, float] = field(default_factory=dict)
+    nonce: str | None = None  # fresh per signed update (protocol 1.1); see signing_input
+    signature: bytes | None = field(default=None, repr=False)  # Ed25519 over signing_input()
 
     def __post_init__(self) -> None:
         check_id(self.federation, "federation")
@@ -276,9 +299,44 @@ class ClientUpdate(_Wire):
         for key, value in self.metrics.items():
             check_key("metrics", key)
             check_float(f"metrics.{key}", value)
+        if self.nonce is not None:
+            check_nonce(self.nonce)
+        if self.signature is not None:
+            if self.nonce is None:
+                raise ProtocolError(Reason.BAD_METADATA, "a signed update carries a nonce")
+            if len(self.signature) != SIGNATURE_BYTES:
+                raise ProtocolError(
+                    Reason.BAD_METADATA, f"signature of {len(self.signature)} bytes, expected {SIGNATURE_BYTES}"
+                )
+
+    def signing_input(self) -> bytes:
+        """The bytes an Ed25519 update signature covers (docs/protocol.md, "Signed updates").
+
+        The domain prefix, then canonical JSON (sorted keys, no spaces, ASCII) of every field but the
+        signature, with the payload as its SHA-256 and each metric as the 16 hex digits of its IEEE 754
+        binary64 big-endian bits: the input holds only ASCII ids, integers below 2**53 and hex strings,
+        so a device in any language writes the same bytes (float-to-text differs between languages).
+        Signing fields rather than the frame keeps the signature independent of chunking and the CRC.
+        """
+        if self.nonce is None:
+            raise ProtocolError(Reason.BAD_METADATA, "an update is signed together with its nonce: set nonce")
+        return UPDATE_SIGNATURE_DOMAIN + canonical_json(
+            {
+                "federation": self.federation,
+                "bundle_id": self.bundle_id,
+                "round": self.round,
+                "model_version": self.model_version,
+                "client_id": self.client_id,
+                "num_samples": self.num_samples,
+                "update_id": self.update_id,
+                "nonce": self.nonce,
+                "metrics": {k: struct.pack(">d", float(v)).hex() for k, v in self.metrics.items()},
+                "payload_sha256": hashlib.sha256(self.payload).hexdigest(),
+            }
+        )
 
     def _metadata(self) -> dict[str, Any]:
-        return {
+        meta: dict[str, Any] = {
             "federation": self.federation,
             "bundle_id": self.bundle_id,
             "round": self.round,
@@ -288,6 +346,12 @@ class ClientUpdate(_Wire):
             "update_id": self.update_id,
             "metrics": self.metrics,
         }
+        # Written only when set, so an unsigned update keeps its 1.0 metadata byte for byte.
+        if self.nonce is not None:
+            meta["nonce"] = self.nonce
+        if self.signature is not None:
+            meta["sig"] = base64.b64encode(self.signature).decode("ascii")
+        return meta
 
     def _payload(self) -> bytes:
         return self.payload
@@ -304,7 +368,16 @@ class ClientUpdate(_Wire):
             update_id=fields.string("update_id"),
             payload=payload,
             metrics=fields.number_map("metrics"),
+            nonce=fields.string("nonce") if fields.optional("nonce") else None,
+            signature=_signature(fields.string("sig")) if fields.optional("sig") else None,
         )
+
+
+def _signature(text: str) -> bytes:
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise ProtocolError(Reason.BAD_METADATA, "field 'sig': not base64") from None
 
 
 @dataclass(frozen=True)
@@ -370,5 +443,6 @@ __all__ = [
     "Message",
     "RoundTask",
     "decode_message",
+    "new_nonce",
     "new_update_id",
 ]
