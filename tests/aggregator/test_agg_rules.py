@@ -197,6 +197,8 @@ def test_krum_with_too_few_updates_keeps_the_round_open() -> None:
 def test_state_dict_resumes_bit_for_bit(rule: str) -> None:
     # Prepare: three rounds straight through, versus two rounds, a save/load through npz bytes, one more.
     options: dict[str, Any] = {"num_byzantine": 1} if "krum" in rule else {}
+    if rule == "dp-fedavg":  # noise from a fixed seed; adaptive clipping so the clip norm is state too
+        options = {"noise_multiplier": 0.5, "clip_norm": 1.0, "expected_clients": 6, "seed": 7, "adaptive_clip": True}
     rounds = [_round(40 + r, 6) for r in range(3)]
     straight, g = make_strategy(rule, **options), rounds[0][0]
     for _, ups, weights in rounds:
@@ -275,7 +277,7 @@ def test_registry_errors_are_precise(name: str, options: dict[str, Any], message
 
 
 def test_registry_names() -> None:
-    names = "fedavg fedavgm fedadam fedyogi fedadagrad trimmed-mean median krum multi-krum"
+    names = "fedavg fedavgm fedadam fedyogi fedadagrad trimmed-mean median krum multi-krum dp-fedavg"
     assert list(STRATEGIES) == names.split()
     assert strategy_options("fedadam")["beta2"].default == 0.99
 

@@ -17,6 +17,7 @@ from typing import Any
 _EXPORTS: dict[str, str] = {
     "ClientBuffer": "fmfl.aggregator.buffer",
     "CorruptState": "fmfl.aggregator._npz",
+    "DpFedAvg": "fmfl.aggregator.rules",
     "FedAdagrad": "fmfl.aggregator.rules",
     "FedAdam": "fmfl.aggregator.rules",
     "FedAvg": "fmfl.aggregator.rules",

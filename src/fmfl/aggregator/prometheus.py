@@ -41,6 +41,9 @@ class PrometheusObserver(RoundObserver):
             registry=r,
         )
         self.participants = prom.Gauge("fmfl_round_participants", "Updates aggregated last round", registry=r)
+        self.dp_epsilon = prom.Gauge(
+            "fmfl_dp_epsilon", "Client-level DP epsilon spent so far, at the run's delta (dp-fedavg)", registry=r
+        )
         try:
             self.server: Any = prom.start_http_server(port, addr=addr, registry=r)
         except OSError as exc:
@@ -57,6 +60,8 @@ class PrometheusObserver(RoundObserver):
         self.participants.set(summary.participants)
         if summary.status == "ok":
             self.version.set(summary.version)
+        if "dp_epsilon" in summary.extra:
+            self.dp_epsilon.set(summary.extra["dp_epsilon"])
 
     def update_accepted(self, nbytes: int, *, late: bool) -> None:
         self.accepted.labels("late" if late else "on_time").inc()

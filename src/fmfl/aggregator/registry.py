@@ -6,6 +6,7 @@ import inspect
 from typing import Any
 
 from fmfl.aggregator.rules import (
+    DpFedAvg,
     FedAdagrad,
     FedAdam,
     FedAvg,
@@ -19,7 +20,8 @@ from fmfl.aggregator.rules import (
 from fmfl.aggregator.strategy import Strategy
 
 STRATEGIES: dict[str, type[Strategy]] = {
-    cls.name: cls for cls in (FedAvg, FedAvgM, FedAdam, FedYogi, FedAdagrad, TrimmedMean, Median, Krum, MultiKrum)
+    cls.name: cls
+    for cls in (FedAvg, FedAvgM, FedAdam, FedYogi, FedAdagrad, TrimmedMean, Median, Krum, MultiKrum, DpFedAvg)
 }
 
 
@@ -48,6 +50,7 @@ def make_strategy(name: str, **options: Any) -> Strategy:
 
 def _lookup(name: str) -> type[Strategy]:
     try:
-        return STRATEGIES[name]
+        # "dp_fedavg" and "dp-fedavg" both name DpFedAvg (the CLI help spells names with "_").
+        return STRATEGIES[name] if name in STRATEGIES else STRATEGIES[name.replace("_", "-")]
     except KeyError:
         raise ValueError(f"unknown strategy {name!r}; choose one of: {', '.join(STRATEGIES)}") from None

@@ -49,9 +49,11 @@ class RoundSummary:
             head += f" FAILED ({self.detail})"
         else:
             head += f" -> v{self.version}"
+        eps = self.extra.get("dp_epsilon")
+        dp_text = f", epsilon {eps:.4g} (delta {self.extra.get('dp_delta', 0.0):g})" if eps is not None else ""
         return (
             f"{head}: {self.participants}/{self.selected} participants, {self.rejected} rejected, "
-            f"up {_kb(self.bytes_up)}, down {_kb(self.bytes_down)}, {acc_text}, {self.duration_s:.2f} s"
+            f"up {_kb(self.bytes_up)}, down {_kb(self.bytes_down)}, {acc_text}{dp_text}, {self.duration_s:.2f} s"
         )
 
     def to_json(self) -> str:

@@ -60,6 +60,8 @@ class Strategy(ABC):
     """An aggregation rule over sparse client deltas; see the module docstring for the round shape."""
 
     name: ClassVar[str]
+    # False: the rule cannot split a round across workers or tiers (``round_bytes``/``merge_round``).
+    supports_partial_rounds: ClassVar[bool] = True
 
     def __init__(self, *, server_lr: float = 1.0, limits: UpdateLimits | None = None) -> None:
         self.server_lr = check_positive("server_lr", server_lr)
@@ -171,6 +173,10 @@ class Strategy(ABC):
             raise CorruptState(f"{self.name} state needs keys {sorted(expected)}, got {sorted(state)}")
         self._load_server_state({k: np.asarray(v) for k, v in state.items() if k != "rounds"})
         self.rounds = int(state["rounds"])
+
+    def round_metrics(self) -> dict[str, float]:
+        """Rule-specific numbers for the round's metrics line (e.g. DP-FedAvg's epsilon); none by default."""
+        return {}
 
     # --- hooks -----------------------------------------------------------------------------------
 

@@ -1,5 +1,6 @@
 """One module per aggregation rule, each naming its paper; ``fmfl.aggregator.registry`` maps names."""
 
+from fmfl.aggregator.rules.dp_fedavg import DpFedAvg
 from fmfl.aggregator.rules.fedadagrad import FedAdagrad
 from fmfl.aggregator.rules.fedadam import FedAdam
 from fmfl.aggregator.rules.fedavg import FedAvg
@@ -12,6 +13,7 @@ from fmfl.aggregator.rules.multikrum import MultiKrum
 from fmfl.aggregator.rules.trimmed_mean import TrimmedMean
 
 __all__ = [
+    "DpFedAvg",
     "FedAdagrad",
     "FedAdam",
     "FedAvg",
