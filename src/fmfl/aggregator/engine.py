@@ -122,6 +122,8 @@ class RoundEngine:
                 raise FmflError("the upstream federation must differ from this gateway's --federation")
             if not hasattr(type(strategy), "weighted_sum"):
                 raise FmflError("a lower-tier gateway needs a FedAvg-family --strategy")
+        if (workers or upstream is not None) and not strategy.supports_partial_rounds:
+            raise FmflError(f"--strategy {strategy.name} cannot split rounds: drop --workers / --upstream-federation")
         self.ingest = UpdateIngest(
             config=config,
             bundle_id=bundle_id,
@@ -516,6 +518,7 @@ class RoundEngine:
             codec=self.config.codec,
             late_updates=current.counters.get("late", 0),
             detail=detail,
+            extra=self.strategy.round_metrics(),
         )
 
     # --- outputs -----------------------------------------------------------------------------------

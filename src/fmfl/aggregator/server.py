@@ -109,7 +109,9 @@ def build_engine(settings: ServerSettings, observer: RoundObserver) -> RoundEngi
 def build_worker(settings: ServerSettings, observer: RoundObserver) -> WorkerEngine:
     assert settings.worker_id is not None
     bundle_id, weights = load_initial_weights(settings.bundle, settings.trust_key)
-    build_strategy(settings.strategy, settings.strategy_options, settings.max_norm)  # fail early
+    strategy = build_strategy(settings.strategy, settings.strategy_options, settings.max_norm)  # fail early
+    if not strategy.supports_partial_rounds:
+        raise FmflError(f"--strategy {strategy.name} cannot split rounds: it cannot run on a worker")
     return WorkerEngine(
         config=settings.round,
         worker_id=settings.worker_id,
