@@ -10,6 +10,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from fmfl.aggregator.dp_options import add_dp_args, dp_strategy_options
 from fmfl.mqtt.cli_options import add_broker_auth, broker_options
 
 
@@ -71,6 +72,7 @@ def register(sub: Any) -> None:
     t.add_argument("--codec", help="update codec spec told to clients (default: fmfl.protocol.DEFAULT_CODEC)")
 
     add_aggregation_args(p)
+    add_dp_args(p)
     add_mqtt_args(p)
     m = p.add_argument_group("scale-out (see docs/scaling.md)")
     m.add_argument(
@@ -198,7 +200,10 @@ def settings_from_args(args: argparse.Namespace) -> Any:
         state_dir=args.state_dir,
         round=config,
         strategy=args.strategy,
-        strategy_options=dict(_option(o) for o in args.strategy_option),
+        strategy_options={
+            **dict(_option(o) for o in args.strategy_option),
+            **dp_strategy_options(args, config.clients_per_round, config.selection_size),
+        },
         max_norm=args.max_norm,
         trust_key=args.trust_key,
         resume=args.resume,

@@ -90,6 +90,8 @@ class RoundEngine:
         partial_timeout: float = 30.0,
         upstream: UpstreamConfig | None = None,
     ) -> None:
+        if (workers or upstream is not None) and not strategy.supports_partial_rounds:
+            raise FmflError(f"--strategy {strategy.name} cannot split rounds: drop --workers / --upstream-federation")
         self.config = config
         self.bundle_id = bundle_id
         self.strategy = strategy
@@ -122,8 +124,6 @@ class RoundEngine:
                 raise FmflError("the upstream federation must differ from this gateway's --federation")
             if not hasattr(type(strategy), "weighted_sum"):
                 raise FmflError("a lower-tier gateway needs a FedAvg-family --strategy")
-        if (workers or upstream is not None) and not strategy.supports_partial_rounds:
-            raise FmflError(f"--strategy {strategy.name} cannot split rounds: drop --workers / --upstream-federation")
         self.ingest = UpdateIngest(
             config=config,
             bundle_id=bundle_id,
