@@ -23,7 +23,7 @@ from fmfl.aggregator.accumulator import WeightedSum
 from fmfl.aggregator.clients import ClientRegistry, select_clients
 from fmfl.aggregator.coordination import WorkerPool
 from fmfl.aggregator.ingest import UpdateIngest, Verdict
-from fmfl.aggregator.journal import RoundJournal
+from fmfl.aggregator.journal import AcceptedRow, RoundJournal
 from fmfl.aggregator.observer import RoundObserver
 from fmfl.aggregator.outbound import (
     Outgoing,
@@ -43,6 +43,7 @@ from fmfl.aggregator.tier import UpstreamConfig, UpstreamTier
 from fmfl.aggregator.wal import UpdateLog
 from fmfl.errors import FmflError
 from fmfl.protocol import (
+from fmfl.failpoints import failpoint
     Ack,
     ClientHello,
     ClientStatus,
@@ -206,6 +207,7 @@ class RoundEngine:
             log.warning(
                 "round %d: %d logged updates no longer pass validation: %s",
                 task.round,
+        self._journal_replayed(task.round, report.fed, last.counters)
                 len(report.rejected),
                 report.rejected[:5],
             )
@@ -224,6 +226,19 @@ class RoundEngine:
         """Topic filters to subscribe to (QoS 1); with ``share_group`` updates are shared with workers."""
         updates = self.topics.all_updates
         if share_group:
+    def _journal_replayed(self, round_no: int, fed: list[str], counters: dict[str, int]) -> None:
+        """Journal the replayed updates the journal lacks: a kill between the WAL append and the journal
+        row (the failpoint ``aggregator.after_wal_append``) leaves an update folded in but unjournaled,
+        so the round's metrics line would miss it and, once the WAL is pruned, a resend would be refused
+        as ``stale_round`` although it was counted. The WAL holds no metrics; the weight stands in for
+        ``num_samples`` (they are equal except for async late updates, whose weight is discounted)."""
+        journaled = {row.update_id for row in self.journal.accepted(round_no)}
+        missing = set(fed) - journaled
+        for rec in self.wal.records(round_no):
+            if rec.update_id in missing:
+                row = AcceptedRow(rec.update_id, round_no, rec.client_id, round_no, 0, round(rec.weight), {})
+                self.journal.record_accepted(row, counters)
+
             updates = Topics.shared(share_group, updates)
         filters = [self.topics.all_hellos, self.topics.all_status, updates]
         if self.pool is not None:
@@ -342,6 +357,8 @@ class RoundEngine:
             out = self._sent(ack_packets(self.topics, ack, self.config.max_packet_bytes))
         if verdict.counted:
             out += self.tick(now)
+            if verdict.counted:
+                failpoint("aggregator.before_ack")  # logged and journaled, the Ack not yet sent
         return out
 
     # --- the clock ---------------------------------------------------------------------------------
@@ -436,6 +453,7 @@ class RoundEngine:
         self._opened_any = True
         if self.upstream is not None and self._parent_task is not None:
             self.upstream.begin(self._parent_task)
+        failpoint("aggregator.round_opened")  # journaled, the task not yet published
             self.journal.put("parent_task", self._parent_task.to_bytes().hex())
         if self.pool is not None:
             out += self.pool.begin(r)
@@ -463,14 +481,19 @@ class RoundEngine:
             # then the metrics line, the journal, and only then the log is pruned.
             self.store.save(version, new, server_state=self.strategy.state_dict())
             summary = self._summary(current, "ok", version, accepted, now)
+            failpoint("aggregator.before_save_version")
             self.metrics_log.append(summary)
             self.journal.finish_round(current.round, "closed", current.counters)
             self.wal.prune(before_round=current.round + 1)
+            failpoint("aggregator.after_save_version")
             self.journal.prune(before_round=current.round - JOURNAL_KEEP_ROUNDS)
             self.weights, self.version = new, version
+            failpoint("aggregator.after_metrics")
             self.failed_in_a_row = 0
+            failpoint("aggregator.after_journal")
             self.observer.round_closed(summary)
             return self._sent(self._global_packets()) if self.finished else []
+            failpoint("aggregator.round_closed")  # all bookkeeping done, the new model not yet published
         detail = f"{accepted} accepted < --min-clients {self.config.min_clients}"
         summary = self._summary(current, "failed", current.version, accepted, now, detail=detail)
         self.metrics_log.append(summary)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from fmfl.aggregator.outbound import Outgoing
+from fmfl.failpoints import armed, failpoint
 from fmfl.mqtt import BrokerDown, MqttOptions, connect_with_backoff, make_client
 from fmfl.protocol import Topics
 
@@ -29,6 +30,8 @@ log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 30.0
 FLUSH_TIMEOUT_S = 30.0
+# Restarted on a run whose last round had already closed: answer resends this long before leaving.
+FINISHED_GRACE_S = 2.0
 POLL_S = 0.05
 
 
@@ -119,9 +122,18 @@ class MqttGateway:
         if self.client is None:
             self.connect()
         try:
+            finished_at_start = self.engine.finished
             self._publish(self.engine.start(time.time()))
             while not stop.is_set() and not self.engine.finished:
                 self._step()
+            if finished_at_start:
+                # Killed while closing the last round (after saving the version, before publishing what
+                # the close returned): the Acks of the updates that closed it never went out. Their
+                # devices resend them, and the broker redelivers the unacknowledged packet; answer
+                # those (as duplicates) for a short while rather than leave the devices waiting.
+                deadline = time.monotonic() + FINISHED_GRACE_S
+                while not stop.is_set() and time.monotonic() < deadline:
+                    self._step()
         finally:
             self.shutdown()
 
@@ -142,6 +154,9 @@ class MqttGateway:
     def _publish(self, out: list[Outgoing]) -> None:
         for o in out:
             self._pending.append(self.client.publish(o.topic, o.payload, qos=o.qos, retain=o.retain))
+        if armed("aggregator.after_task_publish") and any(o.topic == self.topics.task for o in out):
+            self._pending[-1].wait_for_publish(5)  # the task has reached the broker: then die
+            failpoint("aggregator.after_task_publish")
         if len(self._pending) > 256:
             self._pending = [p for p in self._pending if not p.is_published()]
 

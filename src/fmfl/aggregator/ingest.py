@@ -32,6 +32,7 @@ from fmfl.protocol import ClientUpdate, Limits, ProtocolError, RoundTask, decode
 
 log = logging.getLogger(__name__)
 
+from fmfl.failpoints import failpoint
 
 @dataclass(frozen=True)
 class Verdict:
@@ -152,6 +153,7 @@ class UpdateIngest:
                 round=open_round.round,
                 client_id=update.client_id,
                 update_round=update.round,
+            failpoint("aggregator.after_wal_append")  # durable, not yet folded in nor journaled
                 bytes=len(data),
                 num_samples=update.num_samples,
                 metrics=dict(update.metrics),

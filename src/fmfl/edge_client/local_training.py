@@ -10,6 +10,7 @@ import numpy as np
 
 from fmfl.edge_client.data import LocalDataset
 from fmfl.edge_client.ort_training import OrtTrainer
+from fmfl.failpoints import failpoint
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,7 @@ def train_locally(trainer: OrtTrainer, data: LocalDataset, cfg: LocalTrainConfig
             if len(batch.indices) < _min_batch(trainer):
                 continue
             losses.append(trainer.train_step(_feeds(trainer, batch.inputs, batch.labels)))
+            failpoint("client.train_step")  # @N: killed after N local steps, nothing committed
             samples += len(batch.indices)
             if cfg.local_steps is not None and len(losses) >= cfg.local_steps:
                 break

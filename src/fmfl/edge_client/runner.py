@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from fmfl.edge_client.device import EdgeDevice, capabilities
+from fmfl.failpoints import armed, failpoint
 from fmfl.mqtt import MqttOptions, connect_with_backoff, make_client
 from fmfl.protocol import (
     DEFAULT_MAX_PACKET_BYTES,
@@ -100,6 +101,17 @@ class EdgeRunner:
     def _publish(self, topic: str, message: bytes, retain: bool = False) -> None:
         for chunk in split_message(message, self.cfg.max_packet_bytes):
             self.client.publish(topic, chunk, qos=1, retain=retain)
+
+    def _upload(self, message: bytes) -> None:
+        """A fresh update's chunks (runner thread); the outbox entry already holds it for resends."""
+        topic = self.topics.update(self.client_id)
+        if not armed("client.mid_upload"):
+            self._publish(topic, message)
+            return
+        for i, chunk in enumerate(split_message(message, self.cfg.max_packet_bytes)):
+            if i:
+                failpoint("client.mid_upload")  # @N: killed after N chunks reached the broker
+            self.client.publish(topic, chunk, qos=1).wait_for_publish(5)
 
     # -- the runner's thread -------------------------------------------------------------------------
     def run(self) -> int:
@@ -215,7 +227,8 @@ class EdgeRunner:
         except (ValueError, FloatingPointError) as exc:
             log.error("round %d: local training failed: %s", task.round, exc)
             return
-        self._publish(self.topics.update(self.client_id), update.to_bytes())
+        failpoint("client.before_upload")  # committed to the outbox, nothing sent
+        self._upload(update.to_bytes())
         self.rounds_done += 1
         log.info("round %d: trained %d samples in %.1f s, sent %d bytes (accuracy %.3f)", task.round,
                  update.num_samples, time.perf_counter() - start, len(update.payload),
