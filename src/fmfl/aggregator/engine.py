@@ -42,8 +42,8 @@ from fmfl.aggregator.strategy import Strategy
 from fmfl.aggregator.tier import UpstreamConfig, UpstreamTier
 from fmfl.aggregator.wal import UpdateLog
 from fmfl.errors import FmflError
-from fmfl.protocol import (
 from fmfl.failpoints import failpoint
+from fmfl.protocol import (
     Ack,
     ClientHello,
     ClientStatus,
@@ -203,11 +203,11 @@ class RoundEngine:
             return
         self.strategy.begin_round(self.weights)
         report = self.wal.replay(task.round, self.strategy)
+        self._journal_replayed(task.round, report.fed, last.counters)
         if report.rejected:
             log.warning(
                 "round %d: %d logged updates no longer pass validation: %s",
                 task.round,
-        self._journal_replayed(task.round, report.fed, last.counters)
                 len(report.rejected),
                 report.rejected[:5],
             )
@@ -222,10 +222,6 @@ class RoundEngine:
             len(report.fed),
         )
 
-    def subscriptions(self, share_group: str | None) -> list[str]:
-        """Topic filters to subscribe to (QoS 1); with ``share_group`` updates are shared with workers."""
-        updates = self.topics.all_updates
-        if share_group:
     def _journal_replayed(self, round_no: int, fed: list[str], counters: dict[str, int]) -> None:
         """Journal the replayed updates the journal lacks: a kill between the WAL append and the journal
         row (the failpoint ``aggregator.after_wal_append``) leaves an update folded in but unjournaled,
@@ -239,6 +235,10 @@ class RoundEngine:
                 row = AcceptedRow(rec.update_id, round_no, rec.client_id, round_no, 0, round(rec.weight), {})
                 self.journal.record_accepted(row, counters)
 
+    def subscriptions(self, share_group: str | None) -> list[str]:
+        """Topic filters to subscribe to (QoS 1); with ``share_group`` updates are shared with workers."""
+        updates = self.topics.all_updates
+        if share_group:
             updates = Topics.shared(share_group, updates)
         filters = [self.topics.all_hellos, self.topics.all_status, updates]
         if self.pool is not None:
@@ -353,12 +353,12 @@ class RoundEngine:
             self.observer.update_rejected(verdict.reason)
             log.warning("update from %s rejected: %s", sender, verdict.reason)
         if update is not None:
+            if verdict.counted:
+                failpoint("aggregator.before_ack")  # logged and journaled, the Ack not yet sent
             ack = Ack(sender, update.round, update.update_id, verdict.accepted, verdict.reason)
             out = self._sent(ack_packets(self.topics, ack, self.config.max_packet_bytes))
         if verdict.counted:
             out += self.tick(now)
-            if verdict.counted:
-                failpoint("aggregator.before_ack")  # logged and journaled, the Ack not yet sent
         return out
 
     # --- the clock ---------------------------------------------------------------------------------
@@ -449,11 +449,11 @@ class RoundEngine:
         out = self._global_packets() + task_packets(self.topics, task, cfg.max_packet_bytes)
         self.strategy.begin_round(self.weights)
         self.journal.open_round(r, task.to_bytes(), now)
+        failpoint("aggregator.round_opened")  # journaled, the task not yet published
         self.open_round = OpenRound(task, now, task.deadline)
         self._opened_any = True
         if self.upstream is not None and self._parent_task is not None:
             self.upstream.begin(self._parent_task)
-        failpoint("aggregator.round_opened")  # journaled, the task not yet published
             self.journal.put("parent_task", self._parent_task.to_bytes().hex())
         if self.pool is not None:
             out += self.pool.begin(r)
@@ -477,23 +477,23 @@ class RoundEngine:
         if accepted >= self.config.min_clients:
             new = self.strategy.aggregate()
             version = current.version + 1
+            failpoint("aggregator.before_save_version")
             # Order matters for crash safety: the version first (the WAL still holds the round),
             # then the metrics line, the journal, and only then the log is pruned.
             self.store.save(version, new, server_state=self.strategy.state_dict())
-            summary = self._summary(current, "ok", version, accepted, now)
-            failpoint("aggregator.before_save_version")
-            self.metrics_log.append(summary)
-            self.journal.finish_round(current.round, "closed", current.counters)
-            self.wal.prune(before_round=current.round + 1)
             failpoint("aggregator.after_save_version")
-            self.journal.prune(before_round=current.round - JOURNAL_KEEP_ROUNDS)
-            self.weights, self.version = new, version
+            summary = self._summary(current, "ok", version, accepted, now)
+            self.metrics_log.append(summary)
             failpoint("aggregator.after_metrics")
-            self.failed_in_a_row = 0
+            self.journal.finish_round(current.round, "closed", current.counters)
             failpoint("aggregator.after_journal")
+            self.wal.prune(before_round=current.round + 1)
+            self.journal.prune(before_round=current.round - JOURNAL_KEEP_ROUNDS)
+            failpoint("aggregator.round_closed")  # all bookkeeping done, the new model not yet published
+            self.weights, self.version = new, version
+            self.failed_in_a_row = 0
             self.observer.round_closed(summary)
             return self._sent(self._global_packets()) if self.finished else []
-            failpoint("aggregator.round_closed")  # all bookkeeping done, the new model not yet published
         detail = f"{accepted} accepted < --min-clients {self.config.min_clients}"
         summary = self._summary(current, "failed", current.version, accepted, now, detail=detail)
         self.metrics_log.append(summary)

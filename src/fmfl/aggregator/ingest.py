@@ -28,11 +28,11 @@ from fmfl.aggregator.staleness import staleness_weight
 from fmfl.aggregator.strategy import Strategy
 from fmfl.aggregator.validation import RejectedUpdate
 from fmfl.aggregator.wal import UpdateLog
+from fmfl.failpoints import failpoint
 from fmfl.protocol import ClientUpdate, Limits, ProtocolError, RoundTask, decode_update
 
 log = logging.getLogger(__name__)
 
-from fmfl.failpoints import failpoint
 
 @dataclass(frozen=True)
 class Verdict:
@@ -139,6 +139,7 @@ class UpdateIngest:
                 size=self.size,
             )
             t = self.times.add("wal", t)
+            failpoint("aggregator.after_wal_append")  # durable, not yet folded in nor journaled
             if stored:  # False only if the same update id raced in: already folded in
                 self.strategy.accept(sparse, valid.weight, update.client_id)
             t = self.times.add("accumulate", t)
@@ -153,7 +154,6 @@ class UpdateIngest:
                 round=open_round.round,
                 client_id=update.client_id,
                 update_round=update.round,
-            failpoint("aggregator.after_wal_append")  # durable, not yet folded in nor journaled
                 bytes=len(data),
                 num_samples=update.num_samples,
                 metrics=dict(update.metrics),
