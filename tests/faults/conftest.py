@@ -1,0 +1,75 @@
+"""Fixtures of the fault-injection suite (issue 8): a gateway bundle, a persistent broker, the trial ledger.
+
+Real processes only: ``fmfl aggregator`` and ``fmfl client`` subprocesses killed with SIGKILL at named
+failpoints (``fmfl.failpoints``), a real Mosquitto with persistence on, loopback only. The ledger of
+trials is written to ``faults-summary.json`` in the session's temporary folder and shown at the end of
+the terminal report ("N trials, K kills, 0 lost").
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+_HERE = Path(__file__).resolve().parent
+for _path in (str(_HERE), str(_HERE.parent / "aggregator")):  # fault_support, test_server_support
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
+
+from fault_support import Ledger  # noqa: E402
+
+_LEDGER = Ledger()
+_SUMMARY: list[Path] = []
+
+
+@pytest.fixture(scope="session")
+def ledger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ledger]:
+    yield _LEDGER
+    path = tmp_path_factory.getbasetemp() / "faults-summary.json"
+    _LEDGER.write(path)
+    _SUMMARY.append(path)
+
+
+@pytest.fixture(scope="session")
+def fault_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A verifiable gateway bundle (manifest + initial weights, 300 floats): all the gateway reads."""
+    from test_server_support import make_synthetic_bundle
+
+    return make_synthetic_bundle(tmp_path_factory.mktemp("fault-bundle") / "bundle", 300, seed=8)
+
+
+@pytest.fixture()
+def broker(tmp_path: Path) -> Iterator[Any]:
+    """A real Mosquitto with persistence on (sessions and queued QoS 1 messages survive a restart)."""
+    from fmfl.mqtt.mosquitto import Mosquitto, mosquitto_binary
+
+    if mosquitto_binary() is None:
+        pytest.fail("mosquitto is not installed: run scripts/install.sh (apt-get install mosquitto)")
+    b = Mosquitto(tmp_path / "mosquitto", persistence=True).start()
+    try:
+        yield b
+    finally:
+        b.stop()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not _LEDGER.trials:
+        return
+    s = _LEDGER.summary()
+    terminalreporter.write_sep("-", "fault injection")
+    terminalreporter.write_line(
+        f"{s['trials']} trials, {s['kills']} kills/restarts, {s['acked']} acknowledged updates: "
+        f"{s['lost']} lost, {s['doubled']} counted twice "
+        f"({s['dropped_with_failed_round']} dropped with a round that failed its quorum, by design)"
+    )
+    for name, row in sorted(s["scenarios"].items()):
+        terminalreporter.write_line(
+            f"  {name}: {row['trials']} trials, {row['kills']} kills, {row['acked']} acked, "
+            f"{row['lost']} lost, {row['doubled']} doubled"
+        )
+    if _SUMMARY:
+        terminalreporter.write_line(f"  written to {_SUMMARY[0]}")
