@@ -358,6 +358,7 @@ class Harness:
         strategy_options: dict[str, Any] | None = None,
         workers: tuple[str, ...] = (),
         upstream: Any = None,
+        verifier: Any = None,
         **cfg: object,
     ) -> None:
         bundle = tmp / "bundle"
@@ -387,6 +388,7 @@ class Harness:
             now=T0,
             workers=workers,
             upstream=upstream,
+            verifier=verifier,
         )
         self.topics = Topics(self.config.federation)
         self.out: list[Outgoing] = self.engine.start(T0)

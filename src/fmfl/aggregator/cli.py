@@ -120,6 +120,13 @@ def add_aggregation_args(p: Any) -> None:
         help="a keyword option of the strategy, e.g. server_lr=0.1 (repeatable)",
     )
     a.add_argument("--max-norm", type=float, help="refuse updates whose L2 norm exceeds this")
+    a.add_argument(
+        "--device-registry",
+        type=Path,
+        metavar="DEVICES_JSON",
+        help="devices.json from `fmfl provision`: accept only updates signed by an active device in it "
+        "(re-read when it changes, so --revoke needs no restart); see docs/security.md",
+    )
 
 
 def add_mqtt_args(p: Any) -> None:
@@ -213,6 +220,7 @@ def settings_from_args(args: argparse.Namespace) -> Any:
         workers=workers,
         partial_timeout=args.partial_timeout,
         upstream=upstream,
+        device_registry=args.device_registry,
     )
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from fmfl.aggregator.accumulator import WeightedSum
@@ -47,6 +48,7 @@ from fmfl.protocol import (
     Ack,
     ClientHello,
     ClientStatus,
+    ClientUpdate,
     Limits,
     ProtocolError,
     Reassembler,
@@ -90,6 +92,7 @@ class RoundEngine:
         workers: tuple[str, ...] = (),
         partial_timeout: float = 30.0,
         upstream: UpstreamConfig | None = None,
+        verifier: Callable[[ClientUpdate], str | None] | None = None,
     ) -> None:
         if (workers or upstream is not None) and not strategy.supports_partial_rounds:
             raise FmflError(f"--strategy {strategy.name} cannot split rounds: drop --workers / --upstream-federation")
@@ -135,6 +138,7 @@ class RoundEngine:
             journal=self.journal,
             is_known=lambda client_id: self.registry.get(client_id) is not None,
             held_elsewhere=lambda client_id: self.pool.holder(client_id) if self.pool else None,
+            verifier=verifier,  # signed updates (fmfl.trust.UpdateVerifier), None: not required
         )
         self.reassembler = Reassembler(
             reassembly_bytes or max(64 * 2**20, 4 * self.limits.max_message_bytes), max_pending_messages=1024

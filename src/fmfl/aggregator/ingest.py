@@ -4,8 +4,12 @@ The checks run cheapest first and nothing is changed until all have passed:
 
 1. parse the ClientUpdate (framing, metadata; a refusal here has no update id, so gets no Ack);
 2. the sender: ``client_id`` must be the one in the topic;
+   2b. with a device registry (``verifier``, see ``fmfl.trust``): the sender is a known, active device
+   and signed this update (``unknown_device``, ``revoked_device``, ``unsigned``, ``bad_signature``);
+   before the dedupe, so a forged resend of a real update id is not acknowledged;
 3. a resend of an update already accepted (in the write-ahead log, or journaled in an earlier
-   round): Ack it again as accepted, count nothing;
+   round): Ack it again as accepted, count nothing; another update carrying a nonce already
+   accepted from this client is a replay (``replayed_nonce``);
 4. federation, bundle, round and version, selection; a late update of an earlier round is refused
    as ``stale_round`` or, in async mode, folded into this round with FedBuff's staleness weight;
 5. decode the payload (bounded by the manifest's vector size), validate it (``strategy.check``);
@@ -80,6 +84,7 @@ class UpdateIngest:
         journal: RoundJournal,
         is_known: Callable[[str], bool] = lambda client_id: True,
         held_elsewhere: Callable[[str], tuple[str, str] | None] = lambda client_id: None,
+        verifier: Callable[[ClientUpdate], str | None] | None = None,
     ) -> None:
         self.config = config
         self.bundle_id = bundle_id
@@ -90,6 +95,7 @@ class UpdateIngest:
         self.journal = journal
         self.is_known = is_known
         self.held_elsewhere = held_elsewhere
+        self.verifier = verifier
         self.times = StageTimes()
 
     def ingest(self, sender: str, data: bytes, open_round: OpenRound | None) -> Verdict:
@@ -102,10 +108,17 @@ class UpdateIngest:
         t = self.times.add("parse", t)
         if update.client_id != sender:
             return _refuse("client_mismatch", update)
+        if self.verifier is not None:
+            refusal = self.verifier(update)
+            t = self.times.add("verify", t)
+            if refusal:
+                return _refuse(refusal, update)
         # A resend whose Ack was lost: the same answer again, and nothing counted twice.
         uid = update.update_id
         if self.wal.contains(uid) or self.journal.accepted_round_of(uid) is not None:
             return Verdict(True, "", update, duplicate=True)
+        if update.nonce is not None and self._nonce_owner(update.client_id, update.nonce) not in (None, uid):
+            return _refuse("replayed_nonce", update)
         held = self.held_elsewhere(update.client_id)  # scale-out: another worker accepted it
         if held is not None:
             if held[1] == uid:
@@ -137,6 +150,7 @@ class UpdateIngest:
                 indices=valid.indices,
                 values=valid.values,
                 size=self.size,
+                nonce=update.nonce,
             )
             t = self.times.add("wal", t)
             failpoint("aggregator.after_wal_append")  # durable, not yet folded in nor journaled
@@ -157,11 +171,17 @@ class UpdateIngest:
                 bytes=len(data),
                 num_samples=update.num_samples,
                 metrics=dict(update.metrics),
+                nonce=update.nonce,
             ),
             open_round.counters,
         )
         self.times.add("journal", t)
         return Verdict(True, "", update, late=late)
+
+    def _nonce_owner(self, client_id: str, nonce: str) -> str | None:
+        """The update id already accepted with this nonce: the WAL holds the open round (fsynced before
+        the journal row, so it also covers a crash between the two), the journal the rounds before."""
+        return self.wal.update_with_nonce(client_id, nonce) or self.journal.update_with_nonce(client_id, nonce)
 
     def _check_round(self, update: ClientUpdate, open_round: OpenRound) -> tuple[float, bool, str]:
         """``(weight, late, refusal)``: the sample-count weight, or why the round refuses it."""

@@ -25,6 +25,7 @@ from types import TracebackType
 from typing import Any
 
 from fmfl.aggregator.clients import ClientRecord
+from fmfl.aggregator.wal import add_nonce_column
 from fmfl.errors import FmflError
 
 _SCHEMA = (
@@ -43,7 +44,8 @@ _SCHEMA = (
         update_round INTEGER NOT NULL,
         bytes        INTEGER NOT NULL,
         num_samples  INTEGER NOT NULL,
-        metrics      TEXT    NOT NULL
+        metrics      TEXT    NOT NULL,
+        nonce        TEXT
     )""",
     """CREATE TABLE IF NOT EXISTS clients (
         client_id TEXT PRIMARY KEY, record TEXT NOT NULL
@@ -75,6 +77,7 @@ class AcceptedRow:
     bytes: int
     num_samples: int
     metrics: dict[str, float]
+    nonce: str | None = None  # a signed update's nonce (replay check across rounds and restarts)
 
 
 class RoundJournal:
@@ -88,6 +91,7 @@ class RoundJournal:
             self._db.execute("PRAGMA synchronous=NORMAL")
             for statement in _SCHEMA:
                 self._db.execute(statement)
+            add_nonce_column(self._db, "accepted")
         except sqlite3.DatabaseError as exc:
             raise JournalError(f"cannot open round journal {self.path}: {exc}") from exc
 
@@ -152,7 +156,7 @@ class RoundJournal:
             self._db.execute("BEGIN")
             self._db.execute(
                 "INSERT OR IGNORE INTO accepted (update_id, round, client_id, update_round, bytes, "
-                "num_samples, metrics) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "num_samples, metrics, nonce) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     row.update_id,
                     row.round,
@@ -161,6 +165,7 @@ class RoundJournal:
                     row.bytes,
                     row.num_samples,
                     json.dumps(row.metrics),
+                    row.nonce,
                 ),
             )
             self._db.execute("UPDATE rounds SET counters = ? WHERE round = ?", (json.dumps(counters), row.round))
@@ -170,13 +175,20 @@ class RoundJournal:
         row = self._db.execute("SELECT round FROM accepted WHERE update_id = ?", (update_id,)).fetchone()
         return None if row is None else int(row[0])
 
+    def update_with_nonce(self, client_id: str, nonce: str) -> str | None:
+        """The accepted update id that carried ``(client_id, nonce)`` (None if none, or pruned)."""
+        row = self._db.execute(
+            "SELECT update_id FROM accepted WHERE client_id = ? AND nonce = ?", (client_id, nonce)
+        ).fetchone()
+        return None if row is None else str(row[0])
+
     def accepted(self, round: int) -> list[AcceptedRow]:
         cur = self._db.execute(
-            "SELECT update_id, round, client_id, update_round, bytes, num_samples, metrics FROM accepted "
+            "SELECT update_id, round, client_id, update_round, bytes, num_samples, metrics, nonce FROM accepted "
             "WHERE round = ? ORDER BY rowid",
             (round,),
         )
-        return [AcceptedRow(u, r, c, ur, b, n, json.loads(m)) for u, r, c, ur, b, n, m in cur]
+        return [AcceptedRow(u, r, c, ur, b, n, json.loads(m), nc) for u, r, c, ur, b, n, m, nc in cur]
 
     def forget_accepted(self, round: int) -> None:
         """Drop a failed round's rows: its updates were never aggregated, a resend must not be acked."""

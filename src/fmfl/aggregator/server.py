@@ -32,6 +32,7 @@ from fmfl.aggregator.worker import WorkerEngine
 from fmfl.bundle import verify_bundle
 from fmfl.errors import FmflError
 from fmfl.mqtt import MqttOptions
+from fmfl.protocol import ClientUpdate
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,7 @@ class ServerSettings:
     partial_timeout: float = 30.0
     worker_id: str | None = None  # set: run as an aggregation worker, not as the coordinator
     upstream: UpstreamConfig | None = None  # set: a lower tier, one client of a parent gateway
+    device_registry: Path | None = None  # set: every update must be signed by an active device in it
 
 
 class PrintObserver(RoundObserver):
@@ -89,6 +91,15 @@ def build_strategy(name: str, options: dict[str, Any], max_norm: float | None) -
         raise FmflError(f"--strategy {name}: {exc}") from exc
 
 
+def build_verifier(settings: ServerSettings) -> Callable[[ClientUpdate], str | None] | None:
+    """The signed-update check of ``--device-registry`` (cryptography is imported only then)."""
+    if settings.device_registry is None:
+        return None
+    from fmfl.trust.update_signing import UpdateVerifier
+
+    return UpdateVerifier(settings.device_registry, federation=settings.round.federation)
+
+
 def build_engine(settings: ServerSettings, observer: RoundObserver) -> RoundEngine:
     bundle_id, weights = load_initial_weights(settings.bundle, settings.trust_key)
     strategy = build_strategy(settings.strategy, settings.strategy_options, settings.max_norm)
@@ -103,6 +114,7 @@ def build_engine(settings: ServerSettings, observer: RoundObserver) -> RoundEngi
         workers=settings.workers,
         partial_timeout=settings.partial_timeout,
         upstream=settings.upstream,
+        verifier=build_verifier(settings),
     )
 
 
@@ -120,6 +132,7 @@ def build_worker(settings: ServerSettings, observer: RoundObserver) -> WorkerEng
         make_strategy=lambda: build_strategy(settings.strategy, settings.strategy_options, settings.max_norm),
         state_dir=settings.state_dir,
         observer=observer,
+        verifier=build_verifier(settings),
     )
 
 

@@ -42,10 +42,20 @@ CREATE TABLE IF NOT EXISTS updates (
     size      INTEGER NOT NULL,
     indices   BLOB    NOT NULL,
     vals      BLOB    NOT NULL,
+    nonce     TEXT,
     UNIQUE (round, client_id)
 )
 """
 _COLUMNS = "update_id, round, client_id, weight, size, indices, vals"
+
+
+def add_nonce_column(db: sqlite3.Connection, table: str) -> None:
+    """Schema migration for state dirs made before signed updates: a nullable ``nonce`` column (old rows
+    keep NULL: they were unsigned) and the ``(client_id, nonce)`` index the replay check looks up."""
+    columns = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+    if "nonce" not in columns:
+        db.execute(f"ALTER TABLE {table} ADD COLUMN nonce TEXT")
+    db.execute(f"CREATE INDEX IF NOT EXISTS {table}_nonce ON {table} (client_id, nonce)")
 
 
 class LogError(FmflError):
@@ -88,6 +98,7 @@ class UpdateLog:
                 raise LogError(f"{self.path}: cannot switch SQLite to WAL mode (got {mode!r})")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute(_SCHEMA)
+            add_nonce_column(self._db, "updates")
         except sqlite3.DatabaseError as exc:
             raise LogError(f"cannot open update log {self.path}: {exc}") from exc
 
@@ -101,18 +112,22 @@ class UpdateLog:
         indices: IndexArray,
         values: Float32Array,
         size: int,
+        nonce: str | None = None,
     ) -> bool:
         """Durably store one validated update; True if stored, False if ``update_id`` was already logged.
+
+        ``nonce``: a signed update's nonce, kept so a replay of it is recognised after a restart.
 
         Returns only after the commit is fsynced. Raises ``RejectedUpdate(DUPLICATE_CLIENT)`` if the
         client already has another update logged in this round.
         """
         idx = np.ascontiguousarray(indices, dtype="<i8")
         val = np.ascontiguousarray(values, dtype="<f4")
-        row = (update_id, round, client_id, float(weight), int(size), idx.tobytes(), val.tobytes())
+        row = (update_id, round, client_id, float(weight), int(size), idx.tobytes(), val.tobytes(), nonce)
         try:
             cur = self._db.execute(
-                f"INSERT INTO updates ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (update_id) DO NOTHING",
+                f"INSERT INTO updates ({_COLUMNS}, nonce) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (update_id) DO NOTHING",
                 row,
             )
         except sqlite3.IntegrityError as exc:  # only (round, client_id) can still conflict
@@ -129,6 +144,13 @@ class UpdateLog:
 
     def contains(self, update_id: str) -> bool:
         return self._db.execute("SELECT 1 FROM updates WHERE update_id = ?", (update_id,)).fetchone() is not None
+
+    def update_with_nonce(self, client_id: str, nonce: str) -> str | None:
+        """The update id logged with ``(client_id, nonce)``, if any."""
+        row = self._db.execute(
+            "SELECT update_id FROM updates WHERE client_id = ? AND nonce = ?", (client_id, nonce)
+        ).fetchone()
+        return None if row is None else str(row[0])
 
     def count(self, round: int) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM updates WHERE round = ?", (round,)).fetchone()[0])

@@ -29,7 +29,7 @@ from fmfl.aggregator.round_config import RoundConfig
 from fmfl.aggregator.round_state import OpenRound
 from fmfl.aggregator.strategy import Strategy
 from fmfl.aggregator.wal import UpdateLog
-from fmfl.protocol import Ack, Limits, ProtocolError, Reassembler, RoundTask, Topics, split_message
+from fmfl.protocol import Ack, ClientUpdate, Limits, ProtocolError, Reassembler, RoundTask, Topics, split_message
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +47,11 @@ class WorkerEngine:
         make_strategy: Callable[[], Strategy],
         state_dir: str | Path,
         observer: RoundObserver | None = None,
+        verifier: Callable[[ClientUpdate], str | None] | None = None,
     ) -> None:
         self.config = config
         self.worker_id = worker_id
+        self.verifier = verifier  # signed updates: workers check them exactly as the coordinator does
         self.bundle_id = bundle_id
         self.size = size
         self.make_strategy = make_strategy
@@ -79,6 +81,7 @@ class WorkerEngine:
             strategy=strategy,
             wal=self.wal,
             journal=self.journal,
+            verifier=self.verifier,
         )
 
     def subscriptions(self, share_group: str | None) -> list[str]:

@@ -65,5 +65,6 @@ def run_worker(args: argparse.Namespace) -> int:
         share_group=args.share_group or f"fmfl-{args.federation}",
         client_id=args.client_id or f"fmfl-aggregator-{args.federation}-{args.worker_id}",
         worker_id=args.worker_id,
+        device_registry=args.device_registry,
     )
     return serve(settings)

@@ -19,6 +19,8 @@ def register(sub: Any) -> None:
     p.add_argument("--federation", default="default")
     p.add_argument("--state-dir", type=Path, help="crash-safe state (default: ./fmfl-state/CLIENT_ID)")
     p.add_argument("--trust-key", type=Path, help="Ed25519 public key: refuse bundles it did not sign")
+    p.add_argument("--signing-key", type=Path,
+                   help="Ed25519 private key (devices/ID/signing.key from `fmfl provision`): sign every update")
     add_broker_auth(p.add_argument_group("broker authentication"))
     p.add_argument("--threads", type=int, help="ONNX Runtime intra-op threads (default: all cores)")
     p.add_argument("--rounds", type=int, help="stop after this many rounds (default: run until stopped)")
@@ -39,7 +41,8 @@ def _device(args: argparse.Namespace) -> Any:
 
     state = args.state_dir or Path("fmfl-state") / args.client_id
     return EdgeDevice(DeviceConfig(bundle=args.bundle, data=args.data, state_dir=state, client_id=args.client_id,
-                                   trust_key=args.trust_key, threads=args.threads))
+                                   trust_key=args.trust_key, threads=args.threads,
+                                   signing_key=args.signing_key))
 
 
 def run_client(args: argparse.Namespace) -> int:

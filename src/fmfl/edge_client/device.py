@@ -38,6 +38,7 @@ class DeviceConfig:
     threads: int | None = None
     eval_fraction: float = 0.2
     seed: int = 0
+    signing_key: Path | None = None  # devices/ID/signing.key from fmfl provision: sign every update
 
 
 def resolved_preprocessing(bundle: Path, manifest: Manifest) -> dict[str, Any]:
@@ -68,6 +69,11 @@ def capabilities(threads: int | None) -> dict[str, Any]:
 class EdgeDevice:
     def __init__(self, cfg: DeviceConfig) -> None:
         self.cfg = cfg
+        self._signing_key: Any = None
+        if cfg.signing_key is not None:  # first, so a bad key fails before any data is read or cached
+            from fmfl.trust.update_signing import load_signing_key
+
+            self._signing_key = load_signing_key(cfg.signing_key)
         # Verify hashes (and the signature when trusted) before ONNX Runtime parses anything.
         self.manifest = verify_bundle(cfg.bundle, cfg.trust_key)
         data = read_local_data(cfg.data, resolved_preprocessing(cfg.bundle, self.manifest), self.manifest.labels)
@@ -132,6 +138,11 @@ class EdgeDevice:
             model_version=task.model_version, client_id=self.cfg.client_id, num_samples=self.num_samples,
             update_id=new_update_id(), payload=payload, metrics=metrics,
         )
+        if self._signing_key is not None:
+            from fmfl.trust.update_signing import sign_update
+
+            # Signed before the commit: a resend after a crash is the same bytes, nonce and signature.
+            update = sign_update(update, self._signing_key)
         self.state.commit_update(task.round, update.update_id, update.to_bytes(), np.array(encoder.residual))
         return update
 
