@@ -27,6 +27,12 @@ def register(sub: Any) -> None:
     p.add_argument("--max-packet-bytes", type=int, default=128 * 1024)
     p.add_argument("--connect-attempts", type=int, default=8,
                    help="first-connection attempts (exponential backoff with jitter) before giving up")
+    ldp = p.add_argument_group("local differential privacy: noise on the device (docs/privacy.md)")
+    ldp.add_argument("--local-dp-clip", type=float, metavar="C", help="clip every delta to this L2 norm")
+    ldp.add_argument("--local-dp-noise-multiplier", type=float, metavar="Z",
+                     help="then add N(0, (Z*C)^2) to every coordinate, before the codec")
+    ldp.add_argument("--local-dp-delta", type=float, default=1e-5,
+                     help="delta of the local_dp_epsilon this device reports (default 1e-5)")
     once = p.add_argument_group("--once: one local round, no broker")
     once.add_argument("--once", action="store_true", help="train one local round and report, without a broker")
     once.add_argument("--epochs", type=int, default=1)
@@ -38,9 +44,12 @@ def register(sub: Any) -> None:
 
 def _device(args: argparse.Namespace) -> Any:
     from fmfl.edge_client.device import DeviceConfig, EdgeDevice
+    from fmfl.privacy.local import local_dp_from_options
 
+    local_dp = local_dp_from_options(args.local_dp_clip, args.local_dp_noise_multiplier, args.local_dp_delta)
     state = args.state_dir or Path("fmfl-state") / args.client_id
-    return EdgeDevice(DeviceConfig(bundle=args.bundle, data=args.data, state_dir=state, client_id=args.client_id,
+    return EdgeDevice(DeviceConfig(bundle=args.bundle, data=args.data, state_dir=state, local_dp=local_dp,
+                                   client_id=args.client_id,
                                    trust_key=args.trust_key, threads=args.threads,
                                    signing_key=args.signing_key))
 
@@ -82,6 +91,11 @@ def run_once(args: argparse.Namespace) -> int:
                                                             local_epochs=args.epochs))
     after = device.evaluate(trained)
     delta = (trained - weights).astype(np.float32)
+    local_dp = device.cfg.local_dp
+    if local_dp is not None:  # as a round would privatize it (nothing is sent or counted here)
+        from fmfl.privacy.local import privatize
+
+        delta = privatize(delta, local_dp.clip, local_dp.sigma, np.random.default_rng())
     codec = args.codec or str(DEFAULT_CODEC)
     encoded = UpdateEncoder(codec, delta.size, device.tensor_sizes).encode(delta)
     report = {
@@ -101,5 +115,7 @@ def run_once(args: argparse.Namespace) -> int:
         "update_bytes": len(encoded),
         "dense_fp32_bytes": 4 * delta.size,
     }
+    if local_dp is not None:
+        report["local_dp_epsilon_per_update"] = round(local_dp.epsilon(1), 4)
     print(json.dumps(report, indent=1))
     return 0

@@ -23,6 +23,7 @@ from fmfl.edge_client.features import suffix_dataset
 from fmfl.edge_client.local_training import LocalTrainConfig, TrainStats, evaluate, train_locally
 from fmfl.edge_client.ort_training import OrtTrainer, execution_device, onnxruntime_module
 from fmfl.edge_client.state import ClientState
+from fmfl.privacy.local import LocalDp, PrivacyLedger, privatize_update
 from fmfl.protocol import ClientUpdate, RoundTask, UpdateEncoder, new_update_id
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ class DeviceConfig:
     threads: int | None = None
     eval_fraction: float = 0.2
     seed: int = 0
+    local_dp: LocalDp | None = None  # clip and noise every delta on the device (fmfl.privacy.local)
     signing_key: Path | None = None  # devices/ID/signing.key from fmfl provision: sign every update
 
 
@@ -129,6 +131,12 @@ class EdgeDevice:
         metrics = {"train_loss": stats.mean_loss, "train_seconds": stats.seconds, "steps": float(stats.steps)}
         metrics.update(evaluate(self.trainer, self.eval_data))
         delta = (trained.astype(np.float64) - weights.astype(np.float64)).astype(np.float32)
+        if self.cfg.local_dp is not None:
+            # Before the codec, so its error-feedback residual only ever holds noised values.
+            delta, dp_metrics = privatize_update(delta, self.cfg.local_dp, PrivacyLedger(self.cfg.state_dir))
+            metrics.update(dp_metrics)
+            log.info("local DP: update %d released, epsilon %.4g at delta %g", int(dp_metrics["local_dp_releases"]),
+                     dp_metrics["local_dp_epsilon"], self.cfg.local_dp.delta)
         seed = zlib.crc32(f"{self.cfg.client_id}:{task.round}".encode())
         encoder = UpdateEncoder(task.codec, delta.size, self.tensor_sizes, seed=seed)
         _load_residual(encoder, self.state.residual(delta.size))

@@ -104,3 +104,30 @@ class PrivacyLedger:
             os.fsync(fh.fileno())
         os.replace(tmp, self.path)
         return total
+
+
+def privatize_update(
+    delta: npt.ArrayLike, local_dp: LocalDp, ledger: PrivacyLedger
+) -> tuple[npt.NDArray[np.float32], dict[str, float]]:
+    """The device's step before encoding: record the release, clip and noise, report the epsilon.
+
+    The noise comes from OS entropy (``default_rng()`` with no seed): a device's noise must not be
+    reproducible by anyone, the server included.
+    """
+    releases = ledger.record()
+    noisy = privatize(delta, local_dp.clip, local_dp.sigma, np.random.default_rng())
+    return noisy, {"local_dp_epsilon": local_dp.epsilon(releases), "local_dp_releases": float(releases)}
+
+
+def local_dp_from_options(clip: float | None, noise_multiplier: float | None, delta: float) -> LocalDp | None:
+    """``LocalDp`` from ``fmfl client --local-dp-*``; None when neither is given; ``FmflError`` naming the flag."""
+    from fmfl.errors import FmflError
+
+    if clip is None and noise_multiplier is None:
+        return None
+    if clip is None or noise_multiplier is None:
+        raise FmflError("--local-dp-clip and --local-dp-noise-multiplier go together")
+    try:
+        return LocalDp(clip, noise_multiplier, delta)
+    except ValueError as exc:
+        raise FmflError(str(exc)) from exc
