@@ -182,9 +182,10 @@ server_app = ServerApp()
 class RecordingFedAvg(FedAvg):
     """Flower's FedAvg, unchanged, with the replies, the aggregation time and the round ends recorded."""
 
-    def __init__(self, out: Path, **kwargs: Any) -> None:
+    def __init__(self, out: Path, save_replies: bool = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.out = out
+        self.save_replies = save_replies  # the aggregation benchmark reads them; long runs skip them
         self.rounds: list[dict[str, Any]] = []
         self.t_configure: dict[int, float] = {}
 
@@ -209,7 +210,8 @@ class RecordingFedAvg(FedAvg):
             clients[-1]["arrayrecord-bytes"] = reply.content["arrays"].count_bytes()
             for k, v in reply.content["arrays"].items():
                 updates[f"c{i}/{k}"] = v.numpy()
-        np.savez(self.out / f"replies-{server_round:03d}.npz", **updates)
+        if self.save_replies:
+            np.savez(self.out / f"replies-{server_round:03d}.npz", **updates)
         self.rounds.append({"round": server_round, "aggregate_s": seconds, "clients": clients,
                             "t_configure": self.t_configure.get(server_round), "t_aggregated": time.time()})
         return arrays, metrics
@@ -217,13 +219,17 @@ class RecordingFedAvg(FedAvg):
 
 @server_app.main()
 def server_main(grid: Grid, context: Context) -> None:
-    cfg = context.run_config
+    serve(grid, dict(context.run_config), save_replies=True)
+
+
+def serve(grid: Grid, cfg: dict[str, Any], save_replies: bool) -> None:
+    """Flower's FedAvg for ``cfg["rounds"]`` rounds; every global and the round records go to ``cfg["out"]``."""
     out = Path(str(cfg["out"]))
     clients = int(cfg["clients"])
     init = np.load(str(cfg["init"]))
     initial = ArrayRecord(array_dict={"weight": Array(init["weight"]), "bias": Array(init["bias"])})
-    strategy = RecordingFedAvg(out, fraction_train=1.0, fraction_evaluate=0.0, min_train_nodes=clients,
-                               min_available_nodes=clients)
+    strategy = RecordingFedAvg(out, save_replies, fraction_train=1.0, fraction_evaluate=0.0,
+                               min_train_nodes=clients, min_available_nodes=clients)
     globals_: dict[str, np.ndarray] = {}
     t_start = time.time()
 
