@@ -31,7 +31,7 @@ _AGG_TESTS = str(Path(__file__).resolve().parents[1] / "aggregator")
 if _AGG_TESTS not in sys.path:
     sys.path.insert(0, _AGG_TESTS)
 
-from test_server_support import SIZE, Harness, frames, make_update  # noqa: E402
+from test_server_support import SIZE, Harness, frames, make_synthetic_bundle, make_update  # noqa: E402
 
 GOLDEN_KEY_SEED = bytes(range(32))  # a fixed Ed25519 seed: signatures are deterministic (RFC 8032 5.1.6)
 GOLDEN_SIGNATURE = "W8102BEHZZJKi8J0s8mNYNg6W3Z3XdCwOCLw2d19Sjeq0sr31dMcKXfN9mbBH8IbkS8sU0cFc/7PiXEwWtLYDg=="
@@ -296,6 +296,73 @@ def test_wal_and_journal_of_an_older_state_dir_gain_the_nonce_column(tmp_path: P
         wal.append(round=2, client_id="a", update_id="u1", weight=1.0, indices=np.zeros(0, np.int64),
                    values=np.zeros(0, np.float32), size=1, nonce="ab" * 16)
         assert wal.update_with_nonce("a", "ab" * 16) == "u1" and wal.update_with_nonce("b", "ab" * 16) is None
+
+
+# --- gateways: CLI wiring, workers, a lower tier ---------------------------------------------------------
+
+
+def test_cli_flags_reach_the_settings(tmp_path: Path, fed: Layout) -> None:
+    from fmfl.aggregator.cli import settings_from_args
+    from fmfl.cli import build_parser
+    from fmfl.errors import FmflError
+
+    bundle = make_synthetic_bundle(tmp_path / "bundle", SIZE)
+    base = ["aggregator", "--bundle", str(bundle), "--broker", "mqtt://127.0.0.1:1", "--state-dir", str(tmp_path),
+            "--rounds", "1", "--clients-per-round", "1"]
+    signing = ["--upstream-federation", "top", "--upstream-id", "gw", "--upstream-signing-key",
+               str(fed.device("a").signing_key)]
+    args = build_parser().parse_args([*base, "--device-registry", str(fed.registry), *signing])
+    settings = settings_from_args(args)
+    assert settings.device_registry == fed.registry
+    assert settings.upstream is not None and settings.upstream.signing_key == fed.device("a").signing_key
+    with pytest.raises(FmflError, match="give --upstream-federation"):
+        settings_from_args(build_parser().parse_args([*base, "--upstream-signing-key", "k"]))
+    client = build_parser().parse_args(["client", "--bundle", "b", "--data", "d", "--signing-key", "k.pem"])
+    assert client.signing_key == Path("k.pem")
+
+
+def test_a_worker_checks_signatures_like_the_coordinator(tmp_path: Path, fed: Layout) -> None:
+    from fmfl.aggregator.observer import RoundObserver
+    from fmfl.aggregator.round_config import RoundConfig
+    from fmfl.aggregator.server import ServerSettings, build_worker
+    from fmfl.mqtt import parse_broker_url
+
+    bundle = make_synthetic_bundle(tmp_path / "bundle", SIZE)
+    settings = ServerSettings(
+        bundle=bundle, broker=parse_broker_url("mqtt://127.0.0.1:1"), state_dir=tmp_path / "w",
+        round=RoundConfig(federation="default", rounds=1, clients_per_round=1, min_clients=1, round_timeout=1.0,
+                          local_epochs=1),
+        worker_id="w1", device_registry=fed.registry,
+    )
+    worker = build_worker(settings, RoundObserver())
+    try:
+        task = RoundTask("default", worker.bundle_id, 1, 0, ("a",), 8, 0.1, "dense", 1e12, 1, local_epochs=1)
+        plain = make_update(task, "a", np.ones(SIZE, np.float32))[0]
+        assert worker.ingest.ingest("a", plain.to_bytes(), None).reason == "unsigned"
+        assert worker.ingest.ingest("a", sign_update(plain, key(fed, "b")).to_bytes(), None).reason == "bad_signature"
+        assert worker.wal.count(1) == 0
+    finally:
+        worker.close()
+
+
+def test_a_lower_tier_signs_what_it_sends_upstream(tmp_path: Path, fed: Layout) -> None:
+    """gw 'a' is a device of the parent federation: its weighted mean goes up signed, and the resend after a
+    restart is the same signed bytes."""
+    from fmfl.aggregator.accumulator import WeightedSum
+    from fmfl.aggregator.tier import UpstreamConfig, UpstreamTier
+    from fmfl.protocol import Reassembler
+
+    cfg = UpstreamConfig("default", "a", signing_key=fed.device("a").signing_key)
+    tier = UpstreamTier(cfg, bundle_id="b1", size=SIZE, state_dir=tmp_path, max_packet_bytes=128 * 1024)
+    task = RoundTask("default", "b1", 4, 3, ("a",), 8, 0.1, "dense", 2e9, 1, local_epochs=1)
+    total = WeightedSum(SIZE)
+    total.add(np.arange(SIZE, dtype=np.int64), np.full(SIZE, 1.0, np.float32), 3.0)
+    (sent,) = tier.forward(task, total, {"eval_accuracy": 0.5})
+    update = ClientUpdate.from_bytes(Reassembler(2**20).add(sent.payload), Limits.for_vector_size(SIZE))
+    assert UpdateVerifier(fed.registry).check(update) is None
+    assert UpdateVerifier(fed.registry).check(replace(update, num_samples=400)) == "bad_signature"
+    again = UpstreamTier(cfg, bundle_id="b1", size=SIZE, state_dir=tmp_path, max_packet_bytes=128 * 1024)
+    assert [o.payload for o in again.start() if "/update/" in o.topic] == [sent.payload]
 
 
 # --- the device and gateway stay torch-free with signing on -------------------------------------------------

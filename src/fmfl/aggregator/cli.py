@@ -89,6 +89,12 @@ def register(sub: Any) -> None:
     m.add_argument("--upstream-id", help="this gateway's client id in the parent federation")
     m.add_argument("--upstream-codec", default="dense", help="codec of the update sent upstream (default dense)")
     m.add_argument(
+        "--upstream-signing-key",
+        type=Path,
+        help="sign the updates sent upstream with this Ed25519 key (signing.key of this gateway's id, "
+        "provisioned as a device of the parent federation; needed when the parent runs --device-registry)",
+    )
+    m.add_argument(
         "--partial-timeout",
         type=float,
         default=30.0,
@@ -197,9 +203,16 @@ def settings_from_args(args: argparse.Namespace) -> Any:
         if not (args.upstream_federation and args.upstream_id):
             raise FmflError("--upstream-federation and --upstream-id go together")
         try:
-            upstream = UpstreamConfig(args.upstream_federation, args.upstream_id, codec=args.upstream_codec)
+            upstream = UpstreamConfig(
+                args.upstream_federation,
+                args.upstream_id,
+                codec=args.upstream_codec,
+                signing_key=args.upstream_signing_key,
+            )
         except ValueError as exc:
             raise FmflError(str(exc)) from exc
+    elif args.upstream_signing_key is not None:
+        raise FmflError("--upstream-signing-key signs what a lower tier sends upstream: give --upstream-federation")
     workers = tuple(w.strip() for w in args.workers.split(",") if w.strip())
     return ServerSettings(
         bundle=args.bundle,

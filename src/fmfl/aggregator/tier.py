@@ -14,6 +14,11 @@ MQTT bridge that forwards ``fmfl/{parent}/#`` (docs/scaling.md): this gateway ke
 
 Crash safety: the update sent upstream is written to ``upstream-pending.bin`` before it is published
 and resent until the parent's Ack arrives, across restarts; the parent deduplicates by update id.
+
+Signed updates: with ``signing_key`` (the ``signing.key`` this gateway got as a device of the parent
+federation) the update is signed before it is written, so a parent running ``--device-registry`` accepts
+it and a resend is the same signed bytes. The devices' own signatures end at this tier: the mean is a new
+message, signed by the gateway that computed it.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -64,6 +70,7 @@ class UpstreamConfig:
     client_id: str
     codec: str = "dense"
     resend_s: float = 10.0
+    signing_key: Path | None = None  # sign each upstream update (a parent with --device-registry)
 
     def __post_init__(self) -> None:
         try:
@@ -101,6 +108,11 @@ class UpstreamTier:
         self._held: tuple[int, Float32Array] | None = None
         self._pending: ClientUpdate | None = None
         self._last_sent = 0.0
+        self._signing_key: Any = None
+        if config.signing_key is not None:
+            from fmfl.trust.update_signing import load_signing_key
+
+            self._signing_key = load_signing_key(config.signing_key)
         self.answered_round = self._load_state()
 
     # --- persistence -------------------------------------------------------------------------------
@@ -219,6 +231,10 @@ class UpstreamTier:
             payload=payload,
             metrics={k: v for k, v in metrics.items() if np.isfinite(v)},
         )
+        if self._signing_key is not None:
+            from fmfl.trust.update_signing import sign_update
+
+            update = sign_update(update, self._signing_key)
         atomic_write(self.state_dir / PENDING_FILE, update.to_bytes())  # before it can be acknowledged
         self._pending = update
         return self._send(update)

@@ -32,6 +32,13 @@ def register(sub: Any) -> None:
     own.add_argument("--model", help="bundle model for --data (default: effnet-lite0 for images, minilm for text)")
     own.add_argument("--train", help="trainable set for --data (default: head for images, LoRA+head for text)")
     own.add_argument("--image-size", type=int, help="image size for --data (default 64)")
+    dp = p.add_argument_group("differential privacy (docs/privacy.md)")
+    dp.add_argument("--dp-noise-multiplier", type=float, metavar="Z",
+                    help="run DP-FedAvg at the aggregator with this noise multiplier (needs --dp-clip)")
+    dp.add_argument("--dp-clip", type=float, metavar="C", help="DP-FedAvg clip norm of each client's delta")
+    dp.add_argument("--dp-adaptive-clip", action="store_true", help="DP-FedAvg: adapt C to the median norm")
+    dp.add_argument("--local-dp-clip", type=float, metavar="C", help="local DP on every client: clip norm")
+    dp.add_argument("--local-dp-noise-multiplier", type=float, metavar="Z", help="local DP: noise multiplier")
     p.set_defaults(handler=run)
 
 
@@ -44,6 +51,8 @@ def run(args: argparse.Namespace) -> int:
                      local_epochs=args.local_epochs, round_timeout=args.round_timeout, seed=args.seed,
                      runs_dir=args.runs_dir, cache_dir=args.cache_dir, run_id=args.run_id,
                      max_samples=args.max_samples, data=args.data, model=args.model, train=args.train,
-                     image_size=args.image_size)
+                     image_size=args.image_size, dp_noise_multiplier=args.dp_noise_multiplier, dp_clip=args.dp_clip,
+                     dp_adaptive_clip=args.dp_adaptive_clip, local_dp_clip=args.local_dp_clip,
+                     local_dp_noise_multiplier=args.local_dp_noise_multiplier)
     run_demo(cfg)
     return 0

@@ -52,6 +52,13 @@ class DemoConfig:
     model: str | None = None
     train: str | None = None
     image_size: int | None = None
+    #: DP-FedAvg at the aggregator (``--strategy dp-fedavg``, the fleet size is ``clients``)
+    dp_noise_multiplier: float | None = None
+    dp_clip: float | None = None
+    dp_adaptive_clip: bool = False
+    #: local DP on every client
+    local_dp_clip: float | None = None
+    local_dp_noise_multiplier: float | None = None
 
 
 @dataclass
@@ -83,6 +90,7 @@ def run_demo(cfg: DemoConfig) -> Path:
         cfg = replace(cfg, rounds=task.default_rounds)
     if cfg.data is None and (cfg.model or cfg.train):
         raise FmflError("--model and --train choose the bundle for --data; the preset tasks use their own")
+    _dp_args(cfg)  # refuse half-given DP options before exporting anything
     start = time.perf_counter()
     run_id = cfg.run_id or dt.datetime.now().strftime(f"%Y%m%d-%H%M%S-{cfg.task}")
     run_dir = cfg.runs_dir / run_id
@@ -182,13 +190,30 @@ def _start_processes(cfg: DemoConfig, task: Any, bundle: Path, url: str, run_dir
     ]
     if cfg.codec:
         agg += ["--codec", cfg.codec]
+    agg += _dp_args(cfg)
     children = [spawn("aggregator", agg, run_dir / "logs" / "aggregator.log", threads=None)]
     for i, shard in enumerate(shards):
         cid = f"c{i:02d}"
         args = ["client", "--bundle", str(bundle), "--data", str(shard), "--broker", url, "--client-id", cid,
                 "--federation", "demo", "--state-dir", str(run_dir / "clients" / cid / "state"), "--threads", "1"]
+        if cfg.local_dp_clip is not None or cfg.local_dp_noise_multiplier is not None:
+            args += ["--local-dp-clip", str(cfg.local_dp_clip), "--local-dp-noise-multiplier",
+                     str(cfg.local_dp_noise_multiplier)]
         children.append(spawn(cid, args, run_dir / "logs" / f"{cid}.log"))
     return children
+
+
+def _dp_args(cfg: DemoConfig) -> list[str]:
+    """The aggregator's ``--dp-*`` flags; the demo's default strategy becomes dp-fedavg when they are given."""
+    if cfg.dp_noise_multiplier is None and cfg.dp_clip is None:
+        return []
+    if cfg.dp_noise_multiplier is None or cfg.dp_clip is None:
+        raise FmflError("--dp-noise-multiplier and --dp-clip go together")
+    out = ["--dp-noise-multiplier", str(cfg.dp_noise_multiplier), "--dp-clip", str(cfg.dp_clip),
+           "--dp-fleet-size", str(cfg.clients)]
+    if cfg.strategy == "fedavg":
+        out += ["--strategy", "dp-fedavg"]  # argparse keeps the last --strategy
+    return out + (["--dp-adaptive-clip"] if cfg.dp_adaptive_clip else [])
 
 
 def _monitor(cfg: DemoConfig, run_dir: Path, children: list[Child], evaluator: Evaluator, record: RunRecord,
