@@ -1,0 +1,113 @@
+"""The federation a simulation runs on: the real bundle, the clients' shards as suffix inputs, the referee.
+
+Built once and shared by every run of a sweep. Everything is the code a real deployment runs: the demo's
+task definition and cached bundle (``fmfl.demo.bundles.ensure_bundle``), the Dirichlet label-skew split
+(``fmfl.datasets.partition``), the device's image preprocessing, the frozen prefix's features through
+``fmfl.edge_client.features.suffix_dataset`` (cached on disk per client shard, keyed by bundle id and a
+hash of the shard, so the trunk runs once per shard across all runs and processes), the device's 80/20
+train/eval split, and the demo's central ``Evaluator`` on the test set. Only MQTT is left out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from fmfl.bundle import Manifest
+from fmfl.datasets.partition import dirichlet_partition
+from fmfl.demo.bundles import ensure_bundle
+from fmfl.demo.evaluate import Evaluator, image_inputs
+from fmfl.demo.tasks import TASKS, ZERO_SHOT_NAMES
+from fmfl.edge_client.data import LocalDataset
+from fmfl.edge_client.data.preprocessing import Preprocessing
+from fmfl.edge_client.device import resolved_preprocessing
+from fmfl.edge_client.features import suffix_dataset
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ClientShard:
+    """One simulated device's local training data, already mapped through the frozen prefix."""
+
+    client_id: str
+    train: LocalDataset
+
+    @property
+    def num_samples(self) -> int:
+        """What the device reports as its update's weight (its training split's size)."""
+        return len(self.train)
+
+
+@dataclass(frozen=True)
+class Population:
+    """A fixed federation: bundle, client shards, central test-set evaluator and the initial weights."""
+
+    bundle: Path
+    manifest: Manifest
+    clients: tuple[ClientShard, ...]
+    evaluator: Evaluator
+    initial: np.ndarray
+    num_classes: int
+    seed: int
+    alpha: float
+    #: seconds spent building it (bundle, prefix features or cache reads, test features)
+    setup_seconds: float
+
+    @property
+    def client_ids(self) -> tuple[str, ...]:
+        return tuple(c.client_id for c in self.clients)
+
+
+def build_population(
+    *,
+    task: str = "vision",
+    clients: int = 10,
+    alpha: float = 0.5,
+    seed: int = 0,
+    max_samples: int | None = None,
+    cache_dir: Path = Path(".fmfl-cache"),
+    eval_fraction: float = 0.2,
+    threads: int | None = None,
+) -> Population:
+    """The demo task ``task`` split over ``clients`` devices as ``fmfl demo`` splits it (same seed, same shards).
+
+    ``max_samples`` subsamples the training set (test: a fifth, at least 1,000), as ``--max-samples`` does.
+    """
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
+    spec = TASKS[task]
+    if spec.export_task != "classify" or spec.image_size is None:
+        raise ValueError(f"the simulation supports image classification tasks; {task!r} is not one")
+    if clients < 1 or alpha <= 0:
+        raise ValueError(f"clients must be >= 1 and alpha > 0, got {clients}, {alpha}")
+    start = time.perf_counter()
+    data = spec.load(seed, max_samples)
+    bundle, manifest, _ = ensure_bundle(cache_dir, spec.model, spec.export_task, spec.train_spec, data.label_names,
+                                        spec.image_size, spec.max_seq_len, spec.lr)
+    pre = Preprocessing.from_manifest(resolved_preprocessing(bundle, manifest))
+    assert pre.image is not None and isinstance(data.train_x, np.ndarray)
+    parts = dirichlet_partition(data.train_y, clients, alpha, seed)
+    shards = []
+    for i, index in enumerate(parts):
+        images, labels = data.train_x[index], data.train_y[index].astype(np.int64)
+        raw = LocalDataset(inputs={pre.image.input_name: image_inputs(images, pre)}, labels=labels,
+                           label_names=data.label_names, source=f"shard {i}")
+        digest = hashlib.sha256(images.tobytes() + labels.tobytes()).hexdigest()
+        suffix, info = suffix_dataset(bundle, manifest, raw, data_hash=digest, cache_dir=cache_dir / "features",
+                                      threads=threads)
+        log.info("client %d: %d samples, prefix cache %s", i, len(raw), info["cache"])
+        train, _held_out = suffix.split(eval_fraction, seed)  # the device's own 80/20 split (DeviceConfig.seed)
+        # Memory-mapped cache files are read once here; every round then trains from RAM.
+        train = LocalDataset(inputs={k: np.array(v) for k, v in train.inputs.items()}, labels=train.labels,
+                             label_names=train.label_names, source=train.source)
+        shards.append(ClientShard(f"c{i:02d}", train))
+    evaluator = Evaluator(bundle, manifest, data.test_x, data.test_y, ZERO_SHOT_NAMES, threads=threads)
+    initial = np.load(bundle / str(manifest.artifacts["initial_weights"])).astype(np.float32)
+    return Population(bundle, manifest, tuple(shards), evaluator, initial, len(data.label_names), seed, alpha,
+                      time.perf_counter() - start)
