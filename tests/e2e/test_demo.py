@@ -184,3 +184,15 @@ def test_unreachable_broker_is_a_clear_error_and_leaves_nothing_running(tmp_path
     assert "aggregator exited with code 2" in err and "cannot reach the MQTT broker" in err
     run = tmp_path / "runs" / "r"
     assert (run / "report.md").exists() and children_of(run) == []
+
+
+def test_demo_with_central_and_local_dp_reports_epsilon_every_round(tmp_path: Path, cache: Path) -> None:
+    assert main(demo(tmp_path, cache, "--task", "vision", "--clients", "3", "--rounds", "2", "--max-samples", "1500",
+                     "--dp-noise-multiplier", "2", "--dp-clip", "0.5", "--local-dp-clip", "0.5",
+                     "--local-dp-noise-multiplier", "8")) == 0
+    run = tmp_path / "runs" / "r"
+    ok = [m for m in (json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()) if m["status"] == "ok"]
+    assert len(ok) == 2 and all(m["strategy"] == "dp-fedavg" for m in ok)
+    assert 0 < ok[0]["dp_epsilon"] < ok[1]["dp_epsilon"] and ok[0]["dp_sampling_rate"] == 1.0
+    assert all(m["metrics"]["local_dp_epsilon"] > 0 for m in ok)  # the clients' own, averaged
+    assert children_of(run) == []
