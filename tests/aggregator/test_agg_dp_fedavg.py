@@ -199,6 +199,9 @@ def test_epsilon_is_reported_every_round_and_grows() -> None:
         eps.append(strategy.round_metrics()["dp_epsilon"])
     assert 0 < eps[0] < eps[1] < eps[2]
     assert strategy.round_metrics()["dp_delta"] == 1e-5
+    strategy.begin_round(g)  # a round that then fails: nothing of the last round is reported for it
+    assert strategy.round_metrics() == {"dp_epsilon": eps[2], "dp_delta": 1e-5, "dp_noise_multiplier": 1.0,
+                                        "dp_sampling_rate": 0.1}  # fmt: skip
 
 
 @pytest.mark.parametrize(

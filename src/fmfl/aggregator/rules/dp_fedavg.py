@@ -130,6 +130,7 @@ class DpFedAvg(Strategy):
         else:
             self._sum = WeightedSum(size)
         self._unclipped = 0
+        self.last_round = {}  # a round that fails its quorum reports only the cumulative numbers
 
     def _add(self, update: ValidUpdate) -> None:
         assert self._sum is not None  # _add runs only in an open round
