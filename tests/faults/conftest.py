@@ -73,3 +73,40 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         )
     if _SUMMARY:
         terminalreporter.write_line(f"  written to {_SUMMARY[0]}")
+
+
+@pytest.fixture(scope="session")
+def device_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real bundle for ``fmfl client``: tiny ViT at 32 px, last block + head, 10 Fashion-MNIST classes
+    (as tests/edge_client/conftest.py exports it; torch on the workstation side only)."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    from fmfl.datasets.fashion_mnist import FASHION_MNIST_CLASSES
+    from fmfl.export.pipeline import ExportConfig, export_bundle
+
+    torch.manual_seed(0)
+    root = tmp_path_factory.mktemp("vit")
+    config = transformers.ViTConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2,
+                                    num_attention_heads=2, intermediate_size=64)
+    transformers.ViTModel(config, add_pooling_layer=False).save_pretrained(root / "model")
+    out = root / "bundle"
+    export_bundle(ExportConfig(model=str(root / "model"), task="classify", train="last:1", out=out,
+                               labels=tuple(FASHION_MNIST_CLASSES), lr=0.01))
+    return out
+
+
+@pytest.fixture(scope="session")
+def device_shards(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """Three disjoint shards of 160 real Fashion-MNIST training images, one per device."""
+    import numpy as np
+
+    from fmfl.datasets.fashion_mnist import load_fashion_mnist
+    from fmfl.edge_client.data import write_npz
+
+    data = load_fashion_mnist("train")
+    root = tmp_path_factory.mktemp("shards")
+    paths = []
+    for i in range(3):
+        part = slice(160 * i, 160 * (i + 1))
+        paths.append(write_npz(root / f"shard{i}.npz", data.images[part], data.labels[part].astype(np.int64)))
+    return paths

@@ -1,0 +1,136 @@
+"""SIGKILL real ``fmfl client`` processes mid-training, after committing an update and mid-upload (an
+update spread over several MQTT packets), restart them, and audit the run of a real ``fmfl aggregator``.
+
+What must hold: a device killed before its outbox commit trains the round again (nothing was sent);
+one killed after it resends the very same update (same id, same bytes) on reconnecting, so the gateway
+counts it once; a half-uploaded update is completed by the resend (the chunks are keyed by the
+message's hash). Every update on the wire is captured by a listener, so the audit recomputes each
+global version from the exact updates the gateway counted.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fault_support import AGG_SIGKILLED, Ledger, Sent, Trial, audit, start_aggregator, wait_exit, wait_for
+from test_server_support import Listener, acks_for, bundle_info
+
+from fmfl.protocol import ClientUpdate, Limits, Reassembler, Topics, decode_update
+
+TOPICS = Topics("default")
+MAX_PACKET = 500  # small packets: an update (about 1.3 KB) spans four chunks, so a kill can land between them
+IDS = ("dev-0", "dev-1", "dev-2")
+
+
+class Device:
+    """One ``fmfl client`` process (restartable, same state folder), its output in a log file."""
+
+    def __init__(self, cid: str, bundle: Path, data: Path, port: int, tmp: Path) -> None:
+        self.cid, self.state = cid, tmp / cid
+        self.cmd = [sys.executable, "-m", "fmfl.cli", "-v", "client", "--bundle", str(bundle), "--data", str(data),
+                    "--state-dir", str(self.state), "--broker", f"mqtt://127.0.0.1:{port}", "--client-id", cid,
+                    "--threads", "1", "--max-packet-bytes", str(MAX_PACKET)]
+        self.log = tmp / f"{cid}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.kills = 0
+
+    def start(self, failpoints: str = "") -> None:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "FMFL_FAILPOINTS": failpoints}
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(self.cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+
+    def outbox(self) -> list[Path]:
+        return list((self.state / "outbox").glob("*.npz"))
+
+    def stop(self) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return wait_exit(self.proc, 30, f"fmfl client {self.cid}")
+
+
+def captured_updates(watch: Listener, size: int) -> tuple[dict[str, Sent], list[int]]:
+    """Every update seen on the wire by id, and the sizes of the messages (in bytes)."""
+    limits = Limits.for_vector_size(size)
+    reassembler = Reassembler(2**26, 64)
+    out: dict[str, Sent] = {}
+    sizes: list[int] = []
+    for topic, payload, _ in watch.snapshot():
+        if "/update/" not in topic or not payload:
+            continue
+        data = reassembler.add(payload, topic)
+        if data is not None:
+            sizes.append(len(data))
+            u = ClientUpdate.from_bytes(data, limits)
+            out[u.update_id] = Sent(u.client_id, u.round, decode_update(u.payload, size, limits), u.num_samples)
+    return out, sizes
+
+
+# Which failpoint each device is armed with, per trial (hits count per process).
+TRIALS = {
+    "round-1": {"dev-0": "client.train_step@2", "dev-1": "client.before_upload", "dev-2": "client.mid_upload@1"},
+    "round-2": {"dev-0": "client.train_step@5", "dev-1": "client.before_upload@2", "dev-2": "client.mid_upload@4"},
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("trial_name", sorted(TRIALS))
+def test_clients_killed_mid_training_and_mid_upload_lose_nothing(
+    trial_name: str, device_bundle: Path, device_shards: list[Path], broker: Any, ledger: Ledger, tmp_path: Path
+) -> None:
+    _, initial = bundle_info(device_bundle)
+    size = initial.shape[0]
+    trial = ledger.add(Trial("fmfl client SIGKILL mid-training / after commit / mid-upload"))
+    armed = TRIALS[trial_name]
+    watch = Listener(broker.port, [TOPICS.all_updates, f"{TOPICS.root}/ack/+"])
+    agg = start_aggregator(device_bundle, broker.port, tmp_path, rounds=2, k=3, start_timeout=120,
+                           selection_window=2, local_steps=3, batch_size=16, codec="topk:0.05+int8+ef")
+    shards = zip(IDS, device_shards, strict=True)
+    devices = [Device(cid, device_bundle, shard, broker.port, tmp_path) for cid, shard in shards]
+    try:
+        for d in devices:
+            d.start(armed[d.cid])
+        deadline = time.monotonic() + 150
+        while agg.proc.poll() is None and time.monotonic() < deadline:
+            for d in devices:
+                assert d.proc is not None
+                code = d.proc.poll()
+                if code is not None:
+                    assert code == AGG_SIGKILLED and d.kills == 0, (d.cid, code, d.log.read_text()[-3000:])
+                    d.kills += 1
+                    d.start()  # the same state folder, no failpoint
+            time.sleep(0.1)
+        assert agg.wait(10) == 0, agg.stderr
+        wait_for(lambda: not any(d.outbox() for d in devices), 20, "every outbox emptied by its Ack")
+        for d in devices:
+            assert d.stop() == 0, d.log.read_text()[-3000:]
+    finally:
+        watch.close()
+        if agg.proc.poll() is None:
+            agg.kill()
+        for d in devices:
+            if d.proc is not None and d.proc.poll() is None:
+                d.proc.kill()
+                d.proc.wait()
+    trial.kills = sum(d.kills for d in devices)
+    assert trial.kills == 3, [(d.cid, d.kills) for d in devices]
+    sent, sizes = captured_updates(watch, size)
+    acks = acks_for(watch, Limits.for_vector_size(size))
+    acked = {a.update_id: a.round for a in acks if a.accepted}
+    audit(tmp_path / "state", initial, sent, acked, trial)
+    assert trial.counted == 6 and trial.acked == 6
+    # Each device sent one update per round: the killed ones resent theirs rather than train again.
+    assert sorted((s.client_id, s.round) for s in sent.values()) == sorted((c, r) for c in IDS for r in (1, 2))
+    assert min(sizes) > 2 * MAX_PACKET, sizes  # every update spans three chunks or more
+    rnd = int(trial_name[-1])
+    logs = {d.cid: d.log.read_text() for d in devices}
+    assert "resending update" not in logs["dev-0"]  # killed before its commit: trained the round again
+    for cid in ("dev-1", "dev-2"):  # killed after it: the committed update went out again on reconnecting
+        assert f"for round {rnd}" in "".join(line for line in logs[cid].splitlines() if "resending update" in line)
