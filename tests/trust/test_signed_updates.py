@@ -321,6 +321,48 @@ def test_cli_flags_reach_the_settings(tmp_path: Path, fed: Layout) -> None:
     assert client.signing_key == Path("k.pem")
 
 
+def test_a_bad_signing_key_stops_the_device_before_it_reads_anything(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from fmfl.cli import main
+
+    ec_key = tmp_path / "ec.key"
+    ec_key.write_bytes(ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    for path, message in ((tmp_path / "missing.key", "cannot read the update signing key"),
+                          (ec_key, "is not an Ed25519 private key (use devices/ID/signing.key")):
+        argv = ["client", "--bundle", str(tmp_path / "no-bundle"), "--data", str(tmp_path / "no-data"),
+                "--broker", "mqtt://127.0.0.1:1", "--state-dir", str(tmp_path / "state"), "--signing-key", str(path)]
+        assert main(argv) == 2
+        assert message in capsys.readouterr().err
+        assert not (tmp_path / "state").exists()
+
+
+def test_a_bad_device_registry_stops_the_gateway_before_it_writes_state(
+    tmp_path: Path, fed: Layout, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from fmfl.cli import main
+
+    bundle = make_synthetic_bundle(tmp_path / "bundle", SIZE)
+    broken = tmp_path / "devices.json"
+    broken.write_text('{"format": "fmfl-devices/1"}')
+    for registry, federation, message in (
+        (tmp_path / "missing.json", "default", "No such file"),
+        (broken, "default", "devices.json is malformed"),
+        (fed.registry, "other", "registry of federation 'default', not of 'other'"),
+    ):
+        argv = ["aggregator", "--bundle", str(bundle), "--broker", "mqtt://127.0.0.1:1", "--federation", federation,
+                "--state-dir", str(tmp_path / "state"), "--rounds", "1", "--clients-per-round", "1",
+                "--device-registry", str(registry)]
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert f"--device-registry {registry}" in err and message in err, err
+        assert not (tmp_path / "state").exists()
+
+
 def test_a_worker_checks_signatures_like_the_coordinator(tmp_path: Path, fed: Layout) -> None:
     from fmfl.aggregator.observer import RoundObserver
     from fmfl.aggregator.round_config import RoundConfig
