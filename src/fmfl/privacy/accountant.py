@@ -27,8 +27,11 @@ selected: the first ``K`` updates to arrive close the round (docs/privacy.md, "L
 
 from __future__ import annotations
 
+import contextlib
 import enum
+import logging
 import math
+from collections.abc import Iterator
 from typing import Any
 
 from fmfl.errors import FmflError
@@ -123,8 +126,26 @@ def epsilon(
         from dp_accounting.pld import PLDAccountant
 
         acc = PLDAccountant()
-    acc.compose(event)
-    return float(acc.get_epsilon(delta))
+    with _quiet_absl():
+        acc.compose(event)
+        return float(acc.get_epsilon(delta))
+
+
+@contextlib.contextmanager
+def _quiet_absl() -> Iterator[None]:
+    """Mute dp-accounting's per-order warnings for one computation.
+
+    For sampling without replacement it warns for every RDP order whose series does not converge and
+    leaves that order out; the bound stays valid (it is a minimum over the remaining orders), but a
+    gateway would log a handful of lines per round.
+    """
+    logger = logging.getLogger("absl")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _relation(sampling: Sampling) -> Any:
