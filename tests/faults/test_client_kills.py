@@ -134,3 +134,46 @@ def test_clients_killed_mid_training_and_mid_upload_lose_nothing(
     assert "resending update" not in logs["dev-0"]  # killed before its commit: trained the round again
     for cid in ("dev-1", "dev-2"):  # killed after it: the committed update went out again on reconnecting
         assert f"for round {rnd}" in "".join(line for line in logs[cid].splitlines() if "resending update" in line)
+
+
+@pytest.mark.slow
+def test_aggregator_killed_mid_chunked_upload_gets_the_update_resent(
+    device_bundle: Path, device_shards: list[Path], broker: Any, ledger: Ledger, tmp_path: Path
+) -> None:
+    """The gateway dies between two chunks of an update. It had acknowledged the first chunks to the
+    broker (they are buffered, not logged), so the broker's redelivery cannot complete the update:
+    the device, still connected, must send it again in full (``--resend-after``)."""
+    _, initial = bundle_info(device_bundle)
+    size = initial.shape[0]
+    trial = ledger.add(Trial("aggregator SIGKILL mid chunked upload (real clients)"))
+    watch = Listener(broker.port, [TOPICS.all_updates, f"{TOPICS.root}/ack/+"])
+    settings: dict[str, Any] = {"start_timeout": 120, "selection_window": 2, "local_steps": 3, "batch_size": 16,
+                                "codec": "topk:0.05+int8+ef"}
+    agg = start_aggregator(device_bundle, broker.port, tmp_path, rounds=2, k=3,
+                           failpoints="aggregator.update_chunk_buffered@2", **settings)
+    shards = zip(IDS, device_shards, strict=True)
+    devices = [Device(cid, device_bundle, shard, broker.port, tmp_path) for cid, shard in shards]
+    try:
+        for d in devices:
+            d.cmd += ["--resend-after", "2"]
+            d.start()
+        assert wait_exit(agg.proc, 120, "the armed aggregator") == AGG_SIGKILLED, agg.stderr
+        trial.kills += 1
+        agg = start_aggregator(device_bundle, broker.port, tmp_path, rounds=2, k=3, resume=True, **settings)
+        assert agg.wait(90) == 0, agg.stderr
+        wait_for(lambda: not any(d.outbox() for d in devices), 20, "every outbox emptied by its Ack")
+        for d in devices:
+            assert d.stop() == 0, d.log.read_text()[-3000:]
+    finally:
+        watch.close()
+        if agg.proc.poll() is None:
+            agg.kill()
+        for d in devices:
+            if d.proc is not None and d.proc.poll() is None:
+                d.proc.kill()
+                d.proc.wait()
+    sent, _ = captured_updates(watch, size)
+    acked = {a.update_id: a.round for a in acks_for(watch, Limits.for_vector_size(size)) if a.accepted}
+    audit(tmp_path / "state", initial, sent, acked, trial)
+    assert trial.counted == 6 and trial.acked == 6
+    assert any("no Ack after 2 s: resending update" in d.log.read_text() for d in devices)

@@ -297,6 +297,8 @@ class RoundEngine:
             self._bad(exc.reason.value)
             return []
         if data is None:
+            if kind == "update":
+                failpoint("aggregator.update_chunk_buffered")  # earlier chunks already acked to the broker
             return []
         if kind == "update":
             accepting = None if self.pool is not None and self.pool.closing else self.open_round

@@ -27,6 +27,8 @@ def register(sub: Any) -> None:
     p.add_argument("--max-packet-bytes", type=int, default=128 * 1024)
     p.add_argument("--connect-attempts", type=int, default=8,
                    help="first-connection attempts (exponential backoff with jitter) before giving up")
+    p.add_argument("--resend-after", type=float, default=30.0, metavar="SECONDS",
+                   help="send an unacknowledged update again after this long (default 30; also on reconnect)")
     ldp = p.add_argument_group("local differential privacy: noise on the device (docs/privacy.md)")
     ldp.add_argument("--local-dp-clip", type=float, metavar="C", help="clip every delta to this L2 norm")
     ldp.add_argument("--local-dp-noise-multiplier", type=float, metavar="Z",
@@ -68,7 +70,8 @@ def run_client(args: argparse.Namespace) -> int:
     device = _device(args)
     runner = EdgeRunner(device, opts, RunnerConfig(federation=args.federation, max_packet_bytes=args.max_packet_bytes,
                                                    max_rounds=args.rounds, threads=args.threads,
-                                                   connect_attempts=args.connect_attempts))
+                                                   connect_attempts=args.connect_attempts,
+                                                   resend_after=args.resend_after))
     runner.install_signal_handlers()
     return runner.run()
 

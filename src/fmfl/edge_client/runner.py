@@ -47,6 +47,8 @@ class RunnerConfig:
     max_rounds: int | None = None
     threads: int | None = None
     connect_attempts: int = 8
+    #: send unacknowledged updates again after this many seconds without an Ack (also on every reconnect)
+    resend_after: float = 30.0
 
 
 class EdgeRunner:
@@ -62,6 +64,7 @@ class EdgeRunner:
         self.stop_event = threading.Event()
         self.pending_task: RoundTask | None = None
         self.rounds_done = 0
+        self._last_upload = time.monotonic()
         # A status message is one chunk; the same bytes serve as the MQTT will and the clean-shutdown notice.
         self.offline_status = split_message(ClientStatus(self.client_id, online=False).to_bytes())[0]
         self.mqtt_opts = mqtt
@@ -102,8 +105,24 @@ class EdgeRunner:
         for chunk in split_message(message, self.cfg.max_packet_bytes):
             self.client.publish(topic, chunk, qos=1, retain=retain)
 
+    def _maybe_resend(self) -> None:
+        """Resend what is still unacknowledged ``resend_after`` seconds after the last upload.
+
+        A gateway killed while an update's chunks arrive has acknowledged the first chunks to the broker,
+        so the broker's redelivery cannot complete the update; without this the device, still connected,
+        would wait for an Ack that never comes (found by tests/faults). The gateway counts an id once.
+        """
+        if time.monotonic() - self._last_upload < self.cfg.resend_after:
+            return
+        self._last_upload = time.monotonic()
+        for entry in self.device.state.pending():
+            log.info("no Ack after %.0f s: resending update %s for round %d",
+                     self.cfg.resend_after, entry.update_id, entry.round)
+            self._publish(self.topics.update(self.client_id), entry.message)
+
     def _upload(self, message: bytes) -> None:
         """A fresh update's chunks (runner thread); the outbox entry already holds it for resends."""
+        self._last_upload = time.monotonic()
         topic = self.topics.update(self.client_id)
         if not armed("client.mid_upload"):
             self._publish(topic, message)
@@ -119,6 +138,7 @@ class EdgeRunner:
         self.client.loop_start()
         try:
             while not self.stop_event.is_set():
+                self._maybe_resend()
                 try:
                     topic, payload = self.inbox.get(timeout=0.5)
                 except queue.Empty:
