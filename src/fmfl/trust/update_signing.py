@@ -117,19 +117,19 @@ class UpdateVerifier:
             self._reload()
 
     def _reload(self) -> None:
+        keys: dict[str, Ed25519PublicKey | None] = {}
         try:
             st = self.path.stat()
             registry = Registry.from_json(self.path.read_text(encoding="utf-8"))
+            for record in registry.devices:
+                active = record.status is DeviceStatus.ACTIVE
+                keys[record.device_id] = Ed25519PublicKey.from_public_bytes(record.public_key_bytes) if active else None
         except (OSError, UnicodeDecodeError, RegistryError, ValueError) as exc:
             self._fail(str(exc))
             return
         if self.federation is not None and registry.federation != self.federation:
             self._fail(f"it is the registry of federation {registry.federation!r}, not of {self.federation!r}")
             return
-        keys: dict[str, Ed25519PublicKey | None] = {}
-        for record in registry.devices:
-            active = record.status is DeviceStatus.ACTIVE
-            keys[record.device_id] = Ed25519PublicKey.from_public_bytes(record.public_key_bytes) if active else None
         if self._stamp is not None:
             log.warning("device registry %s reloaded: %d active, %d revoked", self.path,
                         len(registry.active), len(registry.revoked))
