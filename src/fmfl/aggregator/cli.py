@@ -116,7 +116,8 @@ def add_aggregation_args(p: Any) -> None:
     a.add_argument(
         "--strategy",
         default="fedavg",
-        help="fedavg, fedavgm, fedadam, fedyogi, fedadagrad, trimmed_mean, median, krum, multikrum (default fedavg)",
+        help="fedavg, fedavgm, fedadam, fedyogi, fedadagrad, trimmed_mean, median, krum, multikrum, "
+        "dp_fedavg (see the --dp-* options) (default fedavg)",
     )
     a.add_argument(
         "--strategy-option",
