@@ -43,17 +43,29 @@ def fault_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture()
-def broker(tmp_path: Path) -> Iterator[Any]:
-    """A real Mosquitto with persistence on (sessions and queued QoS 1 messages survive a restart)."""
+def broker() -> Iterator[Any]:
+    """A real Mosquitto with persistence on (sessions and queued QoS 1 messages survive a restart).
+
+    Its folder is a fresh one directly under the system temporary folder: run as root, Mosquitto drops
+    to the ``mosquitto`` user, which cannot enter pytest's 0700 ``tmp_path`` parents, and would then
+    fail to write its persistence file ("Permission denied" in its log) and start empty after a restart.
+    """
+    import shutil
+    import tempfile
+
     from fmfl.mqtt.mosquitto import Mosquitto, mosquitto_binary
 
     if mosquitto_binary() is None:
         pytest.fail("mosquitto is not installed: run scripts/install.sh (apt-get install mosquitto)")
-    b = Mosquitto(tmp_path / "mosquitto", persistence=True).start()
+    workdir = Path(tempfile.mkdtemp(prefix="fmfl-faults-broker-"))
+    b = Mosquitto(workdir, persistence=True).start()
     try:
         yield b
+        log = (workdir / "mosquitto.log").read_text(errors="replace")
+        assert "Error" not in log, f"the broker logged errors:\n{log[-2000:]}"
     finally:
         b.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

@@ -49,6 +49,7 @@ def test_broker_restarted_mid_round_loses_no_update(
             wait_for(lambda r=rnd: all(r in d.sent for d in devices), 30, f"round {rnd}'s updates")
             wait_for(lambda r=rnd: acks() >= 4 * (r - 1) + acks_before_restart, 30, f"{acks_before_restart} acks")
             broker.restart()  # SIGTERM: Mosquitto writes its persistence file, then starts on the same port
+            assert (broker.workdir / "mosquitto.db").is_file()
             trial.kills += 1
         assert agg.wait(90) == 0, agg.stderr
     finally:

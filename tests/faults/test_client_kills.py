@@ -73,6 +73,28 @@ def captured_updates(watch: Listener, size: int) -> tuple[dict[str, Sent], list[
     return out, sizes
 
 
+class WireTap(Listener):
+    """A ``Listener`` on updates and Acks with a persistent session (``clean_session=False``), which paho
+    reconnects after a broker restart: the broker keeps what arrives meanwhile for it."""
+
+    def __init__(self, port: int) -> None:
+        import threading
+
+        import paho.mqtt.client as mqtt
+
+        self.messages = []
+        self._lock = threading.Lock()
+        self._subscribed = threading.Event()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="fault-wiretap", clean_session=False)
+        self.client.on_message = self._on_message
+        self.client.on_subscribe = lambda *a: self._subscribed.set()
+        self.client.reconnect_delay_set(min_delay=1, max_delay=2)
+        self.client.connect("127.0.0.1", port)
+        self.client.subscribe([(TOPICS.all_updates, 1), (f"{TOPICS.root}/ack/+", 1)])
+        self.client.loop_start()
+        assert self._subscribed.wait(5), "no SUBACK"
+
+
 # Which failpoint each device is armed with, per trial (hits count per process).
 TRIALS = {
     "round-1": {"dev-0": "client.train_step@2", "dev-1": "client.before_upload", "dev-2": "client.mid_upload@1"},
@@ -177,3 +199,52 @@ def test_aggregator_killed_mid_chunked_upload_gets_the_update_resent(
     audit(tmp_path / "state", initial, sent, acked, trial)
     assert trial.counted == 6 and trial.acked == 6
     assert any("no Ack after 2 s: resending update" in d.log.read_text() for d in devices)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["sigterm", "sigkill"])
+def test_broker_restarted_under_real_clients_loses_nothing(
+    how: str, device_bundle: Path, device_shards: list[Path], broker: Any, ledger: Ledger, tmp_path: Path
+) -> None:
+    """Mosquitto stopped (SIGTERM: it saves its sessions) or killed (SIGKILL: it loses up to its last
+    second, ``autosave_interval 1``) as the first update arrives, and started again on its port. The
+    clients' persistent sessions and resends, and the gateway's, must bring every update in once."""
+    _, initial = bundle_info(device_bundle)
+    size = initial.shape[0]
+    trial = ledger.add(Trial(f"broker {how} + restart under real clients"))
+    watch = WireTap(broker.port)  # a persistent session: what crosses the restart is queued for it too
+    agg = start_aggregator(device_bundle, broker.port, tmp_path, rounds=2, k=3, start_timeout=120,
+                           selection_window=2, local_steps=3, batch_size=16, codec="topk:0.05+int8+ef")
+    shards = zip(IDS, device_shards, strict=True)
+    devices = [Device(cid, device_bundle, shard, broker.port, tmp_path) for cid, shard in shards]
+    try:
+        for d in devices:
+            d.cmd += ["--resend-after", "2"]
+            d.start()
+        wait_for(lambda: any("/update/" in m[0] for m in watch.snapshot()), 120, "the first update chunk")
+        if how == "sigkill":
+            assert broker.process is not None
+            broker.process.kill()
+            broker.process.wait()
+            broker.process = None
+            broker.start()
+        else:
+            broker.restart()
+        assert (broker.workdir / "mosquitto.db").is_file()  # what it restarted from
+        trial.kills += 1
+        assert agg.wait(120) == 0, agg.stderr
+        wait_for(lambda: not any(d.outbox() for d in devices), 20, "every outbox emptied by its Ack")
+        for d in devices:
+            assert d.stop() == 0, d.log.read_text()[-3000:]
+    finally:
+        watch.close()
+        if agg.proc.poll() is None:
+            agg.kill()
+        for d in devices:
+            if d.proc is not None and d.proc.poll() is None:
+                d.proc.kill()
+                d.proc.wait()
+    sent, _ = captured_updates(watch, size)
+    acked = {a.update_id: a.round for a in acks_for(watch, Limits.for_vector_size(size)) if a.accepted}
+    audit(tmp_path / "state", initial, sent, acked, trial)
+    assert trial.counted == 6 and trial.acked == 6
