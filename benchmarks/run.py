@@ -507,7 +507,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=DOC, help="markdown file whose section is rewritten")
     parser.add_argument("--work", type=Path, help="scratch folder (default: a fresh temporary one)")
     parser.add_argument("--no-flower", action="store_true", help="run the fmfl side only")
+    parser.add_argument("--results", type=Path, help="also keep every measurement here as JSON")
+    parser.add_argument("--render", type=Path, metavar="JSON",
+                        help="measure nothing: rewrite the section from a --results file")
     args = parser.parse_args(argv)
+    if args.render:
+        return render(json.loads(args.render.read_text()), args.output)
     plan = QUICK if args.quick else FULL
     t_start = time.time()
     load_start = load_avg()
@@ -555,14 +560,28 @@ def main(argv: list[str] | None = None) -> int:
         scaling = aggregator_scaling(flwr, args.quick)
         steps = step_scaling(work)
         figures = plots(scaling, steps, args.output.parent)
-    dense_bytes = 4 * int(task.manifest.num_trainable)
-    load_end = load_avg()
-    body = report_body(plan, args.quick, machine(flwr), why, fm, dense, fl, cached, cold, agg, acc, flops, matmul,
-                       same_data, steps, figures, dense_bytes, (load_start, load_end), time.time() - t_start)
-    write_section(body, args.output)
-    print(f"wrote {SECTION!r} in {args.output} ({time.time() - t_start:.0f} s)", flush=True)
+    results = {"quick": args.quick, "machine": machine(flwr), "why": why, "fm": fm, "dense": dense, "fl": fl,
+               "cached": cached, "cold": cold, "agg": agg, "acc": acc, "flops": flops, "matmul": matmul,
+               "same_data": same_data, "steps": steps, "figures": figures,
+               "dense_bytes": 4 * int(task.manifest.num_trainable), "loads": [load_start, load_avg()],
+               "seconds": time.time() - t_start}
+    if args.results:
+        args.results.write_text(json.dumps(results, default=str))
+    render(json.loads(json.dumps(results, default=str)), args.output)
     if args.work is None:
         shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+def render(r: dict[str, Any], output: Path) -> int:
+    """Write the section from the measurements as JSON gives them back (accuracy rounds as string keys)."""
+    acc = {side: {int(k): float(v) for k, v in by_round.items()} for side, by_round in r["acc"].items()}
+    steps = [(label, int(n), list(ts)) for label, n, ts in r["steps"]]
+    body = report_body(QUICK if r["quick"] else FULL, r["quick"], r["machine"], r["why"], r["fm"], r["dense"],
+                       r["fl"], r["cached"], r["cold"], r["agg"], acc, r["flops"], r["matmul"], r["same_data"], steps,
+                       r["figures"], int(r["dense_bytes"]), (r["loads"][0], r["loads"][1]), float(r["seconds"]))
+    write_section(body, output)
+    print(f"wrote {SECTION!r} in {output} ({r['seconds']:.0f} s of measurements)", flush=True)
     return 0
 
 
