@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 from fault_support import AGG_SIGKILLED, Ledger, Sent, Trial, audit, start_aggregator, wait_exit, wait_for
-from test_server_support import Listener, acks_for, bundle_info
+from test_server_support import Listener, acks_for, bundle_info, read_metrics
 
 from fmfl.protocol import ClientUpdate, Limits, Reassembler, Topics, decode_update
 
@@ -56,13 +56,19 @@ class Device:
         return wait_exit(self.proc, 30, f"fmfl client {self.cid}")
 
 
-def captured_updates(watch: Listener, size: int) -> tuple[dict[str, Sent], list[int]]:
+def captured_acks(*watches: Listener, size: int) -> dict[str, int]:
+    """update id -> round of every accepted Ack seen on the wire."""
+    acks = [a for w in watches for a in acks_for(w, Limits.for_vector_size(size))]
+    return {a.update_id: a.round for a in acks if a.accepted}
+
+
+def captured_updates(*watches: Listener, size: int) -> tuple[dict[str, Sent], list[int]]:
     """Every update seen on the wire by id, and the sizes of the messages (in bytes)."""
     limits = Limits.for_vector_size(size)
     reassembler = Reassembler(2**26, 64)
     out: dict[str, Sent] = {}
     sizes: list[int] = []
-    for topic, payload, _ in watch.snapshot():
+    for topic, payload, _ in (m for w in watches for m in w.snapshot()):
         if "/update/" not in topic or not payload:
             continue
         data = reassembler.add(payload, topic)
@@ -71,28 +77,6 @@ def captured_updates(watch: Listener, size: int) -> tuple[dict[str, Sent], list[
             u = ClientUpdate.from_bytes(data, limits)
             out[u.update_id] = Sent(u.client_id, u.round, decode_update(u.payload, size, limits), u.num_samples)
     return out, sizes
-
-
-class WireTap(Listener):
-    """A ``Listener`` on updates and Acks with a persistent session (``clean_session=False``), which paho
-    reconnects after a broker restart: the broker keeps what arrives meanwhile for it."""
-
-    def __init__(self, port: int) -> None:
-        import threading
-
-        import paho.mqtt.client as mqtt
-
-        self.messages = []
-        self._lock = threading.Lock()
-        self._subscribed = threading.Event()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="fault-wiretap", clean_session=False)
-        self.client.on_message = self._on_message
-        self.client.on_subscribe = lambda *a: self._subscribed.set()
-        self.client.reconnect_delay_set(min_delay=1, max_delay=2)
-        self.client.connect("127.0.0.1", port)
-        self.client.subscribe([(TOPICS.all_updates, 1), (f"{TOPICS.root}/ack/+", 1)])
-        self.client.loop_start()
-        assert self._subscribed.wait(5), "no SUBACK"
 
 
 # Which failpoint each device is armed with, per trial (hits count per process).
@@ -143,9 +127,8 @@ def test_clients_killed_mid_training_and_mid_upload_lose_nothing(
                 d.proc.wait()
     trial.kills = sum(d.kills for d in devices)
     assert trial.kills == 3, [(d.cid, d.kills) for d in devices]
-    sent, sizes = captured_updates(watch, size)
-    acks = acks_for(watch, Limits.for_vector_size(size))
-    acked = {a.update_id: a.round for a in acks if a.accepted}
+    sent, sizes = captured_updates(watch, size=size)
+    acked = captured_acks(watch, size=size)
     audit(tmp_path / "state", initial, sent, acked, trial)
     assert trial.counted == 6 and trial.acked == 6
     # Each device sent one update per round: the killed ones resent theirs rather than train again.
@@ -194,9 +177,8 @@ def test_aggregator_killed_mid_chunked_upload_gets_the_update_resent(
             if d.proc is not None and d.proc.poll() is None:
                 d.proc.kill()
                 d.proc.wait()
-    sent, _ = captured_updates(watch, size)
-    acked = {a.update_id: a.round for a in acks_for(watch, Limits.for_vector_size(size)) if a.accepted}
-    audit(tmp_path / "state", initial, sent, acked, trial)
+    sent, _ = captured_updates(watch, size=size)
+    audit(tmp_path / "state", initial, sent, captured_acks(watch, size=size), trial)
     assert trial.counted == 6 and trial.acked == 6
     assert any("no Ack after 2 s: resending update" in d.log.read_text() for d in devices)
 
@@ -212,7 +194,8 @@ def test_broker_restarted_under_real_clients_loses_nothing(
     _, initial = bundle_info(device_bundle)
     size = initial.shape[0]
     trial = ledger.add(Trial(f"broker {how} + restart under real clients"))
-    watch = WireTap(broker.port)  # a persistent session: what crosses the restart is queued for it too
+    watch = Listener(broker.port, [TOPICS.all_updates, f"{TOPICS.root}/ack/+"])
+    after: Listener | None = None
     agg = start_aggregator(device_bundle, broker.port, tmp_path, rounds=2, k=3, start_timeout=120,
                            selection_window=2, local_steps=3, batch_size=16, codec="topk:0.05+int8+ef")
     shards = zip(IDS, device_shards, strict=True)
@@ -230,7 +213,10 @@ def test_broker_restarted_under_real_clients_loses_nothing(
             broker.start()
         else:
             broker.restart()
-        assert (broker.workdir / "mosquitto.db").is_file()  # what it restarted from
+        # SIGTERM: the broker restarted from its saved sessions; SIGKILL: from its last autosave, if any.
+        assert how == "sigkill" or (broker.workdir / "mosquitto.db").is_file()
+        # A second wiretap, subscribed before paho's first reconnect (1 s) brings the others back.
+        after = Listener(broker.port, [TOPICS.all_updates, f"{TOPICS.root}/ack/+"])
         trial.kills += 1
         assert agg.wait(120) == 0, agg.stderr
         wait_for(lambda: not any(d.outbox() for d in devices), 20, "every outbox emptied by its Ack")
@@ -238,13 +224,17 @@ def test_broker_restarted_under_real_clients_loses_nothing(
             assert d.stop() == 0, d.log.read_text()[-3000:]
     finally:
         watch.close()
+        if after is not None:
+            after.close()
         if agg.proc.poll() is None:
             agg.kill()
         for d in devices:
             if d.proc is not None and d.proc.poll() is None:
                 d.proc.kill()
                 d.proc.wait()
-    sent, _ = captured_updates(watch, size)
-    acked = {a.update_id: a.round for a in acks_for(watch, Limits.for_vector_size(size)) if a.accepted}
-    audit(tmp_path / "state", initial, sent, acked, trial)
+    assert after is not None
+    sent, _ = captured_updates(watch, after, size=size)
+    audit(tmp_path / "state", initial, sent, captured_acks(watch, after, size=size), trial)
     assert trial.counted == 6 and trial.acked == 6
+    # No round waited for its 60 s deadline: the gateway published the model and task again on reconnecting.
+    assert all(m["status"] == "ok" and m["duration_s"] < 60 for m in read_metrics(tmp_path / "state"))

@@ -258,6 +258,8 @@ class RoundEngine:
 
     def start(self, now: float) -> list[Outgoing]:
         """What to publish on (re)connecting: the current global model, and the open round's task."""
+        # Again on every reconnect: a broker killed before saving its retained copies has lost them.
+        self._published_version = None
         out = self._global_packets()
         if self.upstream is not None:
             out += self.upstream.start()

@@ -80,6 +80,7 @@ class MqttGateway:
         self._inbox: queue.Queue[_Inbound] = queue.Queue()
         self._connected = threading.Event()
         self._generation = 0
+        self._announced = 0  # the connection generation whose retained state (engine.start) went out
         self._pending: list[Any] = []  # paho MQTTMessageInfo of publishes not yet confirmed
         self._last_tick = 0.0
         self.client: Any = None
@@ -123,6 +124,7 @@ class MqttGateway:
             self.connect()
         try:
             finished_at_start = self.engine.finished
+            self._announced = self._generation
             self._publish(self.engine.start(time.time()))
             while not stop.is_set() and not self.engine.finished:
                 self._step()
@@ -138,6 +140,12 @@ class MqttGateway:
             self.shutdown()
 
     def _step(self) -> None:
+        if self._generation != self._announced:
+            # Reconnected: publish the global model and the open task again. A broker that was killed
+            # (not stopped) restarts from its last autosave, or empty, without them; devices ignore a copy
+            # they already hold (found by tests/faults: the round stalled until its deadline).
+            self._announced = self._generation
+            self._publish(self.engine.start(time.time()))
         try:
             item = self._inbox.get(timeout=POLL_S)
         except queue.Empty:
