@@ -141,6 +141,79 @@ class TorchClient:
         return losses, times
 
 
+def cached_features(cache: Path, weights: Path, shard: Path, image_size: int) -> tuple[np.ndarray, np.ndarray, float]:
+    """(training features, labels, seconds spent computing them now: 0 when read from ``cache``).
+
+    What a Flower user fine-tuning only the head would add: the frozen trunk (eval mode, no grad) runs
+    once over the client's training split and its output is kept on disk for the later rounds.
+    """
+    import torch
+
+    if cache.exists():
+        with np.load(cache) as f:
+            return f["features"], f["labels"], 0.0
+    from fmfl.models.efficientnet_lite import EfficientNetLite0
+
+    t0 = time.perf_counter()
+    trunk = EfficientNetLite0()
+    trunk.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True), strict=True)
+    trunk.eval().requires_grad_(False)
+    (pixels, labels), _ = load_shard(shard, image_size)
+    with torch.no_grad():
+        feats = [trunk.features(torch.from_numpy(np.ascontiguousarray(pixels[s : s + 64]))).numpy()
+                 for s in range(0, len(labels), 64)]
+    features = np.concatenate(feats).astype(np.float32) if feats else np.zeros((0, 1280), np.float32)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_suffix(".tmp.npz")
+    np.savez(tmp, features=features, labels=labels)
+    os.replace(tmp, cache)  # atomic: a concurrent reader never sees half a file
+    return features, labels, time.perf_counter() - t0
+
+
+def train_head(weight: np.ndarray, bias: np.ndarray, feats: np.ndarray, labels: np.ndarray, lr: float,
+               seed: int, batch: int) -> tuple[dict[str, np.ndarray], list[float], list[float]]:
+    """One local epoch of a fresh head (set to the global) on cached features, in fmfl's batch order."""
+    import torch
+
+    head = torch.nn.Linear(1280, 10)
+    with torch.no_grad():
+        head.weight.copy_(torch.from_numpy(weight))
+        head.bias.copy_(torch.from_numpy(bias))
+    opt = torch.optim.AdamW(head.parameters(), lr=lr)
+    order = np.random.default_rng(seed).permutation(len(labels))
+    losses, times = [], []
+    for s in range(0, len(order), batch):
+        idx = order[s : s + batch]
+        t0 = time.perf_counter()
+        loss = torch.nn.functional.cross_entropy(head(torch.from_numpy(np.ascontiguousarray(feats[idx]))),
+                                                 torch.from_numpy(labels[idx].astype(np.int64)))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+        times.append(time.perf_counter() - t0)
+    return {k: v.detach().numpy().copy() for k, v in head.state_dict().items()}, losses, times
+
+
+def cached_reply(msg: Message, cfg: dict[str, Any], shard: Path, cache: Path) -> Message:
+    """The cached-features ClientApp's answer to one train message (deployed and simulated alike)."""
+    import torch
+
+    torch.set_num_threads(int(cfg["threads"]))
+    feats, labels, feature_s = cached_features(cache, Path(str(cfg["weights"])), shard, int(cfg["image-size"]))
+    arrays = {k: v.numpy() for k, v in msg.content["arrays"].items()}
+    server_round = int(msg.content["config"]["server-round"])
+    head, losses, times = train_head(arrays["weight"], arrays["bias"], feats, labels, float(cfg["lr"]),
+                                     server_round * 1000, int(cfg["batch"]))
+    metrics = MetricRecord({
+        "num-examples": len(labels), "train-seconds": float(sum(times)), "steps": len(times),
+        "step-median": float(statistics.median(times)), "train-loss": float(np.mean(losses)),
+        "features-s": feature_s, "pid": os.getpid(), "process-age-s": time.time() - process_start_epoch(),
+        "vmhwm-mb": proc_status_mb("self", "VmHWM")})
+    reply = ArrayRecord(array_dict={k: Array(v) for k, v in head.items()})
+    return Message(content=RecordDict({"arrays": reply, "metrics": metrics}), reply_to=msg)
+
+
 # --------------------------------------------------------------------------------------------- ClientApp
 client_app = ClientApp()
 _CACHE: dict[str, Any] = {}
@@ -149,6 +222,9 @@ _CACHE: dict[str, Any] = {}
 @client_app.train()
 def train(msg: Message, context: Context) -> Message:
     cfg, node = context.run_config, context.node_config
+    if bool(cfg.get("cached-features", False)):
+        shard = Path(str(node["shard"]))
+        return cached_reply(msg, dict(cfg), shard, Path(str(cfg["features-dir"])) / f"{shard.parent.name}.npz")
     first_call = "client" not in _CACHE
     if first_call:
         _CACHE["client"] = TorchClient(Path(str(cfg["weights"])), Path(str(cfg["init"])), int(cfg["threads"]))
@@ -421,7 +497,8 @@ def federate(args: argparse.Namespace) -> dict[str, Any]:
     shutil.copyfile(Path(__file__), app / f"{APP_MODULE}.py")
     config = {"rounds": args.rounds, "clients": len(shards), "lr": args.lr, "batch": args.batch,
               "image-size": args.image_size, "threads": args.threads, "weights": str(args.weights),
-              "init": str(args.init), "out": str(out)}
+              "init": str(args.init), "out": str(out), "cached-features": bool(args.cached_features),
+              "features-dir": str(work / "features")}
     lines = "\n".join(f"{k} = {json.dumps(v)}" for k, v in config.items())
     (app / "pyproject.toml").write_text(PYPROJECT.format(module=APP_MODULE, config=lines))
     env = {**os.environ, "FLWR_HOME": str(work / "home-link"), "PYTHONUNBUFFERED": "1",
@@ -663,6 +740,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--weights", type=Path, required=True)
     p.add_argument("--init", type=Path, required=True)
     p.add_argument("--timeout", type=float, default=1200)
+    p.add_argument("--cached-features", action="store_true",
+                   help="the ClientApp trains the head on trunk features cached on disk in the first round")
     c = sub.add_parser("coldstart")
     c.add_argument("--shard", type=Path, required=True)
     c.add_argument("--weights", type=Path, required=True)

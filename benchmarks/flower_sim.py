@@ -9,7 +9,8 @@ module is that user's ClientApp:
 
 - first call per client: the trunk (eval mode, no grad) over the client's training split, saved to
   ``<features-dir>/cNN.npz``; every later round loads that file (the first pass is reported as the
-  ``features-s`` metric, apart from the step times);
+  ``features-s`` metric, apart from the step times); ``benchmarks.flower.cached_reply``, which the
+  deployed ClientApp also runs with ``--cached-features``;
 - each round: a fresh ``torch.nn.Linear(1280, 10)`` set to the global head, ``torch.optim.AdamW``
   (fresh, as fmfl's client), one epoch in fmfl's batch order, the dense fp32 head sent back;
 - the ServerApp is the deployment run's: Flower's ``FedAvg`` unchanged, every global recorded.
@@ -26,68 +27,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from flwr.app import Array, ArrayRecord, Context, Message, MetricRecord, RecordDict
+from flwr.app import Context, Message
 from flwr.clientapp import ClientApp
 from flwr.serverapp import Grid, ServerApp
 
-from benchmarks.flower import load_shard, serve
-
-
-def client_features(cfg: dict[str, Any], partition: int) -> tuple[np.ndarray, np.ndarray, float]:
-    """(training features, labels, seconds spent computing them now: 0 when read from the cache)."""
-    import torch
-
-    cache = Path(str(cfg["features-dir"])) / f"c{partition:02d}.npz"
-    if cache.exists():
-        with np.load(cache) as f:
-            return f["features"], f["labels"], 0.0
-    from fmfl.models.efficientnet_lite import EfficientNetLite0
-
-    t0 = time.perf_counter()
-    trunk = EfficientNetLite0()
-    trunk.load_state_dict(torch.load(str(cfg["weights"]), map_location="cpu", weights_only=True), strict=True)
-    trunk.eval().requires_grad_(False)
-    (pixels, labels), _ = load_shard(Path(str(cfg["shards"][partition])), int(cfg["image-size"]))
-    with torch.no_grad():
-        feats = np.concatenate([trunk.features(torch.from_numpy(np.ascontiguousarray(pixels[s : s + 64]))).numpy()
-                                for s in range(0, len(labels), 64)]) if len(labels) else np.zeros((0, 1280))
-    feats = feats.astype(np.float32)
-    tmp = cache.with_suffix(".tmp.npz")
-    np.savez(tmp, features=feats, labels=labels)
-    os.replace(tmp, cache)  # atomic: a second actor never reads half a file
-    return feats, labels, time.perf_counter() - t0
-
-
-def train_head(weight: np.ndarray, bias: np.ndarray, feats: np.ndarray, labels: np.ndarray, lr: float,
-               seed: int, batch: int) -> tuple[dict[str, np.ndarray], list[float], list[float]]:
-    """One local epoch of the head on cached features, in the deployment ClientApp's batch order."""
-    import torch
-
-    head = torch.nn.Linear(1280, 10)
-    with torch.no_grad():
-        head.weight.copy_(torch.from_numpy(weight))
-        head.bias.copy_(torch.from_numpy(bias))
-    opt = torch.optim.AdamW(head.parameters(), lr=lr)
-    order = np.random.default_rng(seed).permutation(len(labels))
-    losses, times = [], []
-    for s in range(0, len(order), batch):
-        idx = order[s : s + batch]
-        t0 = time.perf_counter()
-        loss = torch.nn.functional.cross_entropy(head(torch.from_numpy(np.ascontiguousarray(feats[idx]))),
-                                                 torch.from_numpy(labels[idx].astype(np.int64)))
-        opt.zero_grad()
-        loss.backward()  # type: ignore[no-untyped-call]
-        opt.step()
-        losses.append(float(loss.detach()))
-        times.append(time.perf_counter() - t0)
-    return {k: v.detach().numpy().copy() for k, v in head.state_dict().items()}, losses, times
+from benchmarks.flower import cached_reply, serve
 
 
 def make_apps(cfg: dict[str, Any]) -> tuple[ServerApp, ClientApp]:
@@ -97,21 +46,9 @@ def make_apps(cfg: dict[str, Any]) -> tuple[ServerApp, ClientApp]:
 
     @client_app.train()
     def train(msg: Message, context: Context) -> Message:
-        import torch
-
-        torch.set_num_threads(int(cfg["threads"]))
         partition = int(context.node_config["partition-id"])
-        feats, labels, feature_s = client_features(cfg, partition)
-        arrays = {k: v.numpy() for k, v in msg.content["arrays"].items()}
-        server_round = int(msg.content["config"]["server-round"])
-        head, losses, times = train_head(arrays["weight"], arrays["bias"], feats, labels, float(cfg["lr"]),
-                                         server_round * 1000, int(cfg["batch"]))
-        metrics = MetricRecord({
-            "num-examples": len(labels), "train-seconds": float(sum(times)), "steps": len(times),
-            "step-median": float(statistics.median(times)), "train-loss": float(np.mean(losses)),
-            "features-s": feature_s, "partition": partition})
-        reply = ArrayRecord(array_dict={k: Array(v) for k, v in head.items()})
-        return Message(content=RecordDict({"arrays": reply, "metrics": metrics}), reply_to=msg)
+        return cached_reply(msg, cfg, Path(str(cfg["shards"][partition])),
+                            Path(str(cfg["features-dir"])) / f"c{partition:02d}.npz")
 
     server_app = ServerApp()
 

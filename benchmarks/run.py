@@ -269,14 +269,17 @@ def run_fmfl(task: Task, plan: Plan, work: Path, codec: str | None = None) -> di
             "run_dir": str(run_dir)}
 
 
-def run_flower(task: Task, plan: Plan, work: Path, flwr: Path) -> dict[str, Any]:
-    cmd = [str(flwr), "-m", "benchmarks.flower", "federate", "--work", str(work / "flower"), "--rounds",
+def run_flower(task: Task, plan: Plan, work: Path, flwr: Path, cached_features: bool = False) -> dict[str, Any]:
+    """Flower as deployed for ``plan.deployed_rounds`` rounds; with ``cached_features`` its ClientApp trains
+    the head on trunk features cached in the first round (still a fresh ClientApp process every round)."""
+    folder = work / ("flower-cached-deployed" if cached_features else "flower")
+    cmd = [str(flwr), "-m", "benchmarks.flower", "federate", "--work", str(folder), "--rounds",
            str(plan.deployed_rounds), "--weights", str(task.weights), "--init", str(task.init), "--lr", str(LR),
            "--batch", str(BATCH), "--image-size", str(IMAGE), "--threads", "1", "--shards",
-           *[str(s) for s in task.shards]]
+           *[str(s) for s in task.shards]] + (["--cached-features"] if cached_features else [])
     t0 = time.time()
     res = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
-    result_file = work / "flower" / "flower.json"
+    result_file = folder / "flower.json"
     if not result_file.exists():
         raise RuntimeError(f"Flower federation failed: {res.stderr[-2000:]}")
     out: dict[str, Any] = json.loads(result_file.read_text())
@@ -305,8 +308,8 @@ def run_flower_cached(task: Task, plan: Plan, work: Path, flwr: Path) -> dict[st
     return {"server": server, "wall_s": wall, "out": str(out)}
 
 
-def accuracies(task: Task, plan: Plan, fm: dict[str, Any], fl: dict[str, Any] | None,
-               dense: dict[str, Any] | None, cached: dict[str, Any] | None) -> dict[str, dict[int, float]]:
+def accuracies(task: Task, plan: Plan, fm: dict[str, Any], fl: dict[str, Any] | None, dense: dict[str, Any] | None,
+               cached: dict[str, Any] | None, fl_cached: dict[str, Any] | None) -> dict[str, dict[int, float]]:
     """Every run's global model after each checkpoint round, scored by one evaluator (the demo's, ORT with
     the bundle's weights) on the same test images: ``{side: {round: accuracy}}``."""
     from fmfl.aggregator.store import GlobalStore
@@ -320,6 +323,8 @@ def accuracies(task: Task, plan: Plan, fm: dict[str, Any], fl: dict[str, Any] | 
             store = GlobalStore(Path(run["run_dir"]) / "aggregator" / "models")
             out[name] = {r: evaluator.accuracy(store.load_weights(r)[1]) for r in plan.checkpoints}
     for name, folder, rounds in (("flower", Path(fl["logs"]).parent / "out" if fl else None, (plan.deployed_rounds,)),
+                                 ("flower_cached_deployed", Path(fl_cached["logs"]).parent / "out" if fl_cached
+                                  else None, (plan.deployed_rounds,)),
                                  ("flower_cached", Path(cached["out"]) if cached else None, plan.checkpoints)):
         if folder is not None:
             with np.load(folder / "globals.npz") as g:
@@ -539,9 +544,13 @@ def main(argv: list[str] | None = None) -> int:
             why = f"failed: {exc}"
             print(why, flush=True)
             fl = agg = None
-    cached = None
+    cached = fl_cached = None
     if flwr is not None:
         try:
+            if plan.deployed_cached:
+                fl_cached = run_flower(task, plan, work, flwr, cached_features=True)
+                print(f"Flower + cached features, deployed, done in {fl_cached['wall_s']:.0f} s "
+                      f"(load {load_avg()})", flush=True)
             cached = run_flower_cached(task, plan, work, flwr)
             print(f"Flower + cached features ({plan.rounds} rounds) done in {cached['wall_s']:.0f} s "
                   f"(load {load_avg()})", flush=True)
@@ -552,7 +561,7 @@ def main(argv: list[str] | None = None) -> int:
     if plan.dense_run:
         dense = run_fmfl(task, plan, work, codec="dense")
         print(f"fmfl demo --codec dense done in {dense['wall_s']:.0f} s (load {load_avg()})", flush=True)
-    acc = accuracies(task, plan, fm, fl, dense, cached)
+    acc = accuracies(task, plan, fm, fl, dense, cached, fl_cached)
     flops, matmul = step_flops(task), matmul_rates()
     figures: list[str] = []
     steps: list[tuple[str, int, list[float]]] = []
@@ -561,6 +570,7 @@ def main(argv: list[str] | None = None) -> int:
         steps = step_scaling(work)
         figures = plots(scaling, steps, args.output.parent)
     results = {"quick": args.quick, "machine": machine(flwr), "why": why, "fm": fm, "dense": dense, "fl": fl,
+               "fl_cached": fl_cached,
                "cached": cached, "cold": cold, "agg": agg, "acc": acc, "flops": flops, "matmul": matmul,
                "same_data": same_data, "steps": steps, "figures": figures,
                "dense_bytes": 4 * int(task.manifest.num_trainable), "loads": [load_start, load_avg()],
@@ -578,8 +588,9 @@ def render(r: dict[str, Any], output: Path) -> int:
     acc = {side: {int(k): float(v) for k, v in by_round.items()} for side, by_round in r["acc"].items()}
     steps = [(label, int(n), list(ts)) for label, n, ts in r["steps"]]
     body = report_body(QUICK if r["quick"] else FULL, r["quick"], r["machine"], r["why"], r["fm"], r["dense"],
-                       r["fl"], r["cached"], r["cold"], r["agg"], acc, r["flops"], r["matmul"], r["same_data"], steps,
-                       r["figures"], int(r["dense_bytes"]), (r["loads"][0], r["loads"][1]), float(r["seconds"]))
+                       r["fl"], r.get("fl_cached"), r["cached"], r["cold"], r["agg"], acc, r["flops"], r["matmul"],
+                       r["same_data"], steps, r["figures"], int(r["dense_bytes"]), (r["loads"][0], r["loads"][1]),
+                       float(r["seconds"]))
     write_section(body, output)
     print(f"wrote {SECTION!r} in {output} ({r['seconds']:.0f} s of measurements)", flush=True)
     return 0
