@@ -78,6 +78,10 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         f"{s['lost']} lost, {s['doubled']} counted twice "
         f"({s['dropped_with_failed_round']} dropped with a round that failed its quorum, by design)"
     )
+    terminalreporter.write_line(
+        f"{s['versions_checked']} global versions equal bit for bit to a FedAvg fed the same updates in the "
+        f"same order; {s['versions_equal_to_order_free_mean']} also to the order-free float64 mean"
+    )
     for name, row in sorted(s["scenarios"].items()):
         terminalreporter.write_line(
             f"  {name}: {row['trials']} trials, {row['kills']} kills, {row['acked']} acked, "

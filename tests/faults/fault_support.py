@@ -53,6 +53,8 @@ class Trial:
     acked: int = 0
     counted: int = 0
     dropped_with_failed_round: int = 0
+    versions: int = 0  # versions checked bit for bit
+    order_free_equal: int = 0  # of those, how many also equal the order-free float64 mean exactly
     lost: list[str] = field(default_factory=list)
     doubled: list[str] = field(default_factory=list)
 
@@ -83,6 +85,8 @@ class Ledger:
             "lost": sum(len(t.lost) for t in self.trials),
             "doubled": sum(len(t.doubled) for t in self.trials),
             "dropped_with_failed_round": sum(t.dropped_with_failed_round for t in self.trials),
+            "versions_checked": sum(t.versions for t in self.trials),
+            "versions_equal_to_order_free_mean": sum(t.order_free_equal for t in self.trials),
             "scenarios": by,
         }
 
@@ -196,6 +200,8 @@ def audit(
             assert np.array_equal(stored, reference), f"round {rnd}: global v{line['version']} differs"
             dense = fedavg(expected, [(sent[r.update_id].sparse, float(r.num_samples)) for r in rows])
             np.testing.assert_allclose(stored, dense, rtol=1e-6, atol=1e-7)
+            trial.versions += 1
+            trial.order_free_equal += int(np.array_equal(stored, dense))
             expected = reference
         assert [v.version for v in store.versions()] == list(range(len(closed) + 1))
         for rnd in failed:
