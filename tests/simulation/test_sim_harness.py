@@ -132,3 +132,31 @@ def test_bad_configurations_are_clear_errors(population: Population, tmp_path: P
                                                     strategy_options={"beta": 0.1}, rounds=1))
     with pytest.raises(ValueError, match="supports image classification"):
         build_population(task="text", cache_dir=tmp_path)
+
+
+def test_poisson_participation_trains_only_the_sampled_clients(population: Population) -> None:
+    from fmfl.simulation.harness import sample_clients
+
+    # Prepare
+    ids = population.client_ids
+    seen: list[tuple[int, str]] = []
+
+    def record(delta: np.ndarray, ctx: UpdateContext) -> np.ndarray:
+        seen.append((ctx.round, ctx.client_id))
+        return delta
+
+    # Execute
+    result = run_simulation(population, SimulationConfig(rounds=4, participation=0.5, seed=2, transform=record))
+    again = run_simulation(population, SimulationConfig(rounds=4, participation=0.5, seed=2))
+
+    # Assert: each round trains, sends and aggregates exactly the clients sampled for it, reproducibly
+    expected = [sample_clients(ids, 0.5, 2, r) for r in range(1, 5)]
+    assert [log.accepted for log in result.rounds] == expected
+    assert seen == [(r, c) for r, joined in enumerate(expected, start=1) for c in joined]
+    assert any(0 < len(joined) < len(ids) for joined in expected), expected
+    np.testing.assert_array_equal(result.final_weights, again.final_weights)
+    assert sample_clients(ids, 1.0, 2, 1) == ids
+    rate = np.mean([len(sample_clients(ids, 0.1, 0, r)) for r in range(1, 2001)]) / len(ids)
+    assert 0.08 < rate < 0.12  # Poisson sampling at q = 0.1
+    with pytest.raises(ValueError, match=r"participation must be in \(0, 1\], got 0.0"):
+        SimulationConfig(participation=0.0)

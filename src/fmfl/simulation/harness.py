@@ -79,8 +79,14 @@ class SimulationConfig:
     #: score the global model on the test set every this many rounds (0: round 0 and the last round only)
     eval_every: int = 0
     threads: int | None = 1
+    #: Poisson client sampling: each client joins each round independently with this probability, drawn from
+    #: ``seed`` and the round (McMahan et al. 2018's sampling, which ``dp-fedavg``'s default accountant assumes);
+    #: 1.0 = every client every round. A round nobody joined keeps the global model.
+    participation: float = 1.0
 
     def __post_init__(self) -> None:
+        if not 0.0 < self.participation <= 1.0:
+            raise ValueError(f"participation must be in (0, 1], got {self.participation}")
         if self.rounds < 1 or self.local_epochs < 1 or self.batch_size < 1 or self.eval_every < 0:
             raise ValueError(f"rounds, local_epochs and batch_size must be >= 1, eval_every >= 0: {self}")
         if not 0.0 <= self.malicious_fraction < 1.0:
@@ -140,6 +146,15 @@ def _client_seed(*parts: object) -> int:
     return zlib.crc32(":".join(str(p) for p in parts).encode())
 
 
+def sample_clients(client_ids: tuple[str, ...], participation: float, seed: int, round_: int) -> tuple[str, ...]:
+    """The clients that join round ``round_``: each independently with probability ``participation`` (Poisson
+    sampling), from a generator seeded by ``(seed, round_)``; all of them when ``participation`` is 1."""
+    if participation >= 1.0:
+        return client_ids
+    draws = np.random.default_rng(_client_seed(seed, "participation", round_)).random(len(client_ids))
+    return tuple(cid for cid, u in zip(client_ids, draws, strict=True) if u < participation)
+
+
 class _Training:
     """One ORT training module shared by all simulated devices: ``train_locally`` reloads its optimizer
     state at the start of every local round, so a device's update never depends on who trained before."""
@@ -190,8 +205,9 @@ def run_simulation(population: Population, config: SimulationConfig) -> Simulati
     logs: list[RoundLog] = []
     for r in range(1, config.rounds + 1):
         t0 = time.perf_counter()
+        joined = sample_clients(ids, config.participation, config.seed, r)
         honest: dict[str, np.ndarray] = {}
-        for cid in ids:
+        for cid in joined:
             delta = training.delta(weights, local_data[cid], r)
             if config.transform is not None:
                 ctx = UpdateContext(cid, r, shards[cid].num_samples, cid in malicious,
@@ -199,10 +215,11 @@ def run_simulation(population: Population, config: SimulationConfig) -> Simulati
                 delta = np.asarray(config.transform(delta, ctx), dtype=np.float32)
             honest[cid] = delta
         sent = dict(honest)
-        sent.update(config.attack.craft(honest, malicious) if malicious else {})
+        attackers = tuple(cid for cid in malicious if cid in honest)
+        sent.update(config.attack.craft(honest, attackers) if attackers else {})
         strategy.begin_round(weights)
         accepted, rejected, norms = [], {}, {}
-        for cid in ids:
+        for cid in joined:
             norms[cid] = float(np.linalg.norm(sent[cid].astype(np.float64)))
             payload = encoders[cid].encode(sent[cid], seed=_client_seed(cid, r))
             update = decode_update(payload, size, limits)
