@@ -30,8 +30,10 @@ from typing import Any
 import numpy as np
 from test_server_support import (
     AggregatorProcess,
+    Listener,
     SimDevice,
     aggregator_args,
+    decode_all,
     fedavg,
     read_metrics,
 )
@@ -39,7 +41,7 @@ from test_server_support import (
 from fmfl.aggregator import make_strategy
 from fmfl.aggregator.journal import RoundJournal
 from fmfl.aggregator.store import GlobalStore
-from fmfl.protocol import SparseUpdate
+from fmfl.protocol import GlobalModel, Limits, SparseUpdate, Topics
 
 AGG_SIGKILLED = -signal.SIGKILL
 
@@ -153,6 +155,16 @@ def start_aggregator(
     env = {"FMFL_FAILPOINTS": failpoints}
     # "-v" goes before the subcommand: the gateway's INFO log lands in the .err file for a failure report.
     return AggregatorProcess(tmp, ["aggregator", *args], extra_env=env, subcommand="-v")
+
+
+def wait_for_global_model(port: int, size: int, agg: AggregatorProcess, federation: str = "default") -> None:
+    """Until the gateway's retained version 0 is on the broker (it has subscribed by then)."""
+    watch = Listener(port, [Topics(federation).global_model])
+    try:
+        limits = Limits.for_vector_size(size)
+        assert watch.wait_for(lambda m: len(decode_all(m, limits, GlobalModel)) >= 1, 30), agg.stderr
+    finally:
+        watch.close()
 
 
 def wait_exit(proc: subprocess.Popen[Any], timeout: float, what: str) -> int:

@@ -24,12 +24,9 @@ from fault_support import (
     start_aggregator,
     stop_all,
     wait_exit,
+    wait_for_global_model,
 )
-from test_server_support import Listener, bundle_info, decode_all
-
-from fmfl.protocol import GlobalModel, Limits, Topics
-
-TOPICS = Topics("default")
+from test_server_support import bundle_info
 
 # (failpoint, hit): the phase boundaries of a round, in the order a round crosses them.
 PHASES = [
@@ -45,15 +42,6 @@ PHASES = [
     ("aggregator.after_save_version", 2),  # the last round: version 2 saved, nothing else
     ("aggregator.after_wal_append", 6),  # round 2, second update
 ]
-
-
-def wait_for_global_model(port: int, size: int, agg: Any) -> None:
-    watch = Listener(port, [TOPICS.global_model])
-    try:
-        limits = Limits.for_vector_size(size)
-        assert watch.wait_for(lambda m: len(decode_all(m, limits, GlobalModel)) >= 1, 30), agg.stderr
-    finally:
-        watch.close()
 
 
 @pytest.mark.parametrize(("failpoint", "hit"), PHASES, ids=[f"{f}@{n}" for f, n in PHASES])

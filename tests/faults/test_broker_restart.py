@@ -22,8 +22,8 @@ from fault_support import (
     start_aggregator,
     stop_all,
     wait_for,
+    wait_for_global_model,
 )
-from test_aggregator_kills import wait_for_global_model
 from test_server_support import bundle_info
 
 

@@ -16,8 +16,8 @@ from fault_support import (
     start_aggregator,
     stop_all,
     wait_for,
+    wait_for_global_model,
 )
-from test_aggregator_kills import wait_for_global_model
 from test_server_support import Listener, bundle_info, decode_all
 
 from fmfl.protocol import Limits, RoundTask, Topics

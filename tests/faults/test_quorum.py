@@ -21,8 +21,8 @@ from fault_support import (
     start_aggregator,
     stop_all,
     wait_for,
+    wait_for_global_model,
 )
-from test_aggregator_kills import wait_for_global_model
 from test_server_support import SimDevice, bundle_info, frames, read_metrics
 
 from fmfl.protocol import ClientStatus
