@@ -334,7 +334,7 @@ def accuracies(task: Task, plan: Plan, fm: dict[str, Any], fl: dict[str, Any] | 
 
 
 def aggregation(flwr: Path, flower_out: Path, repeats: int) -> dict[str, Any]:
-    res = subprocess.run([str(flwr), "-m", "benchmarks.flower", "aggregate", "--flower-out", str(flower_out),
+    res = subprocess.run([str(flwr), "-m", "benchmarks.flower_aggregate", "aggregate", "--flower-out", str(flower_out),
                           "--repeats", str(repeats)], capture_output=True, text=True, cwd=ROOT)
     if res.returncode != 0:
         raise RuntimeError(f"aggregation benchmark failed: {res.stderr[-2000:]}")
@@ -408,8 +408,9 @@ def aggregator_scaling(flwr: Path | None, quick: bool) -> dict[str, Any]:
         by_density[d] = min(ingest_times(make_pool(rng, size, d, 16), 100, 3))
     flower: dict[str, list[float]] = {}
     if flwr is not None:
-        res = subprocess.run([str(flwr), "-m", "benchmarks.flower", "scaling", "--size", str(size), "--clients",
-                              *[str(n) for n in clients if n <= 1_000]], capture_output=True, text=True, cwd=ROOT)
+        res = subprocess.run([str(flwr), "-m", "benchmarks.flower_aggregate", "scaling", "--size", str(size),
+                              "--clients", *[str(n) for n in clients if n <= 1_000]], capture_output=True, text=True,
+                             cwd=ROOT)
         if res.returncode == 0:
             flower = json.loads(res.stdout.strip().splitlines()[-1])
     return {"size": size, "by_clients": by_clients, "by_density": by_density, "flower": flower}
@@ -526,20 +527,32 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(work)
     work.mkdir(parents=True)
     flwr, why = (None, "--no-flower") if args.no_flower else ensure_flwr_venv(not args.quick, 900)
-    print(f"machine: {machine(flwr)}; load {load_start}; work {work}", flush=True)
+    machine_text = machine(flwr)  # asks the Flower venv for its versions: a few seconds, so once
+    print(f"machine: {machine_text}; load {load_start}; work {work}", flush=True)
+    stages: list[tuple[str, float, str]] = []  # (stage, seconds, load average when it ended): the machine is shared
+    t_stage = time.time()
+
+    def stage(name: str) -> None:
+        nonlocal t_stage
+        stages.append((name, time.time() - t_stage, load_avg()))
+        print(f"{name} done in {stages[-1][1]:.0f} s (load {stages[-1][2]})", flush=True)
+        t_stage = time.time()
+
     task = prepare(work, plan)
     cold = cold_starts(task, plan, work, flwr)
     same_data = None
     if cold["flower"]:
         same_data = cold["flower"][0]["train_sha256"] == fmfl_train_digest(task)
+    stage("data, bundle and cold starts")
     fm = run_fmfl(task, plan, work)
-    print(f"fmfl demo done in {fm['wall_s']:.0f} s (load {load_avg()})", flush=True)
+    stage(f"fmfl, {plan.rounds} rounds")
     fl = agg = None
     if flwr is not None:
         try:
             fl = run_flower(task, plan, work, flwr)
-            print(f"Flower federation done in {fl['wall_s']:.0f} s (load {load_avg()})", flush=True)
+            stage(f"Flower as deployed, {plan.deployed_rounds} round(s)")
             agg = aggregation(flwr, work / "flower" / "out", plan.agg_repeats)
+            stage("aggregation")
         except RuntimeError as exc:
             why = f"failed: {exc}"
             print(why, flush=True)
@@ -549,29 +562,29 @@ def main(argv: list[str] | None = None) -> int:
         try:
             if plan.deployed_cached:
                 fl_cached = run_flower(task, plan, work, flwr, cached_features=True)
-                print(f"Flower + cached features, deployed, done in {fl_cached['wall_s']:.0f} s "
-                      f"(load {load_avg()})", flush=True)
+                stage(f"Flower + cached features, deployed, {plan.deployed_rounds} round(s)")
             cached = run_flower_cached(task, plan, work, flwr)
-            print(f"Flower + cached features ({plan.rounds} rounds) done in {cached['wall_s']:.0f} s "
-                  f"(load {load_avg()})", flush=True)
+            stage(f"Flower + cached features, simulated, {plan.rounds} rounds")
         except RuntimeError as exc:
             why = f"Flower + cached features failed: {exc}"
             print(why, flush=True)
     dense = None
     if plan.dense_run:
         dense = run_fmfl(task, plan, work, codec="dense")
-        print(f"fmfl demo --codec dense done in {dense['wall_s']:.0f} s (load {load_avg()})", flush=True)
+        stage(f"fmfl --codec dense, {plan.rounds} rounds")
     acc = accuracies(task, plan, fm, fl, dense, cached, fl_cached)
     flops, matmul = step_flops(task), matmul_rates()
+    stage("accuracy, FLOPs, matmul rate")
     figures: list[str] = []
     steps: list[tuple[str, int, list[float]]] = []
     if plan.scaling:
         scaling = aggregator_scaling(flwr, args.quick)
         steps = step_scaling(work)
         figures = plots(scaling, steps, args.output.parent)
-    results = {"quick": args.quick, "machine": machine(flwr), "why": why, "fm": fm, "dense": dense, "fl": fl,
-               "fl_cached": fl_cached,
-               "cached": cached, "cold": cold, "agg": agg, "acc": acc, "flops": flops, "matmul": matmul,
+        stage("scaling curves")
+    results = {"quick": args.quick, "machine": machine_text, "why": why, "fm": fm, "dense": dense, "fl": fl,
+               "fl_cached": fl_cached, "stages": stages, "cached": cached, "cold": cold, "agg": agg, "acc": acc,
+               "flops": flops, "matmul": matmul,
                "same_data": same_data, "steps": steps, "figures": figures,
                "dense_bytes": 4 * int(task.manifest.num_trainable), "loads": [load_start, load_avg()],
                "seconds": time.time() - t_start}
@@ -590,7 +603,7 @@ def render(r: dict[str, Any], output: Path) -> int:
     body = report_body(QUICK if r["quick"] else FULL, r["quick"], r["machine"], r["why"], r["fm"], r["dense"],
                        r["fl"], r.get("fl_cached"), r["cached"], r["cold"], r["agg"], acc, r["flops"], r["matmul"],
                        r["same_data"], steps, r["figures"], int(r["dense_bytes"]), (r["loads"][0], r["loads"][1]),
-                       float(r["seconds"]))
+                       float(r["seconds"]), [(str(n), float(t), str(load)) for n, t, load in r.get("stages", [])])
     write_section(body, output)
     print(f"wrote {SECTION!r} in {output} ({r['seconds']:.0f} s of measurements)", flush=True)
     return 0

@@ -253,7 +253,8 @@ def report_body(plan: Plan, quick: bool, machine: str, why: str, fm: dict[str, A
                 cold: dict[str, Any],
                 agg: dict[str, Any] | None, acc: dict[str, dict[int, float]], flops: dict[str, float],
                 matmul: dict[str, float], same_data: bool | None, steps: list[tuple[str, int, list[float]]],
-                figures: list[str], dense_bytes: int, loads: tuple[str, str], seconds: float) -> list[str]:
+                figures: list[str], dense_bytes: int, loads: tuple[str, str], seconds: float,
+                stages: list[tuple[str, float, str]]) -> list[str]:
     mode = " --quick" if quick else ""
     deployed_round = dur(round_medians(fm, {"deployed": fl})["deployed_round"], digits=0)
     engine = ("a real SuperLink and one SuperNode per client on loopback (Deployment Engine, `flwr run`), "
@@ -264,7 +265,9 @@ def report_body(plan: Plan, quick: bool, machine: str, why: str, fm: dict[str, A
         f"Written by `python -m benchmarks.run{mode}` on {time.strftime('%Y-%m-%d')} in {seconds:.0f} s "
         "(bundles already exported in `.fmfl-cache`, `.venv-flwr` already created).",
         f"Machine: {machine}. Shared with other developers' jobs: load average {loads[0]} at the start, "
-        f"{loads[1]} at the end ({os.cpu_count()} cores), so read medians and ratios, not absolute times.",
+        f"{loads[1]} at the end ({os.cpu_count()} cores), so read medians and ratios, not absolute times."
+        + ("" if not stages else " Each stage's time and the load average (1, 5, 15 min) when it ended: "
+           + "; ".join(f"{name} {t:.0f} s ({load})" for name, t, load in stages) + "."),
         "",
         f"Task: `fmfl demo --task vision` settings with {plan.clients} clients, {plan.max_samples:,} Fashion-MNIST "
         f"training samples (`--max-samples`; the default demo uses 60,000), Dirichlet({ALPHA}) label skew, seed "
@@ -294,9 +297,8 @@ def report_body(plan: Plan, quick: bool, machine: str, why: str, fm: dict[str, A
         "fine-tuning only a head would also do: the same deployment and ClientApp except that the trunk runs "
         "once per client (first round, features kept on disk) and each round trains the same torch head with "
         "the same AdamW on the cached features, sending the same dense fp32 head; Flower's `FedAvg`, "
-        "unchanged. It separates what the trunk costs Flower from what its process-per-round isolation costs, "
-        "and gives the like-for-like step time (torch against ORT on the same head-only work, "
-        f"{plan.clients} client processes on the same cores on both sides).",
+        "unchanged. It separates what the trunk costs Flower from what its process-per-round isolation "
+        "costs.",
         f"- **Flower + cached features, simulated** ({plan.rounds} rounds): the same ClientApp code under {sim}. "
         f"Deployed, every round still starts a fresh ClientApp process per client, which does not fit "
         f"{plan.rounds} rounds in this benchmark's budget; the Simulation Engine keeps its actors. This "
@@ -419,15 +421,23 @@ def what_limits(plan: Plan, acc: dict[str, dict[int, float]], fm: dict[str, Any]
                       f"{fm_agg / fl_rec:.1f}x slower than")
     else:
         vs_records = "not compared with"
-    fm_step, fl_step = m["fmfl_step"], m["deployed_cached_step"]
+    fm_step, dep_step, sim_step = m["fmfl_step"], m["deployed_cached_step"], m["simulated_step"]
     step = "(not run)"
-    if fm_step is not None and fl_step is not None:
-        ratio = fm_step / fl_step
-        step = (f"{dur(fm_step, 1e3, 'ms', 3)} against {dur(fl_step, 1e3, 'ms', 3)} (medians; simulated: "
-                f"{dur(m['simulated_step'], 1e3, 'ms', 3)}), fmfl / Flower = {ratio:.2f}, so the 0.6x goal of "
-                "issue 4 is " + ("met" if ratio <= GOAL_STEP else "missed") + " on this like-for-like work. Both "
-                "are far above the arithmetic a step holds (1.6 MFLOP: well under 0.1 ms at the matmul rate in "
-                "Against the limits): an ORT session call against torch's autograd and optimizer dispatch")
+    if fm_step is not None and sim_step is not None:
+        step = (f"fmfl {dur(fm_step, 1e3, 'ms', 3)} against torch {dur(dep_step, 1e3, 'ms', 3)} in Flower's "
+                f"deployment and {dur(sim_step, 1e3, 'ms', 3)} in its simulation (medians). The deployed ClientApp "
+                "is a fresh process every round, so all of its steps run in a cold torch (first-call dispatch, "
+                "allocator warm-up) while the other processes of the round start beside it; the simulation's "
+                "actors are warm. On warm processes fmfl / torch = "
+                f"{fm_step / sim_step:.2f}: ORT's per-call overhead (the training module's run, then the optimizer's "
+                "step and a gradient reset, each a separate call into ORT) costs more than torch's eager "
+                "autograd on a 1280x10 head, so the 0.6x "
+                "goal of issue 4 is " + ("met" if fm_step <= GOAL_STEP * sim_step else "missed") + " on "
+                "like-for-like warm work" + ("" if dep_step is None else
+                                              f" and {'met' if fm_step <= GOAL_STEP * dep_step else 'missed'} "
+                                              f"({fm_step / dep_step:.2f}) against Flower as it deploys") +
+                ". Both are far above the arithmetic a step holds (1.6 MFLOP: well under 0.1 ms at the matmul "
+                "rate in Against the limits)")
     rss = ""
     if m["deployed_cached_rss"] is not None:
         rss = (f" Without the trunk, Flower's ClientApp still peaks at {m['deployed_cached_rss']:.0f} MB (torch and "
@@ -441,8 +451,7 @@ def what_limits(plan: Plan, acc: dict[str, dict[int, float]], fm: dict[str, Any]
         "demo does not use it), so each client receives about what Flower sends.",
         "- **Step time**: against Flower as deployed, fmfl's step is a 1280x10 matmul pair on cached features "
         "while the quickstart ClientApp recomputes the trunk every step: that is a design difference, not ORT "
-        "against torch. The like-for-like row is Flower + cached features, deployed (torch on the same "
-        f"head-only work, {plan.clients} client processes sharing the cores on both sides): {step}.",
+        f"against torch. On the same head-only work (Flower + cached features): {step}.",
         "- **RSS and cold start**: Flower as deployed starts a fresh ClientApp process for every round's "
         "message (SuperExec subprocess isolation) that imports torch and flwr and rebuilds the model each "
         "time, next to a long-lived SuperNode and SuperExec; fmfl's one torch-free client process keeps its ORT "
