@@ -430,8 +430,9 @@ def what_limits(plan: Plan, acc: dict[str, dict[int, float]], fm: dict[str, Any]
                 "allocator warm-up) while the other processes of the round start beside it; the simulation's "
                 "actors are warm. On warm processes fmfl / torch = "
                 f"{fm_step / sim_step:.2f}: ORT's per-call overhead (the training module's run, then the optimizer's "
-                "step and a gradient reset, each a separate call into ORT) costs more than torch's eager "
-                "autograd on a 1280x10 head, so the 0.6x "
+                "step and a gradient reset, each a separate call into ORT) costs "
+                + ("more than" if fm_step > 1.1 * sim_step else "about as much as" if fm_step > 0.9 * sim_step
+                   else "less than") + " torch's eager autograd on a 1280x10 head, so the 0.6x "
                 "goal of issue 4 is " + ("met" if fm_step <= GOAL_STEP * sim_step else "missed") + " on "
                 "like-for-like warm work" + ("" if dep_step is None else
                                               f" and {'met' if fm_step <= GOAL_STEP * dep_step else 'missed'} "
