@@ -104,6 +104,14 @@ class Row:
         return self.result.final_accuracy
 
     @property
+    def tail_range(self) -> tuple[float, float]:
+        """Min and max test accuracy over the evaluated rounds of the last third: the noise to read the final
+        number against (one seed per row)."""
+        rounds = self.regime.rounds
+        tail = [v for k, v in self.result.accuracy.items() if k >= rounds - rounds // 3]
+        return min(tail), max(tail)
+
+    @property
     def learned_nothing(self) -> bool:
         return 100 * (self.result.final_accuracy - self.result.accuracy[0]) < NOTHING_POINTS
 
@@ -227,17 +235,20 @@ def render(rows: list[Row], regimes: list[Regime], wall: float, quick: bool) -> 
         "plain composition of R Gaussian mechanisms, no amplification). Local: `LocalDp.epsilon` of one device "
         "after all its releases (its whole data set is the unit, replace-one neighbours, sensitivity 2C; the "
         "server is not trusted, so this guarantee is stronger in kind and not comparable one to one). "
-        f"\"learned nothing\" = within {NOTHING_POINTS:g} points of the initial model's accuracy.",
+        f"\"learned nothing\" = within {NOTHING_POINTS:g} points of the initial model's accuracy. One seed per "
+        "row; the min-max of the test accuracy over the evaluated rounds (every tenth of the run) of the last third "
+        "shows how far a final number moves from round to round.",
         "",
-        "| regime | mechanism | z | clip C | epsilon | final accuracy (%) | rounds |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| regime | mechanism | z | clip C | epsilon | final accuracy (%) | last third, min-max (%) | rounds |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
         acc = f"{100 * row.accuracy:.2f}" + (" (learned nothing)" if row.learned_nothing else "")
         lines.append(
             f"| {row.regime.label} | {MECHANISM_LABEL[row.mechanism]} | "
             f"{'-' if row.z is None else f'{row.z:g}'} | {'-' if row.clip is None else f'{row.clip:.3f}'} | "
-            f"{_eps(row.epsilon)} | {acc} | {row.regime.rounds} |")
+            f"{_eps(row.epsilon)} | {acc} | {100 * row.tail_range[0]:.2f}-{100 * row.tail_range[1]:.2f} | "
+            f"{row.regime.rounds} |")
     lines += ["", "Findings of this run (computed from the rows above):", "", *_findings(rows, regimes), "",
               f"![test accuracy against epsilon]({PLOT_NAME})"]
     return "\n".join(lines) + "\n"

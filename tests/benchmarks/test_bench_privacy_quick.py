@@ -55,6 +55,6 @@ def test_quick_privacy_sweep_writes_its_section_elsewhere(tmp_path: Path) -> Non
         sampled = _eps(by[("100 clients, q = 0.1", "central DP-FedAvg", z)])
         local = _eps(by[("10 clients, q = 1", "local DP (+ FedAvg)", z)])
         assert sampled < full < local  # local DP: sensitivity 2C, no averaging before release
-    assert all(r[6] == "2" for r in rows if r[0].startswith("10 clients")), rows
+    assert all(r[7] == "2" for r in rows if r[0].startswith("10 clients")), rows
     assert (tmp_path / "privacy_epsilon.png").stat().st_size > 1000
     assert (doc.read_text() if doc.exists() else None) == before
