@@ -202,8 +202,10 @@ def render(results: dict[tuple[str, str], SimulationResult], bound: float, popul
 
 
 def _findings(results: dict[tuple[str, str], SimulationResult], bound: float, rounds: int) -> list[str]:
-    benign_max = max(norm for r in results.values() for log in r.rounds for cid, norm in log.norms.items()
+    bounded = [r for (_, label), r in results.items() if label == "FedAvg + norm bound"]
+    benign_max = max(norm for r in bounded for log in r.rounds for cid, norm in log.norms.items()
                      if cid not in r.malicious)
+    benign_rejected = sum(r.rejected_count(malicious=False) for r in bounded)
     scaled = results[("scaling x10", "FedAvg + norm bound")]
     scaled_norms = [log.norms[c] for log in scaled.rounds for c in scaled.malicious]
     nb_rejected = {a: results[(a, "FedAvg + norm bound")].rejected_count(malicious=True) for a, _ in ATTACKS}
@@ -215,7 +217,8 @@ def _findings(results: dict[tuple[str, str], SimulationResult], bound: float, ro
         tail = [v for k, v in acc.items() if k >= tail_from]
         spreads.append(f"{rule.label} {_pct(min(tail))}-{_pct(max(tail))}")
     return [
-        f"- Norm bound: the largest benign update norm in any run was {benign_max:.3f} (bound {bound:.3f}); the "
+        f"- Norm bound: the largest benign update norm in the norm-bounded runs was {benign_max:.3f} (bound "
+        f"{bound:.3f}; benign updates rejected: {benign_rejected}); the "
         f"scaled updates had norms {min(scaled_norms):.2f}-{max(scaled_norms):.2f}, and the bound rejected "
         f"{nb_rejected['scaling x10']} of {total}. Sign-flipped, ALIE and label-flipped updates have honest-sized "
         f"norms (rejected: {nb_rejected['sign flip']}, {nb_rejected['ALIE']}, {nb_rejected['label flip']}), so "
