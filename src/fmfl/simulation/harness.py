@@ -3,19 +3,24 @@
 One round, as the MQTT deployment runs it (``fmfl.edge_client.device.EdgeDevice.run_round`` and
 ``fmfl.aggregator.ingest``), with the transport replaced by function calls:
 
-1. every client loads the global weights into the bundle's ORT training module and trains its shard for the
-   round (``train_locally``: fresh AdamW state, the task's seed + round for shuffling);
+0. the clients that join the round are drawn (``sample_clients``): every client when ``participation`` is 1
+   (the default), else each one independently with probability ``participation`` (Poisson sampling, seeded
+   by the run's seed and the round); only those take steps 1-4;
+1. each joining client loads the global weights into the bundle's ORT training module and trains its shard
+   for the round (``train_locally``: fresh AdamW state, the task's seed + round for shuffling);
 2. its delta ``trained - global`` goes through the optional per-client ``transform`` hook (the device's own
    processing, e.g. local differential privacy clipping and noise);
-3. the ``attack`` replaces the malicious clients' deltas (model poisoning; data poisoning already happened in
-   step 1 through poisoned labels) - so crafted updates bypass ``transform``, as a real attacker's would;
+3. the ``attack`` replaces the deltas of the malicious clients that joined (model poisoning; data poisoning
+   already happened in step 1 through poisoned labels) - so crafted updates bypass ``transform``, as a real
+   attacker's would;
 4. each delta is encoded by the client's own ``UpdateEncoder`` (error-feedback residual kept across rounds),
    decoded by ``decode_update`` as the gateway does, and offered to the ``Strategy`` with the client's sample
    count as weight; a ``RejectedUpdate`` (e.g. the ``UpdateLimits.max_norm`` bound) is logged, not fatal;
 5. the rule aggregates, and the demo's central ``Evaluator`` scores the new global model on the test set.
 
-A round in which every update was rejected keeps the global model (the gateway would close it with no
-quorum). Determinism: the same population, config and ORT thread count give bit-identical weights.
+A round that nobody joined, or in which every update was rejected, keeps the global model (the gateway
+would close it with no quorum). Determinism: the same population, config and ORT thread count give
+bit-identical weights.
 """
 
 from __future__ import annotations
