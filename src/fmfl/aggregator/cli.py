@@ -116,8 +116,8 @@ def add_aggregation_args(p: Any) -> None:
     a.add_argument(
         "--strategy",
         default="fedavg",
-        help="fedavg, fedavgm, fedadam, fedyogi, fedadagrad, trimmed_mean, median, krum, multikrum, "
-        "dp_fedavg (see the --dp-* options) (default fedavg)",
+        help="fedavg, fedavgm, fedadam, fedyogi, fedadagrad, trimmed-mean, median, krum, multi-krum, "
+        "dp-fedavg (see the --dp-* options); '_' for '-' works too (default fedavg)",
     )
     a.add_argument(
         "--strategy-option",

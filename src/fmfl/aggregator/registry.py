@@ -50,7 +50,7 @@ def make_strategy(name: str, **options: Any) -> Strategy:
 
 def _lookup(name: str) -> type[Strategy]:
     try:
-        # "dp_fedavg" and "dp-fedavg" both name DpFedAvg (the CLI help spells names with "_").
+        # "trimmed_mean" names TrimmedMean as "trimmed-mean" does (older docs and scripts spelled names with "_").
         return STRATEGIES[name] if name in STRATEGIES else STRATEGIES[name.replace("_", "-")]
     except KeyError:
         raise ValueError(f"unknown strategy {name!r}; choose one of: {', '.join(STRATEGIES)}") from None
