@@ -4,7 +4,7 @@
 threat model are in docs/security.md ("Signed updates").
 """
 
-# Exports load on first use (PEP 562): `fmfl client` without --signing-key must not pay for cryptography.
+# Exports load on first use (PEP 562): `fmfl --help` and argument parsing must not import cryptography.
 from importlib import import_module
 from typing import Any
 
