@@ -22,6 +22,7 @@ from fmfl.demo.processes import Child, spawn, stop_all
 from fmfl.demo.progress import Progress
 from fmfl.demo.tasks import TASKS, ZERO_SHOT_NAMES, DemoData
 from fmfl.errors import FmflError
+from fmfl.privacy.local import local_dp_from_options
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,7 @@ def run_demo(cfg: DemoConfig) -> Path:
     if cfg.data is None and (cfg.model or cfg.train):
         raise FmflError("--model and --train choose the bundle for --data; the preset tasks use their own")
     _dp_args(cfg)  # refuse half-given DP options before exporting anything
+    local_dp_from_options(cfg.local_dp_clip, cfg.local_dp_noise_multiplier, 1e-5)  # the same, for local DP
     start = time.perf_counter()
     run_id = cfg.run_id or dt.datetime.now().strftime(f"%Y%m%d-%H%M%S-{cfg.task}")
     run_dir = cfg.runs_dir / run_id
@@ -206,6 +208,8 @@ def _start_processes(cfg: DemoConfig, task: Any, bundle: Path, url: str, run_dir
 def _dp_args(cfg: DemoConfig) -> list[str]:
     """The aggregator's ``--dp-*`` flags; the demo's default strategy becomes dp-fedavg when they are given."""
     if cfg.dp_noise_multiplier is None and cfg.dp_clip is None:
+        if cfg.dp_adaptive_clip:
+            raise FmflError("--dp-adaptive-clip needs --dp-noise-multiplier and --dp-clip")
         return []
     if cfg.dp_noise_multiplier is None or cfg.dp_clip is None:
         raise FmflError("--dp-noise-multiplier and --dp-clip go together")
