@@ -92,23 +92,9 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 
 
 @pytest.fixture(scope="session")
-def device_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A real bundle for ``fmfl client``: tiny ViT at 32 px, last block + head, 10 Fashion-MNIST classes
-    (as tests/edge_client/conftest.py exports it; torch on the workstation side only)."""
-    torch = pytest.importorskip("torch")
-    transformers = pytest.importorskip("transformers")
-    from fmfl.datasets.fashion_mnist import FASHION_MNIST_CLASSES
-    from fmfl.export.pipeline import ExportConfig, export_bundle
-
-    torch.manual_seed(0)
-    root = tmp_path_factory.mktemp("vit")
-    config = transformers.ViTConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2,
-                                    num_attention_heads=2, intermediate_size=64)
-    transformers.ViTModel(config, add_pooling_layer=False).save_pretrained(root / "model")
-    out = root / "bundle"
-    export_bundle(ExportConfig(model=str(root / "model"), task="classify", train="last:1", out=out,
-                               labels=tuple(FASHION_MNIST_CLASSES), lr=0.01))
-    return out
+def device_bundle(tiny_vit_bundle: Path) -> Path:
+    """A real bundle for ``fmfl client``: the session's tiny ViT (tests/conftest.py)."""
+    return tiny_vit_bundle
 
 
 @pytest.fixture(scope="session")

@@ -441,24 +441,6 @@ def test_fmfl_help_and_client_parser_do_not_import_cryptography() -> None:
 # --- one real round: fmfl aggregator --device-registry and fmfl client --signing-key on Mosquitto ------
 
 
-@pytest.fixture(scope="module")
-def vit_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A real bundle (tiny ViT, 32 px, Fashion-MNIST labels, last layer), as tests/edge_client exports it."""
-    torch = pytest.importorskip("torch")
-    transformers = pytest.importorskip("transformers")
-    from fmfl.datasets.fashion_mnist import FASHION_MNIST_CLASSES
-    from fmfl.export.pipeline import ExportConfig, export_bundle
-
-    torch.manual_seed(0)
-    root = tmp_path_factory.mktemp("vit")
-    config = transformers.ViTConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2,
-                                    num_attention_heads=2, intermediate_size=64)
-    transformers.ViTModel(config, add_pooling_layer=False).save_pretrained(root / "model")
-    export_bundle(ExportConfig(model=str(root / "model"), task="classify", train="last:1", out=root / "bundle",
-                               labels=tuple(FASHION_MNIST_CLASSES), lr=0.01))
-    return root / "bundle"
-
-
 def _fmnist_shard(path: Path) -> Path:
     from fmfl.datasets.fashion_mnist import load_fashion_mnist
     from fmfl.edge_client.data import write_npz
@@ -495,7 +477,7 @@ def _ack_for(probe: Any, topics: Any, update: ClientUpdate, timeout: float = 60)
 
 @pytest.mark.slow
 def test_a_real_signed_round_on_a_provisioned_broker(
-    fresh_federation: Any, probes: list[Any], vit_bundle: Path, tmp_path: Path
+    fresh_federation: Any, probes: list[Any], tiny_vit_bundle: Path, tmp_path: Path
 ) -> None:
     from test_server_support import AggregatorProcess, read_metrics
     from trust_helpers import FEDERATION, Probe
@@ -505,10 +487,10 @@ def test_a_real_signed_round_on_a_provisioned_broker(
     fed = fresh_federation
     url = f"mqtts://127.0.0.1:{fed.port}"
     gateway, dev1 = fed.layout.gateway("aggregator"), fed.layout.device("dev-1")
-    bundle_id = verify_bundle(vit_bundle).bundle_id
+    bundle_id = verify_bundle(tiny_vit_bundle).bundle_id
     state = tmp_path / "gateway"
     agg = AggregatorProcess(tmp_path, [
-        "--bundle", str(vit_bundle), "--broker", url, "--federation", FEDERATION, "--state-dir", str(state),
+        "--bundle", str(tiny_vit_bundle), "--broker", url, "--federation", FEDERATION, "--state-dir", str(state),
         "--rounds", "1", "--clients-per-round", "1", "--min-clients", "1", "--local-steps", "2",
         "--round-timeout", "240", "--start-timeout", "240", "--device-registry", str(fed.layout.registry),
         "--username", "aggregator", "--password", fed.password("aggregator"), "--cafile", str(gateway.cafile),
@@ -528,7 +510,7 @@ def test_a_real_signed_round_on_a_provisioned_broker(
 
         # dev-1, the real device process, signs with its provisioned key: the round closes on its update.
         client = subprocess.Popen(
-            [sys.executable, "-m", "fmfl.cli", "-v", "client", "--bundle", str(vit_bundle),
+            [sys.executable, "-m", "fmfl.cli", "-v", "client", "--bundle", str(tiny_vit_bundle),
              "--data", str(_fmnist_shard(tmp_path / "shard.npz")), "--state-dir", str(tmp_path / "dev-1"),
              "--broker", url, "--client-id", "dev-1", "--federation", FEDERATION, "--rounds", "1",
              "--username", "dev-1", "--password", fed.password("dev-1"), "--cafile", str(dev1.cafile),
