@@ -13,6 +13,7 @@ DP_STRATEGIES = ("dp-fedavg", "dp_fedavg")
 
 
 def add_dp_args(p: Any) -> None:
+    """Add the ``--dp-*`` argument group to the ``fmfl aggregator`` parser ``p``."""
     d = p.add_argument_group("client-level differential privacy (--strategy dp-fedavg; docs/privacy.md)")
     d.add_argument("--dp-noise-multiplier", type=float, metavar="Z",
                    help="noise std / clip norm (z); the accountant's epsilon follows from it")

@@ -45,6 +45,8 @@ class Sampling(enum.StrEnum):
 
 
 class Accounting(enum.StrEnum):
+    """The ``dp_accounting`` accountant: Renyi DP (an upper bound) or privacy loss distributions (tight)."""
+
     RDP = "rdp"
     PLD = "pld"
 

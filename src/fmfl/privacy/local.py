@@ -70,6 +70,7 @@ class LocalDp:
 
     @property
     def sigma(self) -> float:
+        """The noise standard deviation per coordinate, ``z * C``."""
         return self.noise_multiplier * self.clip
 
     def epsilon(self, releases: int) -> float:
@@ -88,6 +89,7 @@ class PrivacyLedger:
         self.path = Path(state_dir) / LEDGER_FILE
 
     def releases(self) -> int:
+        """The privatized updates released so far (0 for a fresh state folder)."""
         try:
             return int(json.loads(self.path.read_text(encoding="utf-8"))["releases"])
         except FileNotFoundError:

@@ -42,6 +42,7 @@ def new_nonce() -> str:
 
 
 def check_nonce(value: object) -> str:
+    """``value`` if it is a valid update nonce (32..128 lowercase hex digits), else ``ProtocolError``."""
     if not isinstance(value, str) or not _NONCE.fullmatch(value):
         raise ProtocolError(Reason.BAD_METADATA, f"nonce {repr(value)[:80]} must be 32..128 lowercase hex digits")
     return value

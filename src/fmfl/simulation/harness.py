@@ -57,6 +57,7 @@ class UpdateContext:
     seed: int
 
     def rng(self) -> np.random.Generator:
+        """A generator seeded by ``seed``: the same noise for the same run seed, client and round."""
         return np.random.default_rng(self.seed)
 
 
@@ -104,6 +105,8 @@ class SimulationConfig:
 
 @dataclass(frozen=True)
 class RoundLog:
+    """What happened in one simulated round: who was accepted or refused, the norms sent, the test score."""
+
     round: int
     accepted: tuple[str, ...]
     #: client id -> ``RejectReason`` value
@@ -116,6 +119,8 @@ class RoundLog:
 
 @dataclass
 class SimulationResult:
+    """One run's outcome: test accuracy by round, the per-round logs, the malicious ids, the final weights."""
+
     config: SimulationConfig
     malicious: tuple[str, ...]
     #: round -> test accuracy (round 0: the initial weights)

@@ -52,6 +52,7 @@ _SEED_WORDS = 4  # a 128-bit noise seed, stored as uint32 words in the server st
 
 
 def seed_words(seed: int) -> npt.NDArray[np.uint32]:
+    """A 128-bit noise seed as four little-endian uint32 words (the form kept in the server state)."""
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2 ** (32 * _SEED_WORDS):
         raise ValueError(f"seed must be an integer in [0, 2**128), got {seed!r}")
     return np.array([(seed >> (32 * i)) & 0xFFFFFFFF for i in range(_SEED_WORDS)], dtype=np.uint32)
