@@ -227,6 +227,26 @@ def test_nonce_in_the_wal_survives_a_crash_before_the_journal_row(tmp_path: Path
     refused(h, "a", signed(task, fed, "a", update_id="d" * 32, nonce=first.nonce), "replayed_nonce")
 
 
+def test_a_nonce_only_in_the_wal_is_journaled_at_resume_and_outlives_the_wal(tmp_path: Path, fed: Layout) -> None:
+    """Killed between the WAL append and the journal row, then resumed: the replayed update's journal row
+    keeps its nonce, so the replay check still knows it after the round closes and the WAL is pruned."""
+    h = harness(tmp_path, fed, rounds=3)
+    task = h.task()
+    first = signed(task, fed, "a")
+    assert [a.accepted for a in h.send("a", frames(first))] == [True]
+    h.engine.journal.forget_accepted(task.round)  # what a kill before record_accepted leaves behind
+    h.engine.close()
+    h2 = harness(tmp_path, fed, resume=True, rounds=3)
+    h2.register("a", "b")
+    assert h2.task().round == 1
+    assert [a.accepted for a in h2.send("b", frames(signed(h2.task(), fed, "b")))] == [True]
+    assert h2.engine.version == 1 and h2.engine.wal.update_with_nonce("a", first.nonce or "") is None  # pruned
+    h2.tick()
+    task2 = h2.task()
+    assert task2.round == 2
+    refused(h2, "a", signed(task2, fed, "a", update_id="c" * 32, nonce=first.nonce), "replayed_nonce")
+
+
 def test_a_legit_resend_is_acked_again_and_counted_once(tmp_path: Path, fed: Layout) -> None:
     h = harness(tmp_path, fed)
     task = h.task()

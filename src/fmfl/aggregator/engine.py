@@ -236,7 +236,8 @@ class RoundEngine:
         missing = set(fed) - journaled
         for rec in self.wal.records(round_no):
             if rec.update_id in missing:
-                row = AcceptedRow(rec.update_id, round_no, rec.client_id, round_no, 0, round(rec.weight), {})
+                row = AcceptedRow(rec.update_id, round_no, rec.client_id, round_no, 0, round(rec.weight), {},
+                                  nonce=rec.nonce)  # the replay check outlives the WAL's pruning
                 self.journal.record_accepted(row, counters)
 
     def subscriptions(self, share_group: str | None) -> list[str]:

@@ -46,7 +46,7 @@ CREATE TABLE IF NOT EXISTS updates (
     UNIQUE (round, client_id)
 )
 """
-_COLUMNS = "update_id, round, client_id, weight, size, indices, vals"
+_COLUMNS = "update_id, round, client_id, weight, size, indices, vals, nonce"
 
 
 def add_nonce_column(db: sqlite3.Connection, table: str) -> None:
@@ -73,6 +73,7 @@ class LoggedUpdate:
     size: int
     indices: IndexArray
     values: Float32Array
+    nonce: str | None = None  # a signed update's nonce
 
 
 @dataclass
@@ -126,7 +127,7 @@ class UpdateLog:
         row = (update_id, round, client_id, float(weight), int(size), idx.tobytes(), val.tobytes(), nonce)
         try:
             cur = self._db.execute(
-                f"INSERT INTO updates ({_COLUMNS}, nonce) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                f"INSERT INTO updates ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (update_id) DO NOTHING",
                 row,
             )
@@ -158,7 +159,7 @@ class UpdateLog:
     def records(self, round: int) -> Iterator[LoggedUpdate]:
         """The round's updates in the order they were logged."""
         cur = self._db.execute(f"SELECT {_COLUMNS} FROM updates WHERE round = ? ORDER BY seq", (round,))
-        for uid, rnd, cid, w, size, idx, val in cur:
+        for uid, rnd, cid, w, size, idx, val, nonce in cur:
             yield LoggedUpdate(
                 update_id=uid,
                 round=int(rnd),
@@ -167,6 +168,7 @@ class UpdateLog:
                 size=int(size),
                 indices=np.frombuffer(idx, dtype="<i8").astype(np.int64),
                 values=np.frombuffer(val, dtype="<f4").astype(np.float32),
+                nonce=nonce,
             )
 
     def replay(self, round: int, strategy: Strategy) -> ReplayReport:
