@@ -133,6 +133,24 @@ def fleet(port: int, bundle_id: str, size: int, ids: Iterable[str], **kwargs: An
     ]
 
 
+def await_acks(devices: Iterable[SimDevice], timeout: float = 15.0) -> None:
+    """Wait (bounded) until every update the devices sent has its Ack.
+
+    The gateway's last Acks reach the broker before it exits (it flushes its publishes), but the broker
+    delivers them to the devices after that: stopping the devices at once would race that delivery. A
+    missing Ack is not hidden: the audit's counts then fail.
+    """
+    devices = list(devices)
+
+    def all_acked() -> bool:
+        acked = {a.update_id for d in devices for a in d.acks}
+        return all(u.update_id in acked for d in devices for u, _ in d.sent.values())
+
+    deadline = time.monotonic() + timeout
+    while not all_acked() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def stop_all(devices: Iterable[SimDevice]) -> None:
     """Stop simulated devices; disconnecting first wakes paho's loop, so none waits out its 1 s select."""
     for d in devices:

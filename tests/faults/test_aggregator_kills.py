@@ -19,6 +19,7 @@ from fault_support import (
     Trial,
     acked_by_sim_devices,
     audit,
+    await_acks,
     fleet,
     sent_by_sim_devices,
     start_aggregator,
@@ -66,6 +67,7 @@ def test_aggregator_killed_at_a_phase_resumes_without_loss(
                 d.republish(rnd)
         agg = start_aggregator(fault_bundle, broker.port, tmp_path, rounds=2, k=4, resume=True)
         assert agg.wait(60) == 0, agg.stderr
+        await_acks(devices)
     finally:
         if agg.proc.poll() is None:
             agg.kill()

@@ -17,6 +17,7 @@ from fault_support import (
     Trial,
     acked_by_sim_devices,
     audit,
+    await_acks,
     fleet,
     sent_by_sim_devices,
     start_aggregator,
@@ -52,6 +53,7 @@ def test_broker_restarted_mid_round_loses_no_update(
             assert (broker.workdir / "mosquitto.db").is_file()
             trial.kills += 1
         assert agg.wait(90) == 0, agg.stderr
+        await_acks(devices)
     finally:
         if agg.proc.poll() is None:
             agg.kill()
