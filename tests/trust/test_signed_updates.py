@@ -287,7 +287,12 @@ def test_a_broken_registry_fails_closed(tmp_path: Path, fed: Layout) -> None:
     good = fed.registry.read_text()
     fed.registry.write_text(good[:40])
     update = signed(h.task(), fed, "a")
-    refused(h, "a", update, "registry_unreadable")
+    before = snapshot(h, h.task().round)
+    # Refused and not Acked: the gateway's fault, so the device keeps the update and resends it.
+    assert h.send("a", frames(update)) == []
+    assert snapshot(h, h.task().round) == before
+    assert h.engine.open_round is not None
+    assert h.engine.open_round.rejected_by_reason().get("registry_unreadable", 0) == 1
     fed.registry.write_text(good)
     assert [a.accepted for a in h.send("a", frames(update))] == [True]
 

@@ -37,6 +37,9 @@ from fmfl.protocol import ClientUpdate, Limits, ProtocolError, RoundTask, decode
 
 log = logging.getLogger(__name__)
 
+# Verifier refusals that say nothing about the update (fmfl.trust.update_signing.REGISTRY_UNREADABLE).
+GATEWAY_FAULTS = frozenset({"registry_unreadable"})
+
 
 @dataclass(frozen=True)
 class Verdict:
@@ -112,7 +115,9 @@ class UpdateIngest:
             refusal = self.verifier(update)
             t = self.times.add("verify", t)
             if refusal:
-                return _refuse(refusal, update)
+                # A registry the gateway cannot read is its own fault, not the update's: no Ack (a refusal
+                # would make the device drop the update from its outbox), so the device resends it later.
+                return _refuse(refusal, None if refusal in GATEWAY_FAULTS else update)
         # A resend whose Ack was lost: the same answer again, and nothing counted twice.
         uid = update.update_id
         if self.wal.contains(uid) or self.journal.accepted_round_of(uid) is not None:
