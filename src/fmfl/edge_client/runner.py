@@ -115,6 +115,9 @@ class EdgeRunner:
         if time.monotonic() - self._last_upload < self.cfg.resend_after:
             return
         self._last_upload = time.monotonic()
+        if not self.client.is_connected():
+            # paho would queue a full copy each time; on_connect resends the outbox once reconnected.
+            return
         for entry in self.device.state.pending():
             log.info("no Ack after %.0f s: resending update %s for round %d",
                      self.cfg.resend_after, entry.update_id, entry.round)
