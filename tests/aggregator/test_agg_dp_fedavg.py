@@ -252,3 +252,14 @@ def test_corrupt_state_is_refused_and_the_clip_norm_kept() -> None:
     with pytest.raises(CorruptState, match="noise_seed"):
         strategy.load_state_dict(dict(state, noise_seed=np.zeros(2, np.uint32)))
     assert strategy.clip_norm == 0.5 and np.array_equal(strategy.state_dict()["noise_seed"], state["noise_seed"])
+
+
+def test_a_changed_fixed_clip_on_resume_is_overridden_by_the_saved_one_with_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    saved = _dp(clip_norm=0.5).state_dict()
+    resumed = _dp(clip_norm=2.0)
+    with caplog.at_level("WARNING", logger="fmfl.aggregator.rules.dp_fedavg"):
+        resumed.load_state_dict(saved)
+    assert resumed.clip_norm == 0.5
+    assert "resuming with the saved clip norm 0.5, not the configured 2" in caplog.text

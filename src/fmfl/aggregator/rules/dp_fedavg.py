@@ -213,6 +213,10 @@ class DpFedAvg(Strategy):
             raise CorruptState("server state 'clip_norm' must be a positive finite float64 scalar")
         if seed.shape != (_SEED_WORDS,) or seed.dtype != np.uint32:
             raise CorruptState(f"server state 'noise_seed' must be {_SEED_WORDS} uint32 words")
+        if self.adaptive is None and float(clip) != self.clip_norm:
+            # A fixed clip norm is part of the run's privacy parameters: the saved one wins, and says so.
+            log.warning("dp-fedavg: resuming with the saved clip norm %.6g, not the configured %.6g",
+                        float(clip), self.clip_norm)
         self.clip_norm = float(clip)
         self._seed = seed.copy()
         self.last_round = {}
