@@ -56,6 +56,23 @@ class Device:
         return wait_exit(self.proc, 30, f"fmfl client {self.cid}")
 
 
+def drain(devices: list[Device]) -> None:
+    """The run is over: wait until every outbox is emptied by its Ack, then stop each device cleanly."""
+    wait_for(lambda: not any(d.outbox() for d in devices), 20, "every outbox emptied by its Ack")
+    for d in devices:
+        assert d.stop() == 0, d.log.read_text()[-3000:]
+
+
+def kill_leftovers(agg: Any, devices: list[Device]) -> None:
+    """After a failed test: no gateway or device process outlives it."""
+    if agg.proc.poll() is None:
+        agg.kill()
+    for d in devices:
+        if d.proc is not None and d.proc.poll() is None:
+            d.proc.kill()
+            d.proc.wait()
+
+
 def captured_acks(*watches: Listener, size: int) -> dict[str, int]:
     """update id -> round of every accepted Ack seen on the wire."""
     acks = [a for w in watches for a in acks_for(w, Limits.for_vector_size(size))]
@@ -114,17 +131,10 @@ def test_clients_killed_mid_training_and_mid_upload_lose_nothing(
                     d.start()  # the same state folder, no failpoint
             time.sleep(0.1)
         assert agg.wait(10) == 0, agg.stderr
-        wait_for(lambda: not any(d.outbox() for d in devices), 20, "every outbox emptied by its Ack")
-        for d in devices:
-            assert d.stop() == 0, d.log.read_text()[-3000:]
+        drain(devices)
     finally:
         watch.close()
-        if agg.proc.poll() is None:
-            agg.kill()
-        for d in devices:
-            if d.proc is not None and d.proc.poll() is None:
-                d.proc.kill()
-                d.proc.wait()
+        kill_leftovers(agg, devices)
     trial.kills = sum(d.kills for d in devices)
     assert trial.kills == 3, [(d.cid, d.kills) for d in devices]
     sent, sizes = captured_updates(watch, size=size)
@@ -166,17 +176,10 @@ def test_aggregator_killed_mid_chunked_upload_gets_the_update_resent(
         trial.kills += 1
         agg = start_aggregator(device_bundle, broker.port, tmp_path, rounds=2, k=3, resume=True, **settings)
         assert agg.wait(90) == 0, agg.stderr
-        wait_for(lambda: not any(d.outbox() for d in devices), 20, "every outbox emptied by its Ack")
-        for d in devices:
-            assert d.stop() == 0, d.log.read_text()[-3000:]
+        drain(devices)
     finally:
         watch.close()
-        if agg.proc.poll() is None:
-            agg.kill()
-        for d in devices:
-            if d.proc is not None and d.proc.poll() is None:
-                d.proc.kill()
-                d.proc.wait()
+        kill_leftovers(agg, devices)
     sent, _ = captured_updates(watch, size=size)
     audit(tmp_path / "state", initial, sent, captured_acks(watch, size=size), trial)
     assert trial.counted == 6 and trial.acked == 6
@@ -219,19 +222,12 @@ def test_broker_restarted_under_real_clients_loses_nothing(
         after = Listener(broker.port, [TOPICS.all_updates, f"{TOPICS.root}/ack/+"])
         trial.kills += 1
         assert agg.wait(120) == 0, agg.stderr
-        wait_for(lambda: not any(d.outbox() for d in devices), 20, "every outbox emptied by its Ack")
-        for d in devices:
-            assert d.stop() == 0, d.log.read_text()[-3000:]
+        drain(devices)
     finally:
         watch.close()
         if after is not None:
             after.close()
-        if agg.proc.poll() is None:
-            agg.kill()
-        for d in devices:
-            if d.proc is not None and d.proc.poll() is None:
-                d.proc.kill()
-                d.proc.wait()
+        kill_leftovers(agg, devices)
     assert after is not None
     sent, _ = captured_updates(watch, after, size=size)
     audit(tmp_path / "state", initial, sent, captured_acks(watch, after, size=size), trial)

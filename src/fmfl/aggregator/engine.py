@@ -43,7 +43,7 @@ from fmfl.aggregator.strategy import Strategy
 from fmfl.aggregator.tier import UpstreamConfig, UpstreamTier
 from fmfl.aggregator.wal import UpdateLog
 from fmfl.errors import FmflError
-from fmfl.failpoints import failpoint
+from fmfl.failpoints import armed, failpoint
 from fmfl.protocol import (
     Ack,
     ClientHello,
@@ -301,7 +301,11 @@ class RoundEngine:
             return []
         if data is None:
             if kind == "update":
-                failpoint("aggregator.update_chunk_buffered")  # earlier chunks already acked to the broker
+                if armed("aggregator.update_chunk_buffered"):
+                    # The adapter acks a chunk after handle() returns and paho sends that PUBACK from its
+                    # network thread: give it time, so the earlier chunks really are acked when we die.
+                    time.sleep(0.5)
+                failpoint("aggregator.update_chunk_buffered")
             return []
         if kind == "update":
             accepting = None if self.pool is not None and self.pool.closing else self.open_round
