@@ -33,13 +33,16 @@ def generate_keypair(path: Path) -> tuple[Path, Path]:
     return path, pub_path
 
 
-def load_private_key(path: Path) -> Ed25519PrivateKey:
+def load_private_key(
+    path: Path, *, role: str = "signing key", hint: str = "make one with `fmfl keygen`"
+) -> Ed25519PrivateKey:
+    """An Ed25519 private key from PKCS#8 PEM; ``role`` and ``hint`` name it in the error messages."""
     try:
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        key = serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
     except (OSError, ValueError, TypeError) as exc:
-        raise SigningKeyError(f"cannot read the signing key {path}: {exc}") from exc
+        raise SigningKeyError(f"cannot read the {role} {path}: {exc}") from exc
     if not isinstance(key, Ed25519PrivateKey):
-        raise SigningKeyError(f"{path} is not an Ed25519 private key (make one with `fmfl keygen`)")
+        raise SigningKeyError(f"{path} is not an Ed25519 private key ({hint})")
     return key
 
 

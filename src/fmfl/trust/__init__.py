@@ -9,7 +9,7 @@ from importlib import import_module
 from typing import Any
 
 _EXPORTS: dict[str, str] = {
-    "SigningKeyError": "fmfl.trust.update_signing",
+    "SigningKeyError": "fmfl.bundle.signing",
     "UpdateVerifier": "fmfl.trust.update_signing",
     "load_signing_key": "fmfl.trust.update_signing",
     "sign_update": "fmfl.trust.update_signing",

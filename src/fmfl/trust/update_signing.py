@@ -27,9 +27,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from fmfl.bundle.signing import load_private_key
 from fmfl.errors import FmflError
 from fmfl.protocol import ClientUpdate, new_nonce
 from fmfl.provision.registry import DeviceStatus, Registry, RegistryError
@@ -43,19 +43,9 @@ BAD_SIGNATURE = "bad_signature"
 REGISTRY_UNREADABLE = "registry_unreadable"
 
 
-class SigningKeyError(FmflError):
-    """A device signing key that is missing or not an Ed25519 private key."""
-
-
 def load_signing_key(path: Path) -> Ed25519PrivateKey:
     """The device's Ed25519 private key (PKCS#8 PEM, as ``fmfl provision`` writes ``devices/ID/signing.key``)."""
-    try:
-        key = serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
-    except (OSError, ValueError, TypeError) as exc:
-        raise SigningKeyError(f"cannot read the update signing key {path}: {exc}") from exc
-    if not isinstance(key, Ed25519PrivateKey):
-        raise SigningKeyError(f"{path} is not an Ed25519 private key (use devices/ID/signing.key from fmfl provision)")
-    return key
+    return load_private_key(path, role="update signing key", hint="use devices/ID/signing.key from fmfl provision")
 
 
 def sign_update(update: ClientUpdate, key: Ed25519PrivateKey) -> ClientUpdate:
