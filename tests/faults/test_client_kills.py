@@ -56,6 +56,16 @@ class Device:
         return wait_exit(self.proc, 30, f"fmfl client {self.cid}")
 
 
+# The gateway settings of every real-client trial: three local steps, multi-chunk top-k updates.
+ROUND_SETTINGS: dict[str, Any] = {"start_timeout": 120, "selection_window": 2, "local_steps": 3, "batch_size": 16,
+                                  "codec": "topk:0.05+int8+ef"}
+
+
+def real_devices(bundle: Path, shards: list[Path], port: int, tmp: Path) -> list[Device]:
+    """One ``fmfl client`` (not started) per id in IDS, each on its own shard."""
+    return [Device(cid, bundle, shard, port, tmp) for cid, shard in zip(IDS, shards, strict=True)]
+
+
 def drain(devices: list[Device]) -> None:
     """The run is over: wait until every outbox is emptied by its Ack, then stop each device cleanly."""
     wait_for(lambda: not any(d.outbox() for d in devices), 20, "every outbox emptied by its Ack")
@@ -113,10 +123,8 @@ def test_clients_killed_mid_training_and_mid_upload_lose_nothing(
     trial = ledger.add(Trial("fmfl client SIGKILL mid-training / after commit / mid-upload"))
     armed = TRIALS[trial_name]
     watch = Listener(broker.port, [TOPICS.all_updates, f"{TOPICS.root}/ack/+"])
-    agg = start_aggregator(device_bundle, broker.port, tmp_path, rounds=2, k=3, start_timeout=120,
-                           selection_window=2, local_steps=3, batch_size=16, codec="topk:0.05+int8+ef")
-    shards = zip(IDS, device_shards, strict=True)
-    devices = [Device(cid, device_bundle, shard, broker.port, tmp_path) for cid, shard in shards]
+    agg = start_aggregator(device_bundle, broker.port, tmp_path, rounds=2, k=3, **ROUND_SETTINGS)
+    devices = real_devices(device_bundle, device_shards, broker.port, tmp_path)
     try:
         for d in devices:
             d.start(armed[d.cid])
@@ -162,19 +170,16 @@ def test_aggregator_killed_mid_chunked_upload_gets_the_update_resent(
     size = initial.shape[0]
     trial = ledger.add(Trial("aggregator SIGKILL mid chunked upload (real clients)"))
     watch = Listener(broker.port, [TOPICS.all_updates, f"{TOPICS.root}/ack/+"])
-    settings: dict[str, Any] = {"start_timeout": 120, "selection_window": 2, "local_steps": 3, "batch_size": 16,
-                                "codec": "topk:0.05+int8+ef"}
     agg = start_aggregator(device_bundle, broker.port, tmp_path, rounds=2, k=3,
-                           failpoints="aggregator.update_chunk_buffered@2", **settings)
-    shards = zip(IDS, device_shards, strict=True)
-    devices = [Device(cid, device_bundle, shard, broker.port, tmp_path) for cid, shard in shards]
+                           failpoints="aggregator.update_chunk_buffered@2", **ROUND_SETTINGS)
+    devices = real_devices(device_bundle, device_shards, broker.port, tmp_path)
     try:
         for d in devices:
             d.cmd += ["--resend-after", "2"]
             d.start()
         assert wait_exit(agg.proc, 120, "the armed aggregator") == AGG_SIGKILLED, agg.stderr
         trial.kills += 1
-        agg = start_aggregator(device_bundle, broker.port, tmp_path, rounds=2, k=3, resume=True, **settings)
+        agg = start_aggregator(device_bundle, broker.port, tmp_path, rounds=2, k=3, resume=True, **ROUND_SETTINGS)
         assert agg.wait(90) == 0, agg.stderr
         drain(devices)
     finally:
@@ -199,10 +204,8 @@ def test_broker_restarted_under_real_clients_loses_nothing(
     trial = ledger.add(Trial(f"broker {how} + restart under real clients"))
     watch = Listener(broker.port, [TOPICS.all_updates, f"{TOPICS.root}/ack/+"])
     after: Listener | None = None
-    agg = start_aggregator(device_bundle, broker.port, tmp_path, rounds=2, k=3, start_timeout=120,
-                           selection_window=2, local_steps=3, batch_size=16, codec="topk:0.05+int8+ef")
-    shards = zip(IDS, device_shards, strict=True)
-    devices = [Device(cid, device_bundle, shard, broker.port, tmp_path) for cid, shard in shards]
+    agg = start_aggregator(device_bundle, broker.port, tmp_path, rounds=2, k=3, **ROUND_SETTINGS)
+    devices = real_devices(device_bundle, device_shards, broker.port, tmp_path)
     try:
         for d in devices:
             d.cmd += ["--resend-after", "2"]
