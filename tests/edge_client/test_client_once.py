@@ -49,7 +49,7 @@ def test_a_full_client_round_never_imports_torch_or_transformers(vit_bundle: Pat
         "from fmfl.cli import main\n"
         f"rc = main({once(vit_bundle, fmnist_shard, tmp_path / 'state')!r})\n"
         "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'transformers', 'onnx'))\n"
-        "assert 'onnxruntime.training.api' in sys.modules\n"
+        "assert 'onnxruntime' in sys.modules\n"
         "print('HEAVY', heavy)\n"
         "sys.exit(rc)\n"
     )
@@ -62,7 +62,7 @@ def test_tampered_bundle_is_refused_before_onnxruntime_loads(vit_bundle: Path, f
                                                              tmp_path: Path) -> None:
     bundle = tmp_path / "bundle"
     shutil.copytree(vit_bundle, bundle)
-    path = bundle / "training_model.onnx"
+    path = bundle / "train_step.onnx"
     data = bytearray(path.read_bytes())
     data[100] ^= 0xFF
     path.write_bytes(bytes(data))
@@ -75,7 +75,7 @@ def test_tampered_bundle_is_refused_before_onnxruntime_loads(vit_bundle: Path, f
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
-    assert "training_model.onnx does not match its sha256" in result.stderr
+    assert "train_step.onnx does not match its sha256" in result.stderr
     assert "ORT_LOADED False" in result.stdout
     assert not (tmp_path / "state").exists()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -41,12 +42,12 @@ def bundle_copy(signed_bundle: Path, tmp_path: Path) -> Path:
 def test_signed_bundle_verifies_with_its_key(signed_bundle: Path, keys: tuple[Path, Path]) -> None:
     manifest = verify_bundle(signed_bundle, keys[1])
     assert manifest.bundle_id == manifest.derive_bundle_id()
-    assert set(manifest.files) >= {"training_model.onnx", "eval_model.onnx", "optimizer_model.onnx", "checkpoint",
-                                   "inference.onnx", "prefix.onnx", "initial_weights.npy", "tokenizer.json"}
+    assert set(manifest.files) >= {"train_step.onnx", "eval.onnx", "inference.onnx", "prefix.onnx",
+                                   "initial_weights.npy", "tokenizer.json"}
 
 
-@pytest.mark.parametrize("name", ["training_model.onnx", "eval_model.onnx", "optimizer_model.onnx", "checkpoint",
-                                  "inference.onnx", "prefix.onnx", "initial_weights.npy", "tokenizer.json"])
+@pytest.mark.parametrize("name", ["train_step.onnx", "eval.onnx", "inference.onnx", "prefix.onnx",
+                                  "initial_weights.npy", "tokenizer.json"])
 def test_one_flipped_byte_in_any_file_fails_naming_the_file(bundle_copy: Path, name: str,
                                                            capsys: pytest.CaptureFixture[str]) -> None:
     # Prepare: flip one byte in the middle of the file
@@ -105,8 +106,8 @@ def test_unlisted_file_is_refused(bundle_copy: Path) -> None:
 
 
 def test_missing_file_is_named(bundle_copy: Path) -> None:
-    (bundle_copy / "checkpoint").unlink()
-    with pytest.raises(BundleError, match="checkpoint is missing"):
+    (bundle_copy / "eval.onnx").unlink()
+    with pytest.raises(BundleError, match=r"eval\.onnx is missing"):
         verify_bundle(bundle_copy)
 
 
@@ -125,3 +126,18 @@ def test_inspect_describes_split_and_signature(signed_bundle: Path, keys: tuple[
     assert "split     encoder: frozen stages 0..1 of 4" in out
     assert "signature valid" in out
     assert "trainable 8,643 parameters" in out
+    assert re.search(r"graph     train_step.onnx: train step: loss, output, gradients; opset ai.onnx (\d+); "
+                     r"(\d+) nodes", out)
+    assert re.search(r"graph     eval.onnx: eval: loss, output; opset ai.onnx \d+; \d+ nodes", out)
+    assert "gate      gradients checked against torch at batch [4, 3]" in out
+
+
+def test_a_schema_1_bundle_is_refused_with_a_re_export_hint(bundle_copy: Path) -> None:
+    # A bundle from the onnxruntime-training era, as an fmfl 0.1 device would have it (its id made valid again)
+    raw = json.loads((bundle_copy / "manifest.json").read_text())
+    raw["schema"] = "fmfl.bundle/1"
+    (bundle_copy / "manifest.json").write_text(json.dumps(raw))
+    before = {p.name: p.read_bytes() for p in bundle_copy.iterdir()}
+    with pytest.raises(BundleError, match=r"schema 'fmfl.bundle/1'.*onnxruntime-training.*re-export"):
+        verify_bundle(bundle_copy)
+    assert {p.name: p.read_bytes() for p in bundle_copy.iterdir()} == before

@@ -105,7 +105,7 @@ def test_interrupted_export_leaves_no_half_bundle(tmp_path: Path, tiny_bert: Pat
     def interrupted(*_args: object, **_kwargs: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(pipeline, "generate_training_artifacts", interrupted)
+    monkeypatch.setattr(pipeline, "check_graphs", interrupted)
     out = tmp_path / "o"
     assert main(export("--model", str(tiny_bert), "--task", "classify", "--train", "head", "--num-labels", "2",
                        "--out", str(out))) == 130

@@ -1,9 +1,12 @@
 """``manifest.json``: what a bundle holds, in a versioned schema.
 
-The trainable tensors are listed in the exact order of ONNX Runtime's contiguous parameter buffer
-(``Module.get_contiguous_parameters(trainable_only=True)``), which follows the ``requires_grad`` list
-given to ``generate_artifacts``: an update is a flat float32 vector in that order, and ``offset`` says
-where each tensor starts.
+The trainable tensors are listed in update order: an update (and the device's weight vector) is one flat
+float32 vector with the tensors one after another, and ``offset`` says where each starts. The train-step
+and eval graphs take each tensor as an input of that name (``graph.train_step``).
+
+Schema history: ``fmfl.bundle/1`` bundles held onnxruntime-training artifacts (training, eval and
+optimizer graphs, a checkpoint); ``fmfl.bundle/2`` holds plain ``ai.onnx`` train-step and eval graphs that
+the standard onnxruntime runs, and the optimizer's hyperparameters. A device refuses /1 with a re-export hint.
 """
 
 from __future__ import annotations
@@ -15,7 +18,12 @@ from typing import Any
 
 from fmfl.errors import FmflError
 
-SCHEMA = "fmfl.bundle/1"
+SCHEMA = "fmfl.bundle/2"
+#: schemas this fmfl recognises but can no longer run, with what to do about them
+RETIRED_SCHEMAS = {
+    "fmfl.bundle/1": "it holds onnxruntime-training artifacts, and fmfl now trains with the standard onnxruntime: "
+                     "re-export the model with this fmfl (`fmfl export`) to get train-step graphs",
+}
 MANIFEST_FILE = "manifest.json"
 SIGNATURE_FILE = "manifest.sig"
 #: a manifest larger than this is refused before parsing (a real one is a few tens of KB)
@@ -104,7 +112,15 @@ class Manifest:
             raise ManifestError(f"manifest.json is not valid JSON: {exc}") from exc
         if not isinstance(data, dict):
             raise ManifestError("manifest.json must hold a JSON object")
+        return cls.from_dict(data)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], check: bool = True) -> Manifest:
+        """A manifest from its parsed JSON; ``check=False`` skips ``check_consistency`` (for tools that re-derive)."""
         schema = data.get("schema")
+        if schema in RETIRED_SCHEMAS:
+            raise ManifestError(f"this bundle has manifest schema {schema!r}, which this fmfl cannot run: "
+                                f"{RETIRED_SCHEMAS[schema]}")
         if schema != SCHEMA:
             raise ManifestError(f"manifest schema {schema!r} is not supported (this fmfl reads {SCHEMA!r})")
         try:
@@ -130,7 +146,8 @@ class Manifest:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ManifestError(f"manifest.json is missing or has a malformed field: {exc!r}") from exc
-        manifest.check_consistency()
+        if check:
+            manifest.check_consistency()
         return manifest
 
     def check_consistency(self) -> None:
@@ -144,3 +161,13 @@ class Manifest:
         for role, name in self.artifacts.items():
             if name is not None and name not in self.files:
                 raise ManifestError(f"artifact {role} ({name}) is not listed in files")
+        for role in ("train_step_model", "eval_model"):
+            if not self.artifacts.get(role):
+                raise ManifestError(f"artifacts.{role} is missing")
+        step = self.graph.get("train_step")
+        if not isinstance(step, dict) or not all(isinstance(step.get(k), list) for k in ("inputs", "outputs",
+                                                                                           "gradients")):
+            raise ManifestError("graph.train_step must list the train-step graph's inputs, outputs and gradients")
+        if len(step["gradients"]) != len(self.trainable):
+            raise ManifestError(f"graph.train_step lists {len(step['gradients'])} gradients for "
+                                f"{len(self.trainable)} trainable tensors")

@@ -43,7 +43,7 @@ def _varint(buf: memoryview | mmap.mmap, pos: int, end: int) -> tuple[int, int]:
         shift += 7
 
 
-def _fields(buf: memoryview | mmap.mmap, start: int, end: int):  # type: ignore[no-untyped-def]
+def fields(buf: memoryview | mmap.mmap, start: int, end: int):  # type: ignore[no-untyped-def]
     """(field number, wire type, value or (start, end) of a length-delimited field)."""
     pos = start
     while pos < end:
@@ -69,7 +69,7 @@ def _fields(buf: memoryview | mmap.mmap, start: int, end: int):  # type: ignore[
 
 
 def _tensor(buf: memoryview | mmap.mmap, span: tuple[int, int]) -> bool:
-    for field, wire, value in _fields(buf, *span):
+    for field, wire, value in fields(buf, *span):
         if field == TENSOR_EXTERNAL_DATA and wire == 2:
             return True
         if field == TENSOR_DATA_LOCATION and wire == 0 and value == EXTERNAL:
@@ -80,7 +80,7 @@ def _tensor(buf: memoryview | mmap.mmap, span: tuple[int, int]) -> bool:
 def _graph(buf: memoryview | mmap.mmap, span: tuple[int, int], depth: int) -> bool:
     if depth > MAX_DEPTH:
         raise ExternalDataError("ONNX subgraphs nested too deeply")
-    for field, wire, value in _fields(buf, *span):
+    for field, wire, value in fields(buf, *span):
         if wire != 2:
             continue
         if field == GRAPH_INITIALIZER and _tensor(buf, value):
@@ -95,15 +95,15 @@ def _graph(buf: memoryview | mmap.mmap, span: tuple[int, int], depth: int) -> bo
 def _sparse(buf: memoryview | mmap.mmap, span: tuple[int, int]) -> bool:
     return any(
         wire == 2 and field in (SPARSE_VALUES, SPARSE_INDICES) and _tensor(buf, value)
-        for field, wire, value in _fields(buf, *span)
+        for field, wire, value in fields(buf, *span)
     )
 
 
 def _node(buf: memoryview | mmap.mmap, span: tuple[int, int], depth: int) -> bool:
-    for field, wire, value in _fields(buf, *span):
+    for field, wire, value in fields(buf, *span):
         if field != NODE_ATTRIBUTE or wire != 2:
             continue
-        for afield, awire, avalue in _fields(buf, *value):
+        for afield, awire, avalue in fields(buf, *value):
             if awire != 2:
                 continue
             if afield in (ATTR_T, ATTR_TENSORS) and _tensor(buf, avalue):
@@ -122,13 +122,13 @@ def has_external_data(path: Path) -> bool:
         if size == 0:
             raise ExternalDataError(f"{path.name} is empty")
         with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
-            for field, wire, value in _fields(buf, 0, size):
+            for field, wire, value in fields(buf, 0, size):
                 if wire != 2:
                     continue
                 if field == MODEL_GRAPH and _graph(buf, value, 0):
                     return True
                 if field == MODEL_FUNCTIONS:
-                    for ffield, fwire, fvalue in _fields(buf, *value):
+                    for ffield, fwire, fvalue in fields(buf, *value):
                         if ffield == FUNCTION_NODE and fwire == 2 and _node(buf, fvalue, 1):
                             return True
     return False

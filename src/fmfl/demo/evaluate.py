@@ -22,7 +22,8 @@ from fmfl.edge_client.data.text import tokenize
 from fmfl.edge_client.device import resolved_preprocessing
 from fmfl.edge_client.features import compute_features
 from fmfl.edge_client.local_training import evaluate
-from fmfl.edge_client.ort_training import OrtTrainer, onnxruntime_module, session_options
+from fmfl.edge_client.runtime import CPU, onnxruntime_module, session_options
+from fmfl.edge_client.trainer import Trainer
 
 
 def image_inputs(images: np.ndarray, pre: Preprocessing) -> np.ndarray:
@@ -48,7 +49,7 @@ class Evaluator:
             names = manifest.graph["train_inputs"]
             self.data = LocalDataset(inputs={n: features[n] if n in features else raw[n] for n in names},
                                      labels=self.test_y)
-            self.trainer = OrtTrainer(bundle, manifest, threads)
+            self.trainer = Trainer(bundle, manifest, threads)
         else:
             self._prepare_zero_shot(test_x, class_names)
 
@@ -88,7 +89,7 @@ class Evaluator:
             keep.append(value)  # the session reads the buffer: keep it alive
             options.add_initializer(t.name, value)
         session = ort.InferenceSession(str(self.bundle / "inference.onnx"), options,
-                                       providers=["CPUExecutionProvider"])
+                                       providers=[CPU])
         names = [i.name for i in session.get_inputs()]
         n_prompts = self.num_classes * self.num_templates
         n_images = len(next(iter(self.image_features.values())))

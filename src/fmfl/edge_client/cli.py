@@ -79,8 +79,6 @@ def run_client(args: argparse.Namespace) -> int:
 def run_once(args: argparse.Namespace) -> int:
     import time
 
-    import numpy as np
-
     from fmfl.edge_client.local_training import LocalTrainConfig
     from fmfl.protocol import DEFAULT_CODEC, UpdateEncoder
 
@@ -90,17 +88,14 @@ def run_once(args: argparse.Namespace) -> int:
     _, weights = device.global_model()
     before = device.evaluate(weights)
     lr = args.lr or float(device.manifest.optimizer["lr"])
-    trained, stats = device.train(weights, LocalTrainConfig(batch_size=args.batch_size, lr=lr,
-                                                            local_epochs=args.epochs))
-    after = device.evaluate(trained)
-    delta = (trained - weights).astype(np.float32)
-    local_dp = device.cfg.local_dp
-    if local_dp is not None:  # as a round would privatize it (nothing is sent or counted here)
-        from fmfl.privacy.local import privatize
-
-        delta = privatize(delta, local_dp.clip, local_dp.sigma, np.random.default_rng())
     codec = args.codec or str(DEFAULT_CODEC)
-    encoded = UpdateEncoder(codec, delta.size, device.tensor_sizes).encode(delta)
+    encoder = UpdateEncoder(codec, weights.size, device.tensor_sizes)
+    # As a round would train, privatize and encode it (nothing is sent, and no DP release is recorded).
+    result, _ = device.local_round(weights, LocalTrainConfig(batch_size=args.batch_size, lr=lr,
+                                                             local_epochs=args.epochs), encoder)
+    stats = result.stats
+    after = device.evaluate(result.trained)
+    local_dp = device.cfg.local_dp
     report = {
         "bundle": device.manifest.bundle_id,
         "train_samples": len(device.train_data),
@@ -115,8 +110,8 @@ def run_once(args: argparse.Namespace) -> int:
         "before": {k: round(v, 4) for k, v in before.items()},
         "after": {k: round(v, 4) for k, v in after.items()},
         "codec": codec,
-        "update_bytes": len(encoded),
-        "dense_fp32_bytes": 4 * delta.size,
+        "update_bytes": len(result.payload),
+        "dense_fp32_bytes": 4 * result.delta.size,
     }
     if local_dp is not None:
         report["local_dp_epsilon_per_update"] = round(local_dp.epsilon(1), 4)

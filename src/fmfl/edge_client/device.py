@@ -20,10 +20,11 @@ import fmfl
 from fmfl.bundle import Manifest, verify_bundle
 from fmfl.edge_client.data import LocalDataset, data_fingerprint, read_local_data
 from fmfl.edge_client.features import suffix_dataset
-from fmfl.edge_client.local_training import LocalTrainConfig, TrainStats, evaluate, train_locally
-from fmfl.edge_client.ort_training import OrtTrainer, execution_device, onnxruntime_module
+from fmfl.edge_client.local_training import LocalRound, LocalTrainConfig, evaluate, local_round
+from fmfl.edge_client.runtime import CUDA, onnxruntime_module, providers
 from fmfl.edge_client.state import ClientState
-from fmfl.privacy.local import LocalDp, PrivacyLedger, privatize_update
+from fmfl.edge_client.trainer import Trainer
+from fmfl.privacy.local import LocalDp, PrivacyLedger, privatize, privatize_update
 from fmfl.protocol import ClientUpdate, RoundTask, UpdateEncoder, new_update_id
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,7 @@ def capabilities(threads: int | None) -> dict[str, Any]:
         "machine": platform.machine(),
         "ort_version": ort.__version__,
         "execution_providers": list(ort.get_available_providers()),
-        "training_device": execution_device()[0],
+        "training_device": "cuda" if providers()[0] == CUDA else "cpu",
         "fmfl_version": fmfl.__version__,
     }
 
@@ -85,7 +86,7 @@ class EdgeDevice:
             cache_dir=cfg.state_dir / "cache", threads=cfg.threads,
         )
         self.train_data, self.eval_data = suffix.split(cfg.eval_fraction, cfg.seed)
-        self.trainer = OrtTrainer(cfg.bundle, self.manifest, cfg.threads)
+        self.trainer = Trainer(cfg.bundle, self.manifest, cfg.threads)
         self.initial = np.load(cfg.bundle / str(self.manifest.artifacts["initial_weights"]))
         self.tensor_sizes = [t.size for t in self.manifest.trainable]
         self._global: tuple[int, np.ndarray] | None = None  # read from the state folder once, then kept
@@ -116,10 +117,28 @@ class EdgeDevice:
         self.trainer.set_weights(weights)
         return evaluate(self.trainer, self.eval_data)
 
-    def train(self, weights: np.ndarray, cfg: LocalTrainConfig) -> tuple[np.ndarray, TrainStats]:
-        self.trainer.set_weights(weights)
-        stats = train_locally(self.trainer, self.train_data, cfg)
-        return self.trainer.get_weights(), stats
+    def local_round(
+        self, weights: np.ndarray, cfg: LocalTrainConfig, encoder: UpdateEncoder, seed: int | None = None,
+        ledger: PrivacyLedger | None = None,
+    ) -> tuple[LocalRound, dict[str, float]]:
+        """One local round (``local_training.local_round``) with this device's local DP; returns its DP metrics.
+
+        With a ``ledger`` each release is recorded (a real round); without, the delta is noised all the same
+        but nothing is counted (``--once`` sends nothing).
+        """
+        dp_metrics: dict[str, float] = {}
+        local_dp = self.cfg.local_dp
+        transform = None
+        if local_dp is not None:
+            def transform(delta: np.ndarray) -> np.ndarray:
+                # Before the codec, so its error-feedback residual only ever holds noised values.
+                if ledger is None:
+                    return privatize(delta, local_dp.clip, local_dp.sigma, np.random.default_rng())
+                noisy, metrics = privatize_update(delta, local_dp, ledger)
+                dp_metrics.update(metrics)
+                return noisy
+        result = local_round(self.trainer, weights, self.train_data, cfg, encoder, seed=seed, transform=transform)
+        return result, dp_metrics
 
     def run_round(self, task: RoundTask, weights: np.ndarray) -> ClientUpdate:
         """Train on the task's terms, encode the update with error feedback, commit it to the outbox."""
@@ -127,20 +146,20 @@ class EdgeDevice:
             batch_size=task.batch_size, lr=task.lr, local_epochs=task.local_epochs,
             local_steps=task.local_steps, seed=task.seed + task.round,
         )
-        trained, stats = self.train(weights, cfg)
+        seed = zlib.crc32(f"{self.cfg.client_id}:{task.round}".encode())
+        encoder = UpdateEncoder(task.codec, weights.size, self.tensor_sizes, seed=seed)
+        _load_residual(encoder, self.state.residual(weights.size))
+        result, dp_metrics = self.local_round(weights, cfg, encoder, seed, PrivacyLedger(self.cfg.state_dir))
+        stats = result.stats
         metrics = {"train_loss": stats.mean_loss, "train_seconds": stats.seconds, "steps": float(stats.steps)}
         metrics.update(evaluate(self.trainer, self.eval_data))
-        delta = (trained.astype(np.float64) - weights.astype(np.float64)).astype(np.float32)
-        if self.cfg.local_dp is not None:
-            # Before the codec, so its error-feedback residual only ever holds noised values.
-            delta, dp_metrics = privatize_update(delta, self.cfg.local_dp, PrivacyLedger(self.cfg.state_dir))
+        if dp_metrics:
             metrics.update(dp_metrics)
+            assert self.cfg.local_dp is not None
             log.info("local DP: update %d released, epsilon %.4g at delta %g", int(dp_metrics["local_dp_releases"]),
                      dp_metrics["local_dp_epsilon"], self.cfg.local_dp.delta)
-        seed = zlib.crc32(f"{self.cfg.client_id}:{task.round}".encode())
-        encoder = UpdateEncoder(task.codec, delta.size, self.tensor_sizes, seed=seed)
-        _load_residual(encoder, self.state.residual(delta.size))
-        payload = encoder.encode(delta, seed=seed)
+        assert result.payload is not None  # an encoder was given
+        payload = result.payload
         update = ClientUpdate(
             federation=task.federation, bundle_id=self.manifest.bundle_id, round=task.round,
             model_version=task.model_version, client_id=self.cfg.client_id, num_samples=self.num_samples,

@@ -20,13 +20,30 @@ import numpy as np
 
 from fmfl.bundle.manifest import Manifest
 from fmfl.edge_client.data import LocalDataset
-from fmfl.edge_client.ort_training import PrefixRunner
+from fmfl.edge_client.runtime import check_runtime, open_session
 
 log = logging.getLogger(__name__)
 
 #: samples per prefix batch: the one-off trunk pass sets the device's peak memory (activations of a
 #: transformer trunk grow with it; 64 measured ~30% more peak RSS than 8 on MiniLM for no speed gain on CPU)
 PREFIX_BATCH = 16
+
+
+class PrefixRunner:
+    """The frozen trunk of a split bundle as an inference session: raw inputs -> features at the split point."""
+
+    def __init__(self, bundle: Path, manifest: Manifest, threads: int | None = None) -> None:
+        name = manifest.artifacts.get("prefix_model")
+        if not name:
+            raise ValueError("bundle has no frozen prefix (its spec trains from the first block)")
+        check_runtime(manifest.versions.get("min_onnxruntime"), manifest.versions.get("opset"))
+        self.session = open_session(bundle / name, threads)
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        self.output_names = [o.name for o in self.session.get_outputs()]
+
+    def __call__(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        outs = self.session.run(self.output_names, {n: inputs[n] for n in self.input_names})
+        return dict(zip(self.output_names, outs, strict=True))
 
 
 def cache_key(manifest: Manifest, data_hash: str) -> str:

@@ -1,16 +1,22 @@
-"""Local training and evaluation of the suffix with ONNX Runtime, as a round task asks for it."""
+"""Local training and evaluation of the suffix, and the one local round every device kind runs.
+
+``local_round`` (set weights, train, delta, transform, encode) is the single implementation behind the MQTT
+device (``EdgeDevice.run_round``), ``fmfl client --once`` and the in-process simulation.
+"""
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from fmfl.edge_client.data import LocalDataset
-from fmfl.edge_client.ort_training import OrtTrainer
+from fmfl.edge_client.trainer import Trainer
 from fmfl.failpoints import failpoint
+from fmfl.protocol import UpdateEncoder
 
 
 @dataclass(frozen=True)
@@ -38,7 +44,7 @@ class TrainStats:
     seconds: float
 
 
-def _feeds(trainer: OrtTrainer, inputs: dict[str, np.ndarray], labels: np.ndarray | None) -> dict[str, np.ndarray]:
+def _feeds(trainer: Trainer, inputs: dict[str, np.ndarray], labels: np.ndarray | None) -> dict[str, np.ndarray]:
     feeds = {n: np.ascontiguousarray(v) for n, v in inputs.items()}
     if "labels" in trainer.input_names:
         if labels is None:
@@ -47,12 +53,12 @@ def _feeds(trainer: OrtTrainer, inputs: dict[str, np.ndarray], labels: np.ndarra
     return feeds
 
 
-def _min_batch(trainer: OrtTrainer) -> int:
+def _min_batch(trainer: Trainer) -> int:
     # The contrastive loss needs negatives: a batch of one pair has none.
     return 1 if "labels" in trainer.input_names else 2
 
 
-def train_locally(trainer: OrtTrainer, data: LocalDataset, cfg: LocalTrainConfig) -> TrainStats:
+def train_locally(trainer: Trainer, data: LocalDataset, cfg: LocalTrainConfig) -> TrainStats:
     if len(data) < _min_batch(trainer):
         raise ValueError(f"not enough local training samples ({len(data)})")
     trainer.reset_optimizer()
@@ -81,7 +87,7 @@ def train_locally(trainer: OrtTrainer, data: LocalDataset, cfg: LocalTrainConfig
     return TrainStats(len(losses), samples, mean, time.perf_counter() - start)
 
 
-def evaluate(trainer: OrtTrainer, data: LocalDataset, batch_size: int = 64) -> dict[str, float]:
+def evaluate(trainer: Trainer, data: LocalDataset, batch_size: int = 64) -> dict[str, float]:
     """Mean loss and accuracy (classification), or in-batch image-to-text retrieval accuracy (contrastive)."""
     if len(data) < _min_batch(trainer):
         return {}
@@ -96,3 +102,32 @@ def evaluate(trainer: OrtTrainer, data: LocalDataset, batch_size: int = 64) -> d
         correct += int((output.argmax(axis=1) == target).sum())
         seen += n
     return {"eval_loss": total_loss / seen, "eval_accuracy": correct / seen, "eval_samples": float(seen)}
+
+
+#: a change applied to the delta before encoding (local DP noise on a device, an attack in a simulation)
+DeltaTransform = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class LocalRound:
+    """What one local round produced: the trained weights, the (transformed) delta, its encoding."""
+
+    trained: np.ndarray
+    delta: np.ndarray
+    payload: bytes | None  # None when no encoder was given (the caller encodes later)
+    stats: TrainStats
+
+
+def local_round(
+    trainer: Trainer, weights: np.ndarray, data: LocalDataset, cfg: LocalTrainConfig, encoder: UpdateEncoder | None,
+    *, seed: int | None = None, transform: DeltaTransform | None = None,
+) -> LocalRound:
+    """Train from ``weights`` on ``data``, take the delta (in float64, so tiny steps survive), apply
+    ``transform``, and encode it with ``encoder`` (whose error-feedback residual the caller keeps)."""
+    trainer.set_weights(weights)
+    stats = train_locally(trainer, data, cfg)
+    trained = trainer.get_weights()
+    delta = (trained.astype(np.float64) - weights.astype(np.float64)).astype(np.float32)
+    if transform is not None:
+        delta = np.asarray(transform(delta), dtype=np.float32)
+    return LocalRound(trained, delta, None if encoder is None else encoder.encode(delta, seed=seed), stats)

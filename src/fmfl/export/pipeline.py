@@ -20,14 +20,17 @@ import onnx
 import torch
 
 import fmfl
+from fmfl.bundle.graph_ops import check_standard_ops
 from fmfl.bundle.manifest import MANIFEST_FILE, SCHEMA, SIGNATURE_FILE, Manifest, TrainableTensor
 from fmfl.bundle.onnx_scan import has_external_data
 from fmfl.bundle.signing import load_private_key, sign
 from fmfl.bundle.verify import sha256_file
+from fmfl.edge_client.optimizers import ADAMW_DEFAULTS, SGD_DEFAULTS
 from fmfl.errors import FmflError
-from fmfl.export.artifacts import generate_training_artifacts
+from fmfl.export.gradient_gate import ATOL, RTOL, check_graphs
 from fmfl.export.graphs import InferenceGraph, PrefixGraph, SuffixGraph, feature_keys, raw_input_names
 from fmfl.export.onnx_graph import OPSET, export_onnx
+from fmfl.export.train_step import export_step_graph, grad_name
 from fmfl.models.registry import BuildOptions, BuiltModel, build_model
 from fmfl.models.tasks import Classifier, TaskModel
 from fmfl.models.trainable import TrainSpec, apply_train_spec, parse_train_spec, split_points
@@ -35,6 +38,12 @@ from fmfl.models.trainable import TrainSpec, apply_train_spec, parse_train_spec,
 log = logging.getLogger(__name__)
 
 OPTIMIZERS = ("adamw", "sgd")
+PREFIX_FILE, TRAIN_STEP_FILE, EVAL_FILE = "prefix.onnx", "train_step.onnx", "eval.onnx"
+INFERENCE_FILE = "inference.onnx"
+#: the oldest onnxruntime the device extras allow (pyproject.toml) and that the tests run
+MIN_ONNXRUNTIME = "1.20.0"
+#: batch sizes of the traced example and of the gate's second batch (the graphs' batch axis is dynamic)
+EXPORT_BATCH, GATE_BATCH = 4, 3
 #: ONNX initializer names are the torch names under the wrapper's ``model`` attribute
 ONNX_PREFIX = "model."
 
@@ -94,8 +103,8 @@ def _check_out(out: Path, force: bool) -> None:
         raise ExportError(f"--out {out} exists and is not empty; pass --force to replace it")
 
 
-def _example_inputs(built: BuiltModel, model: TaskModel, batch: int) -> dict[str, torch.Tensor]:
-    gen = torch.Generator().manual_seed(0)
+def _example_inputs(built: BuiltModel, model: TaskModel, batch: int, seed: int = 0) -> dict[str, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
     ex: dict[str, torch.Tensor] = {}
     image = built.preprocessing.get("image")
     if image:
@@ -134,7 +143,7 @@ def export_bundle(cfg: ExportConfig) -> ExportResult:
     model = built.model.eval()
     trainable = apply_train_spec(model, spec)
     points = split_points(model, trainable)
-    example = _example_inputs(built, model, batch=2)
+    example = _example_inputs(built, model, batch=EXPORT_BATCH)
     keys = feature_keys(model, points, example)
 
     tmp = cfg.out.parent / f".{cfg.out.name}.partial-{os.getpid()}"
@@ -156,46 +165,51 @@ def _write_bundle(
     cfg: ExportConfig, spec: TrainSpec, built: BuiltModel, model: TaskModel, trainable: list[str],
     points: dict[str, int], keys: dict[str, tuple[str, ...]], example: dict[str, torch.Tensor], tmp: Path,
 ) -> Manifest:
-    scratch = tmp / ".scratch"
-    scratch.mkdir()
     artifacts: dict[str, str | None] = {"prefix_model": None}
     features: list[dict[str, Any]] = []
 
-    suffix_feed = dict(example)
+    suffix_feed = _suffix_feed(model, points, keys, example)
     if any(points.values()):
         prefix = PrefixGraph(model, points, keys)
         sig = prefix.signature
-        ex = tuple(example[n] for n in sig.inputs)
-        export_onnx(prefix, ex, sig, tmp / "prefix.onnx")
-        artifacts["prefix_model"] = "prefix.onnx"
-        with torch.no_grad():
-            outs = prefix(*ex)
-        for name, tensor in zip(sig.outputs, outs, strict=True):
-            suffix_feed[name] = tensor
+        export_onnx(prefix, tuple(example[n] for n in sig.inputs), sig, tmp / PREFIX_FILE)
+        artifacts["prefix_model"] = PREFIX_FILE
+        for name in sig.outputs:
+            tensor = suffix_feed[name]
             features.append({"name": name, "shape": list(tensor.shape[1:]), "dtype": _dtype(tensor)})
 
     suffix = SuffixGraph(model, points, keys)
-    sig = suffix.signature
-    square = ("logits_per_image",) if model.output_name == "logits_per_image" else ()
-    suffix_path = scratch / "suffix.onnx"
-    suffix_proto = export_onnx(suffix, tuple(suffix_feed[n] for n in sig.inputs), sig, suffix_path, square)
     onnx_names = [ONNX_PREFIX + n for n in trainable]
-    missing = sorted(set(onnx_names) - {i.name for i in suffix_proto.graph.initializer})
-    if missing:
-        raise ExportError(f"trainable parameters missing from the exported graph (tied or folded?): {missing[:5]}")
-    generate_training_artifacts(suffix_proto, onnx_names, model.output_name, cfg.optimizer, tmp)
-    artifacts.update(
-        training_model="training_model.onnx", eval_model="eval_model.onnx",
-        optimizer_model="optimizer_model.onnx", checkpoint="checkpoint",
-    )
+    params = dict(model.named_parameters())
+    values: list[torch.Tensor] = [params[n] for n in trainable]
+    feed = tuple(suffix_feed[n] for n in suffix.signature.inputs)
+    step_path, eval_path = tmp / TRAIN_STEP_FILE, tmp / EVAL_FILE
+    export_step_graph(suffix, onnx_names, values, feed, step_path, with_grads=True)
+    export_step_graph(suffix, onnx_names, values, feed, eval_path, with_grads=False)
+    step_ops = check_standard_ops(step_path)
+    check_standard_ops(eval_path)
+    # A second, smaller batch through the real prefix: a batch size frozen into the graph fails the gate too.
+    second = _suffix_feed(model, points, keys, _example_inputs(built, model, batch=GATE_BATCH, seed=1))
+    gate = check_graphs(suffix, onnx_names, values, [feed, tuple(second[n] for n in suffix.signature.inputs)],
+                        step_path, eval_path)
+    log.info("gradient gate passed at batch sizes %s: largest |difference| %s = %.3g",
+             gate.batch_sizes, *gate.worst)
+    artifacts.update(train_step_model=TRAIN_STEP_FILE, eval_model=EVAL_FILE)
+    step_graph = {
+        "inputs": list(suffix.signature.inputs),
+        "outputs": list(suffix.signature.outputs),
+        "gradients": [grad_name(n) for n in onnx_names],
+        "opset": step_ops.onnx_opset,
+        "gate": {"batch_sizes": list(gate.batch_sizes), "rtol": RTOL, "atol": ATOL,
+                 "max_abs_diff": float(gate.worst[1])},
+    }
 
     infer_outputs = ("logits",) if isinstance(model, Classifier) else ("image_embeds", "text_embeds")
     infer = InferenceGraph(model, points, keys, infer_outputs)
     isig = infer.signature
-    export_onnx(infer, tuple(suffix_feed[n] for n in isig.inputs), isig, tmp / "inference.onnx")
-    artifacts["inference_model"] = "inference.onnx"
+    export_onnx(infer, tuple(suffix_feed[n] for n in isig.inputs), isig, tmp / INFERENCE_FILE)
+    artifacts["inference_model"] = INFERENCE_FILE
 
-    params = dict(model.named_parameters())
     tensors, offset, flat = [], 0, []
     for name, onnx_name in zip(trainable, onnx_names, strict=True):
         value = params[name].detach().numpy().astype(np.float32)
@@ -206,17 +220,43 @@ def _write_bundle(
     artifacts["initial_weights"] = "initial_weights.npy"
     for name, src in built.assets.items():
         shutil.copyfile(src, tmp / name)
-    shutil.rmtree(scratch)
     for graph in sorted(tmp.glob("*.onnx")):
         # Devices refuse external-data references (verify_bundle); never sign a bundle they would refuse.
         if has_external_data(graph):
             raise ExportError(f"{graph.name} stores tensors as external data (a graph over 2 GB?); not supported")
 
-    manifest = _manifest(cfg, spec, built, model, points, features, suffix, tensors, artifacts, tmp)
+    manifest = _manifest(cfg, spec, built, model, points, features, suffix, tensors, artifacts, step_graph, tmp)
     (tmp / MANIFEST_FILE).write_bytes(manifest.to_json())
     if cfg.sign_key is not None:
         (tmp / SIGNATURE_FILE).write_bytes(sign(load_private_key(cfg.sign_key), manifest.to_json()))
     return manifest
+
+
+def min_onnxruntime(opset: int) -> str:
+    """The oldest onnxruntime that runs ai.onnx ``opset`` and that fmfl supports (ORT's compatibility table)."""
+    for version, top in ((MIN_ONNXRUNTIME, 21), ("1.21.0", 22), ("1.22.0", 23)):
+        if opset <= top:
+            return version
+    raise ExportError(f"the exported graphs use ai.onnx opset {opset}, newer than any onnxruntime fmfl knows")
+
+
+def _optimizer(cfg: ExportConfig) -> dict[str, Any]:
+    """The optimizer section of the manifest: what the device's numpy optimizer runs (torch's formulas)."""
+    defaults = ADAMW_DEFAULTS if cfg.optimizer == "adamw" else SGD_DEFAULTS
+    return {"name": cfg.optimizer, "lr": cfg.lr, **defaults}
+
+
+def _suffix_feed(
+    model: TaskModel, points: dict[str, int], keys: dict[str, tuple[str, ...]], example: dict[str, torch.Tensor],
+) -> dict[str, torch.Tensor]:
+    """The suffix's inputs for a raw example batch: the frozen prefix's features (by torch), raw inputs, targets."""
+    feed = dict(example)
+    if any(points.values()):
+        prefix = PrefixGraph(model, points, keys)
+        with torch.no_grad():
+            outs = prefix(*(example[n] for n in prefix.signature.inputs))
+        feed.update(zip(prefix.signature.outputs, outs, strict=True))
+    return feed
 
 
 def _dtype(tensor: torch.Tensor) -> str:
@@ -226,7 +266,7 @@ def _dtype(tensor: torch.Tensor) -> str:
 def _manifest(
     cfg: ExportConfig, spec: TrainSpec, built: BuiltModel, model: TaskModel, points: dict[str, int],
     features: list[dict[str, Any]], suffix: SuffixGraph, tensors: list[TrainableTensor],
-    artifacts: dict[str, str | None], root: Path,
+    artifacts: dict[str, str | None], step_graph: dict[str, Any], root: Path,
 ) -> Manifest:
     import onnxruntime
 
@@ -246,19 +286,22 @@ def _manifest(
         model={"id": built.model_id, "revision": built.revision, "family": built.family, "ref": cfg.model},
         task={"kind": cfg.task, "labels": labels, "output": model.output_name},
         train_spec=str(spec),
-        optimizer={"name": cfg.optimizer, "lr": cfg.lr},
+        optimizer=_optimizer(cfg),
         split={"mode": mode, "towers": towers, "features": features},
         graph={
             "inputs": list(raw_input_names(model)),
             "train_inputs": list(suffix.feature_names),
             "targets": list(suffix.target_names),
             "outputs": ["loss", model.output_name],
+            "train_step": step_graph,
         },
         preprocessing=built.preprocessing,
         trainable=tuple(tensors),
         artifacts=artifacts,
         versions={
-            "opset": OPSET, "onnx": onnx.__version__,  # type: ignore[attr-defined]
+            "opset": step_graph["opset"], "prefix_opset": OPSET,
+            "min_onnxruntime": min_onnxruntime(int(step_graph["opset"])),
+            "onnx": onnx.__version__,  # type: ignore[attr-defined]
             "onnxruntime": onnxruntime.__version__,
             "torch": torch.__version__, "fmfl": fmfl.__version__, "schema": SCHEMA,
         },

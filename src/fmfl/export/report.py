@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fmfl.bundle.graph_ops import graph_ops
 from fmfl.bundle.manifest import SIGNATURE_FILE, Manifest
+
+#: the bundle's graphs in the order a device uses them, with what each is for
+GRAPH_ROLES = (
+    ("prefix_model", "frozen prefix, run once per sample"),
+    ("train_step_model", "train step: loss, output, gradients"),
+    ("eval_model", "eval: loss, output"),
+    ("inference_model", "inference: task outputs"),
+)
 
 
 def _mb(n: int) -> str:
@@ -18,7 +27,7 @@ def describe(manifest: Manifest, root: Path) -> str:
         f"model     {m.model['id']} @ {m.model['revision']}  [{m.model['family']}]",
         f"task      {m.task['kind']}" + (f", {len(m.labels)} labels: {', '.join(m.labels[:10])}"
                                          + (" ..." if len(m.labels) > 10 else "") if m.labels else ""),
-        f"train     {m.train_spec}; optimizer {m.optimizer['name']} lr {m.optimizer['lr']}",
+        f"train     {m.train_spec}; optimizer {_optimizer(m.optimizer)} (numpy, on the device)",
     ]
     if m.split["mode"] == "prefix":
         for tower, info in m.split["towers"].items():
@@ -47,11 +56,36 @@ def describe(manifest: Manifest, root: Path) -> str:
     if "text" in pre:
         txt = pre["text"]
         lines.append(f"text      {txt['tokenizer_file']}, {txt['max_seq_len']} tokens, inputs {txt['input_names']}")
+    lines += _graphs(m, root)
     total = sum(int(f["size"]) for f in m.files.values())
     lines.append(f"files     {len(m.files)}, {_mb(total)} in all:")
     for name, meta in sorted(m.files.items()):
         lines.append(f"          {int(meta['size']):>12,}  {name}")
     v = m.versions
-    lines.append(f"versions  opset {v['opset']}, onnxruntime {v['onnxruntime']}, onnx {v['onnx']}, fmfl {v['fmfl']}")
+    lines.append(f"versions  needs onnxruntime >= {v.get('min_onnxruntime', '?')}; exported with onnxruntime "
+                 f"{v['onnxruntime']}, onnx {v['onnx']}, torch {v.get('torch', '?')}, fmfl {v['fmfl']}")
     lines.append("signature " + ("present (" + SIGNATURE_FILE + ")" if (root / SIGNATURE_FILE).exists() else "none"))
     return "\n".join(lines)
+
+
+def _optimizer(spec: dict[str, object]) -> str:
+    return " ".join([str(spec["name"])] + [f"{k} {v}" for k, v in spec.items() if k != "name"])
+
+
+def _graphs(m: Manifest, root: Path) -> list[str]:
+    """One line per graph: role, opset, node count and operator types (read without the onnx package)."""
+    lines = []
+    for role, what in GRAPH_ROLES:
+        name = m.artifacts.get(role)
+        if not name or not (root / name).is_file():
+            continue
+        ops = graph_ops(root / name)
+        opsets = ", ".join(f"{d or 'ai.onnx'} {v}" for d, v in sorted(ops.opsets.items()))
+        types = sorted({t for _, t in ops.ops})
+        lines.append(f"graph     {name}: {what}; opset {opsets}; {ops.num_nodes} nodes, {len(types)} op types")
+        lines.append(f"          {' '.join(types)}")
+    gate = m.graph.get("train_step", {}).get("gate")
+    if gate:
+        lines.append(f"gate      gradients checked against torch at batch {gate['batch_sizes']}: largest |difference| "
+                     f"{gate['max_abs_diff']:.2g} (rtol {gate['rtol']:g}, atol {gate['atol']:g})")
+    return lines

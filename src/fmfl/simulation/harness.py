@@ -1,4 +1,4 @@
-"""In-process federated rounds with every real part except MQTT: ORT training, codec, rule, referee.
+"""In-process federated rounds with every real part except MQTT: device training, codec, rule, referee.
 
 One round, as the MQTT deployment runs it (``fmfl.edge_client.device.EdgeDevice.run_round`` and
 ``fmfl.aggregator.ingest``), with the transport replaced by function calls:
@@ -6,8 +6,8 @@ One round, as the MQTT deployment runs it (``fmfl.edge_client.device.EdgeDevice.
 0. the clients that join the round are drawn (``sample_clients``): every client when ``participation`` is 1
    (the default), else each one independently with probability ``participation`` (Poisson sampling, seeded
    by the run's seed and the round); only those take steps 1-4;
-1. each joining client loads the global weights into the bundle's ORT training module and trains its shard
-   for the round (``train_locally``: fresh AdamW state, the task's seed + round for shuffling);
+1. each joining client runs the device's local round (``local_training.local_round``: the bundle's train-step
+   graph, fresh optimizer state, the task's seed + round for shuffling) from the global weights on its shard;
 2. its delta ``trained - global`` goes through the optional per-client ``transform`` hook (the device's own
    processing, e.g. local differential privacy clipping and noise);
 3. the ``attack`` replaces the deltas of the malicious clients that joined (model poisoning; data poisoning
@@ -25,6 +25,7 @@ bit-identical weights.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 import zlib
@@ -38,8 +39,8 @@ from fmfl.aggregator.registry import make_strategy
 from fmfl.aggregator.strategy import Strategy
 from fmfl.aggregator.validation import RejectedUpdate
 from fmfl.edge_client.data import LocalDataset
-from fmfl.edge_client.local_training import LocalTrainConfig, train_locally
-from fmfl.edge_client.ort_training import OrtTrainer
+from fmfl.edge_client.local_training import DeltaTransform, LocalRound, LocalTrainConfig, local_round
+from fmfl.edge_client.trainer import Trainer
 from fmfl.protocol import Limits, UpdateEncoder, decode_update
 from fmfl.simulation.attacks import Attack, NoAttack
 from fmfl.simulation.population import Population
@@ -166,20 +167,22 @@ def sample_clients(client_ids: tuple[str, ...], participation: float, seed: int,
 
 
 class _Training:
-    """One ORT training module shared by all simulated devices: ``train_locally`` reloads its optimizer
-    state at the start of every local round, so a device's update never depends on who trained before."""
+    """One trainer shared by all simulated devices: ``train_locally`` resets the optimizer state at the start
+    of every local round, so a device's update never depends on who trained before."""
 
     def __init__(self, population: Population, config: SimulationConfig) -> None:
-        self.trainer = OrtTrainer(population.bundle, population.manifest, config.threads)
+        self.trainer = Trainer(population.bundle, population.manifest, config.threads)
         self.config = config
 
-    def delta(self, weights: np.ndarray, data: LocalDataset, round_: int) -> np.ndarray:
+    def round(self, weights: np.ndarray, data: LocalDataset, round_: int, encoder: UpdateEncoder | None, seed: int,
+              transform: DeltaTransform | None) -> LocalRound:
         cfg = LocalTrainConfig(batch_size=self.config.batch_size, lr=self.config.lr,
                                local_epochs=self.config.local_epochs, seed=self.config.seed + round_)
-        self.trainer.set_weights(weights)
-        train_locally(self.trainer, data, cfg)
-        trained = self.trainer.get_weights()
-        return (trained.astype(np.float64) - weights.astype(np.float64)).astype(np.float32)
+        return local_round(self.trainer, weights, data, cfg, encoder, seed=seed, transform=transform)
+
+
+def _apply(transform: UpdateTransform, ctx: UpdateContext, delta: np.ndarray) -> np.ndarray:
+    return transform(delta, ctx)
 
 
 def _strategy(config: SimulationConfig) -> Strategy:
@@ -217,13 +220,17 @@ def run_simulation(population: Population, config: SimulationConfig) -> Simulati
         t0 = time.perf_counter()
         joined = sample_clients(ids, config.participation, config.seed, r)
         honest: dict[str, np.ndarray] = {}
+        payloads: dict[str, bytes | None] = {}
         for cid in joined:
-            delta = training.delta(weights, local_data[cid], r)
+            transform = None
             if config.transform is not None:
                 ctx = UpdateContext(cid, r, shards[cid].num_samples, cid in malicious,
                                     _client_seed(config.seed, cid, r))
-                delta = np.asarray(config.transform(delta, ctx), dtype=np.float32)
-            honest[cid] = delta
+                transform = functools.partial(_apply, config.transform, ctx)
+            # A malicious client's delta may still be replaced by the attack (step 3): encoded after it.
+            encoder = None if cid in malicious else encoders[cid]
+            local = training.round(weights, local_data[cid], r, encoder, _client_seed(cid, r), transform)
+            honest[cid], payloads[cid] = local.delta, local.payload
         sent = dict(honest)
         attackers = tuple(cid for cid in malicious if cid in honest)
         sent.update(config.attack.craft(honest, attackers) if attackers else {})
@@ -231,7 +238,9 @@ def run_simulation(population: Population, config: SimulationConfig) -> Simulati
         accepted, rejected, norms = [], {}, {}
         for cid in joined:
             norms[cid] = float(np.linalg.norm(sent[cid].astype(np.float64)))
-            payload = encoders[cid].encode(sent[cid], seed=_client_seed(cid, r))
+            payload = payloads[cid]
+            if payload is None:
+                payload = encoders[cid].encode(sent[cid], seed=_client_seed(cid, r))
             update = decode_update(payload, size, limits)
             try:
                 strategy.accept(update, float(shards[cid].num_samples), cid)
