@@ -12,12 +12,12 @@ import math
 import numbers
 from collections.abc import Collection
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import NamedTuple
 
 import numpy as np
 
 from fmfl.aggregator.sparse import Float32Array, IndexArray, SparseVector
+from fmfl.compat import StrEnum
 from fmfl.errors import FmflError
 
 # A sample count above this is a bug or an attack; no edge device trains on a billion samples a round.

@@ -80,6 +80,21 @@ class Manifest:
     def has_prefix(self) -> bool:
         return bool(self.artifacts.get("prefix_model"))
 
+    def train_step(self) -> dict[str, list[str]]:
+        """The train-step graph's batch inputs, outputs and gradient outputs (what a training device needs;
+        a gateway never asks)."""
+        for role in ("train_step_model", "eval_model"):
+            if not self.artifacts.get(role):
+                raise ManifestError(f"artifacts.{role} is missing: this bundle cannot be trained on")
+        step = self.graph.get("train_step")
+        keys = ("inputs", "outputs", "gradients")
+        if not isinstance(step, dict) or not all(isinstance(step.get(k), list) for k in keys):
+            raise ManifestError("graph.train_step must list the train-step graph's inputs, outputs and gradients")
+        if len(step["gradients"]) != len(self.trainable):
+            raise ManifestError(f"graph.train_step lists {len(step['gradients'])} gradients for "
+                                f"{len(self.trainable)} trainable tensors")
+        return {k: [str(v) for v in step[k]] for k in keys}
+
     def identity_fields(self) -> dict[str, Any]:
         """Everything the bundle id is derived from: the content, not when or where it was written."""
         data = self.to_dict()
@@ -161,13 +176,4 @@ class Manifest:
         for role, name in self.artifacts.items():
             if name is not None and name not in self.files:
                 raise ManifestError(f"artifact {role} ({name}) is not listed in files")
-        for role in ("train_step_model", "eval_model"):
-            if not self.artifacts.get(role):
-                raise ManifestError(f"artifacts.{role} is missing")
-        step = self.graph.get("train_step")
-        if not isinstance(step, dict) or not all(isinstance(step.get(k), list) for k in ("inputs", "outputs",
-                                                                                           "gradients")):
-            raise ManifestError("graph.train_step must list the train-step graph's inputs, outputs and gradients")
-        if len(step["gradients"]) != len(self.trainable):
-            raise ManifestError(f"graph.train_step lists {len(step['gradients'])} gradients for "
-                                f"{len(self.trainable)} trainable tensors")
+

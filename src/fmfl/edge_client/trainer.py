@@ -43,7 +43,7 @@ class Trainer:
 
     def __init__(self, bundle: Path, manifest: Manifest, threads: int | None = None) -> None:
         self.manifest = manifest
-        step = manifest.graph["train_step"]
+        step = manifest.train_step()
         check_runtime(manifest.versions.get("min_onnxruntime"), manifest.versions.get("opset"))
         self.tensor_names = [t.name for t in manifest.trainable]
         #: the batch inputs (features, then targets), without the trainable tensors

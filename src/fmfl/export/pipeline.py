@@ -306,7 +306,7 @@ def _manifest(
             "torch": torch.__version__, "fmfl": fmfl.__version__, "schema": SCHEMA,
         },
         files=files,
-        created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         extra={"total_parameters": sum(p.numel() for p in model.parameters())},
     )
     return Manifest(**{**draft.__dict__, "bundle_id": draft.derive_bundle_id()})

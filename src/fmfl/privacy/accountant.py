@@ -28,23 +28,23 @@ selected: the first ``K`` updates to arrive close the round (docs/privacy.md, "L
 from __future__ import annotations
 
 import contextlib
-import enum
 import logging
 import math
 from collections.abc import Iterator
 from typing import Any
 
+from fmfl.compat import StrEnum
 from fmfl.errors import FmflError
 
 
-class Sampling(enum.StrEnum):
+class Sampling(StrEnum):
     """How the accountant models the choice of each round's participants (module docstring)."""
 
     POISSON = "poisson"
     FIXED_SIZE = "fixed-size"
 
 
-class Accounting(enum.StrEnum):
+class Accounting(StrEnum):
     """The ``dp_accounting`` accountant: Renyi DP (an upper bound) or privacy loss distributions (tight)."""
 
     RDP = "rdp"

@@ -6,8 +6,7 @@ exception escaping a decoder is a bug (the fuzzers in ``benchmarks/fuzz_protocol
 
 from __future__ import annotations
 
-from enum import StrEnum
-
+from fmfl.compat import StrEnum
 from fmfl.errors import FmflError
 
 

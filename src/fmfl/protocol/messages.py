@@ -14,7 +14,7 @@ import re
 import secrets
 import struct
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Self, cast
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from fmfl.protocol.codec.spec import CodecSpec
 from fmfl.protocol.errors import ProtocolError, Reason
@@ -22,6 +22,9 @@ from fmfl.protocol.fields import MAX_SAFE_INT, Capability, Fields, check_float, 
 from fmfl.protocol.framing import MessageType, canonical_json, frame, unframe
 from fmfl.protocol.ids import check_bundle_id, check_id
 from fmfl.protocol.limits import Limits
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 MAX_REASON_CHARS = 256
 # Domain separation: an update signature can never verify as a signature over anything else (a bundle

@@ -45,7 +45,7 @@ def _name(common_name: str, organization: str) -> x509.Name:
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
+    return dt.datetime.now(dt.timezone.utc)
 
 
 def make_ca(organization: str, days: int = CA_DAYS) -> Issued:

@@ -11,9 +11,9 @@ import base64
 import datetime as dt
 import json
 from dataclasses import dataclass, field, replace
-from enum import StrEnum
 from typing import Any
 
+from fmfl.compat import StrEnum
 from fmfl.errors import FmflError
 from fmfl.protocol.ids import check_id
 
@@ -100,7 +100,7 @@ class Registry:
         record = self.get(device_id)
         if record.status is DeviceStatus.REVOKED:
             return self
-        stamp = (when or dt.datetime.now(dt.UTC)).isoformat(timespec="seconds")
+        stamp = (when or dt.datetime.now(dt.timezone.utc)).isoformat(timespec="seconds")
         revoked = replace(record, status=DeviceStatus.REVOKED, revoked_at=stamp)
         return replace(self, devices=tuple(revoked if d.device_id == device_id else d for d in self.devices))
 

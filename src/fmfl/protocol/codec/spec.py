@@ -25,8 +25,8 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from enum import StrEnum
 
+from fmfl.compat import StrEnum
 from fmfl.protocol.errors import ProtocolError, Reason
 
 DEFAULT_BLOCK = 256
