@@ -51,8 +51,10 @@ def resolved_preprocessing(bundle: Path, manifest: Manifest) -> dict[str, Any]:
     return pre
 
 
-def capabilities(threads: int | None) -> dict[str, Any]:
+def capabilities(threads: int | None, in_use: list[str] | None = None) -> dict[str, Any]:
+    """What the device tells the gateway in its hello; ``in_use`` = the providers its training session runs on."""
     ort = onnxruntime_module()
+    used = in_use or providers()
     try:
         memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):
@@ -64,7 +66,8 @@ def capabilities(threads: int | None) -> dict[str, Any]:
         "machine": platform.machine(),
         "ort_version": ort.__version__,
         "execution_providers": list(ort.get_available_providers()),
-        "training_device": "cuda" if providers()[0] == CUDA else "cpu",
+        "training_providers": list(used),
+        "training_device": "cuda" if used[0] == CUDA else "cpu",
         "fmfl_version": fmfl.__version__,
     }
 

@@ -50,13 +50,14 @@ class Trainer:
         self.input_names: list[str] = list(step["inputs"])
         self.output_names: list[str] = list(step["outputs"])
         self.grad_names: list[str] = list(step["gradients"])
-        self.providers = providers()
         art = manifest.artifacts
         step_path, eval_path = bundle / str(art["train_step_model"]), bundle / str(art["eval_model"])
         for path in (step_path, eval_path):  # before onnxruntime parses them: a clear error, not a C++ one
             check_standard_ops(path)
-        self.step_session = open_session(step_path, threads, self.providers)
-        self.eval_session = open_session(eval_path, threads, self.providers)
+        self.step_session = open_session(step_path, threads, providers())
+        self.eval_session = open_session(eval_path, threads, providers())
+        #: the execution providers the train step really runs on (CUDA first with onnxruntime-gpu on a GPU)
+        self.providers: list[str] = list(self.step_session.get_providers())
         feeds = self.tensor_names + self.input_names
         _check_io(step_path, self.step_session, feeds, self.output_names + self.grad_names)
         _check_io(eval_path, self.eval_session, feeds, self.output_names)
