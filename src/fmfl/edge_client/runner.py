@@ -84,7 +84,8 @@ class EdgeRunner:
         for topic in (t.task, t.global_model, t.ack(self.client_id)):
             client.subscribe(topic, qos=1)
         version, _ = self.device.global_model()
-        hello = ClientHello(self.client_id, capabilities(self.cfg.threads, self.device.trainer.providers), self.device.manifest.bundle_id, version)
+        caps = capabilities(self.cfg.threads, self.device.trainer.providers)
+        hello = ClientHello(self.client_id, caps, self.device.manifest.bundle_id, version)
         # Retained, so a gateway that (re)starts after this device connected still learns of it.
         self._publish(t.hello(self.client_id), hello.to_bytes(), retain=True)
         self._publish(t.status(self.client_id), ClientStatus(self.client_id, online=True).to_bytes(), retain=True)
