@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 import tomllib
+from fmfl_wheel import build_fmfl_wheel
 
 ROOT = Path(__file__).resolve().parents[2]
 #: (python, onnxruntime spec): the oldest pair and the newest pair the edge extra allows
@@ -87,11 +88,9 @@ def test_device_round_on_the_oldest_and_newest_runtime(version: str, ort: str, v
                                                        tmp_path: Path) -> None:
     # Prepare: the cached venv, this checkout's fmfl as a wheel, and the reference round on the dev venv
     venv = _venv(_python(version), version, _edge_requirements(ort))
-    wheel_dir = tmp_path / "wheel"
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheel_dir), str(ROOT)],
-                   check=True, timeout=300)
+    wheel = build_fmfl_wheel(tmp_path / "wheel")
     subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall",
-                    *map(str, wheel_dir.glob("fmfl-*.whl"))], check=True, timeout=300)
+                    str(wheel)], check=True, timeout=300)
     reference = _once(Path(sys.executable), vit_bundle, fmnist_shard, tmp_path / "ref")
 
     # Execute

@@ -1,1 +1,1 @@
-"""Workstation export: torch model -> ONNX -> ONNX Runtime training artifacts -> signed bundle."""
+"""Workstation export: torch model -> ONNX prefix + train-step graphs (checked against torch) -> signed bundle."""

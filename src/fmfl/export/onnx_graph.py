@@ -1,12 +1,9 @@
-"""torch -> ONNX with the settings ONNX Runtime's training tools need, and the two graph fixes.
+"""torch -> ONNX for the two inference graphs (frozen prefix, serving suffix), weights kept by name.
 
 - TorchScript exporter, opset 17, no constant folding: every initializer keeps its torch parameter
-  name (optimum's exporter folds and renames encoder weights, so only a head could train).
-- Exported in eval mode: dropout is off and BatchNorm statistics are frozen during on-device training.
-- ``generate_artifacts`` fails (``gradient_builder_base.h:123 i < node_->OutputDefs().size()``) on
-  LayerNormalization nodes exported with output Y only, Dropout nodes without their mask and
-  SoftmaxCrossEntropyLoss without log_prob: the
-  gradient builders read those optional outputs, so we name them (shared/STACK.md).
+  name (``inference.onnx``'s trainable weights are overridden by name when a version is scored).
+- Exported in eval mode: dropout off, BatchNorm statistics frozen, as the train-step graph computes.
+The train-step and eval graphs, which differentiate, come from ``fmfl.export.train_step``.
 """
 
 from __future__ import annotations
@@ -56,26 +53,8 @@ def export_onnx(module: nn.Module, example: tuple[torch.Tensor, ...], signature:
         )
     model = onnx.load(str(path))
     drop_initializer_inputs(model)
-    add_missing_optional_outputs(model)
     onnx.save(model, str(path))
     return model
-
-
-def add_missing_optional_outputs(model: onnx.ModelProto) -> int:
-    """Name LayerNormalization's Mean/InvStdDev and Dropout's mask outputs; returns how many nodes changed."""
-    changed = 0
-    for i, node in enumerate(model.graph.node):
-        base = node.name or f"{node.op_type}_{i}"
-        if node.op_type == "LayerNormalization" and len(node.output) == 1:
-            node.output.extend([f"{base}.saved_mean", f"{base}.saved_inv_std"])
-            changed += 1
-        elif node.op_type == "Dropout" and len(node.output) == 1:
-            node.output.append(f"{base}.mask")
-            changed += 1
-        elif node.op_type == "SoftmaxCrossEntropyLoss" and len(node.output) == 1:
-            node.output.append(f"{base}.log_prob")
-            changed += 1
-    return changed
 
 
 def drop_initializer_inputs(model: onnx.ModelProto) -> None:

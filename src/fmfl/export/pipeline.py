@@ -1,4 +1,4 @@
-"""``fmfl export``: build the model, cut it, export both halves, generate ORT artifacts, write the bundle.
+"""``fmfl export``: build the model, cut it, export the prefix and the train-step graphs, gate them, write the bundle.
 
 The bundle is assembled in a temporary sibling folder and renamed into place at the end, so an
 interrupted export never leaves a half-written bundle behind.

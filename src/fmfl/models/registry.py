@@ -78,8 +78,8 @@ def minilm_path() -> str:
 
 def _from_pretrained(cls: Any, ref: str) -> Any:
     try:
-        # Eager attention exports as plain MatMul/Softmax, which ORT differentiates; SDPA's fused path does not
-        # export with a usable dropout mask (see shared/STACK.md).
+        # Eager attention traces to plain MatMul/Softmax and their backward; SDPA's fused CPU kernel has a
+        # backward op with no ONNX form (shared/spikes/portable-training did not try it).
         model = cls.from_pretrained(ref, attn_implementation="eager")
     except OSError as exc:
         raise ModelUnavailable(
