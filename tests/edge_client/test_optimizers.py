@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fmfl.edge_client.optimizers import AdamW, OptimizerError, make_optimizer
+from fmfl.edge_client.optimizers import CHUNK, AdamW, OptimizerError, make_optimizer
 
 torch = pytest.importorskip("torch")
 
@@ -18,8 +18,9 @@ torch = pytest.importorskip("torch")
 ])
 def test_numpy_optimizer_follows_torch_for_50_steps(spec: dict[str, object]) -> None:
     rng = np.random.default_rng(0)
-    start = rng.standard_normal(1000).astype(np.float32)
-    grads = [rng.standard_normal(1000).astype(np.float32) * rng.uniform(1e-6, 10) for _ in range(50)]
+    size = 2 * CHUNK + 7  # the update runs in CHUNK-sized slices: cross two boundaries and end on a partial one
+    start = rng.standard_normal(size).astype(np.float32)
+    grads = [rng.standard_normal(size).astype(np.float32) * rng.uniform(1e-6, 10) for _ in range(50)]
     ours = start.copy()
     optimizer = make_optimizer(spec, ours.size)
     param = torch.nn.Parameter(torch.from_numpy(start.copy()))

@@ -30,6 +30,12 @@ class Optimizer(Protocol):
         """Update ``params`` in place from ``grads`` (both flat float32)."""
 
 
+#: floats per slice of the AdamW update: four float32 slices of this size (params, grads, two moments) plus two
+#: scratch ones stay in a CPU's L2 cache, so the dozen elementwise passes read memory once instead of twelve
+#: times (about 2x faster on the 1.8M-float MiniLM last:1 set here)
+CHUNK = 1 << 16
+
+
 @dataclass
 class AdamW:
     """Adam with decoupled weight decay (Loshchilov & Hutter 2019), as ``torch.optim.AdamW``."""
@@ -44,28 +50,36 @@ class AdamW:
         self.t = 0
         self.m = np.zeros(self.size, dtype=np.float32)
         self.v = np.zeros(self.size, dtype=np.float32)
-        self._scratch = np.empty(self.size, dtype=np.float32)
+        self._a = np.empty(min(self.size, CHUNK), dtype=np.float32)
+        self._b = np.empty(min(self.size, CHUNK), dtype=np.float32)
 
     def step(self, params: np.ndarray, grads: np.ndarray) -> None:
         b1, b2 = self.betas
         self.t += 1
-        if self.weight_decay:
-            params *= np.float32(1.0 - self.lr * self.weight_decay)
-        self.m *= np.float32(b1)
-        self.m += np.float32(1.0 - b1) * grads
-        self.v *= np.float32(b2)
-        np.multiply(grads, grads, out=self._scratch)
-        self._scratch *= np.float32(1.0 - b2)
-        self.v += self._scratch
-        bias1 = 1.0 - b1**self.t
-        bias2_sqrt = (1.0 - b2**self.t) ** 0.5
-        denom = self._scratch
-        np.sqrt(self.v, out=denom)
-        denom /= np.float32(bias2_sqrt)
-        denom += np.float32(self.eps)
-        np.divide(self.m, denom, out=denom)
-        denom *= np.float32(self.lr / bias1)
-        params -= denom
+        decay = np.float32(1.0 - self.lr * self.weight_decay)
+        f1, f2, c1, c2 = np.float32(b1), np.float32(b2), np.float32(1.0 - b1), np.float32(1.0 - b2)
+        inv_bias2_sqrt = np.float32(1.0 / (1.0 - b2**self.t) ** 0.5)
+        step_size = np.float32(self.lr / (1.0 - b1**self.t))
+        eps = np.float32(self.eps)
+        for start in range(0, self.size, CHUNK):
+            end = min(start + CHUNK, self.size)
+            p, g, m, v = params[start:end], grads[start:end], self.m[start:end], self.v[start:end]
+            a, b = self._a[: end - start], self._b[: end - start]
+            if self.weight_decay:
+                p *= decay
+            m *= f1
+            np.multiply(g, c1, out=a)
+            m += a  # m = b1 m + (1 - b1) g
+            v *= f2
+            np.multiply(g, g, out=a)
+            a *= c2
+            v += a  # v = b2 v + (1 - b2) g^2
+            np.sqrt(v, out=b)
+            b *= inv_bias2_sqrt
+            b += eps  # sqrt(v_hat) + eps, as torch adds eps after the bias correction
+            np.divide(m, b, out=b)
+            b *= step_size
+            p -= b
 
 
 @dataclass
