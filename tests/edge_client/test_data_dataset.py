@@ -17,6 +17,7 @@ from fmfl.edge_client.data import (
     write_npz,
     write_text_jsonl,
 )
+from fmfl.edge_client.data.dataset import RowView
 from fmfl.edge_client.data.labels import resolve_labels
 
 
@@ -132,3 +133,24 @@ def test_writers_reject_bad_arguments_and_leave_nothing(
         call(tmp_path)
     leftovers = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert leftovers == []
+
+
+def test_subsets_of_a_memory_mapped_cache_stay_on_disk_and_read_the_same_rows(tmp_path: Path) -> None:
+    # A feature cache as the device keeps it: .npy files opened with mmap_mode="r"
+    rng = np.random.default_rng(0)
+    hidden = rng.standard_normal((50, 4, 3)).astype(np.float32)
+    np.save(tmp_path / "hidden.npy", hidden)
+    mapped = LocalDataset(inputs={"hidden": np.load(tmp_path / "hidden.npy", mmap_mode="r")},
+                          labels=np.arange(50, dtype=np.int64) % 5)
+
+    train, held_out = mapped.split(0.2, seed=3)
+    inner = train.subset(np.array([5, 1, 7]))
+
+    assert isinstance(train.inputs["hidden"], RowView) and isinstance(inner.inputs["hidden"], RowView)
+    assert train.inputs["hidden"].shape == (40, 4, 3) and len(held_out) == 10
+    rows = train.inputs["hidden"].rows
+    np.testing.assert_array_equal(np.asarray(train.inputs["hidden"]), hidden[rows])
+    np.testing.assert_array_equal(np.asarray(inner.inputs["hidden"]), hidden[rows[[5, 1, 7]]])
+    batch = next(train.batches(8, seed=1))
+    np.testing.assert_array_equal(batch.inputs["hidden"], hidden[rows[batch.indices]])
+    assert type(batch.inputs["hidden"]) is np.ndarray

@@ -9,6 +9,7 @@ half cache to trust.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import shutil
@@ -72,6 +73,8 @@ def suffix_dataset(
     seconds = time.perf_counter() - start
     if folder is not None:
         _store(folder, features)
+        # Read back memory-mapped: the rows a batch needs come from the page cache, not from RAM held for good.
+        features = {n: np.load(folder / f"{_safe(n)}.npy", mmap_mode="r") for n in features}
     log.info("frozen prefix ran over %d samples in %.1f s", len(data), seconds)
     return _combine(data, features, names), {"cache": "miss", "prefix_seconds": seconds}
 
@@ -80,11 +83,31 @@ def compute_features(
     bundle: Path, manifest: Manifest, data: LocalDataset, threads: int | None
 ) -> dict[str, np.ndarray]:
     runner = PrefixRunner(bundle, manifest, threads)
-    parts: dict[str, list[np.ndarray]] = {n: [] for n in runner.output_names}
+    # Filled in place (no list of parts and concatenate, which held every feature twice at the end).
+    out: dict[str, np.ndarray] = {}
     for batch in data.batches(PREFIX_BATCH, shuffle=False):
         for name, value in runner(batch.inputs).items():
-            parts[name].append(value)
-    return {n: np.concatenate(v) for n, v in parts.items()}
+            if name not in out:
+                out[name] = np.empty((len(data), *value.shape[1:]), dtype=value.dtype)
+            out[name][batch.indices] = value
+    del runner
+    release_freed_memory()
+    return out
+
+
+def release_freed_memory() -> None:
+    """Hand memory freed by the prefix session back to the system (glibc keeps it in its heap otherwise).
+
+    The one-off prefix pass is the device's memory peak; without this, training then runs on top of the
+    prefix session's freed-but-kept pages (MiniLM last:1 here: 385 MB peak instead of the prefix's 346 MB).
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc (musl, macOS, Windows): nothing to do
+        return
+    trim = getattr(libc, "malloc_trim", None)
+    if trim is not None:
+        trim(0)
 
 
 def _feature_names(manifest: Manifest) -> list[str]:
