@@ -21,16 +21,14 @@ OPSET = 17
 
 
 def export_onnx(module: nn.Module, example: tuple[torch.Tensor, ...], signature: GraphSignature,
-                path: Path, square_outputs: tuple[str, ...] = ()) -> onnx.ModelProto:
+                path: Path) -> onnx.ModelProto:
     """Export ``module`` with a dynamic batch dimension on every non-scalar input and output."""
     dynamic_axes: dict[str, dict[int, str]] = {}
     for name, tensor in zip(signature.inputs, example, strict=True):
         if tensor.dim() > 0:
             dynamic_axes[name] = {0: "batch"}
     for name in signature.outputs:
-        if name == "loss":
-            continue
-        dynamic_axes[name] = {0: "batch", 1: "batch"} if name in square_outputs else {0: "batch"}
+        dynamic_axes[name] = {0: "batch"}
     module.eval()
     # The tracer warns about every Python-level shape computation (SAME padding, HF's checks); the graphs are
     # exported at fixed image/sequence sizes on purpose, and the oracle tests check the result numerically.

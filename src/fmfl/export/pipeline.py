@@ -181,28 +181,9 @@ def _write_bundle(
     suffix = SuffixGraph(model, points, keys)
     onnx_names = [ONNX_PREFIX + n for n in trainable]
     params = dict(model.named_parameters())
-    values: list[torch.Tensor] = [params[n] for n in trainable]
-    feed = tuple(suffix_feed[n] for n in suffix.signature.inputs)
-    step_path, eval_path = tmp / TRAIN_STEP_FILE, tmp / EVAL_FILE
-    export_step_graph(suffix, onnx_names, values, feed, step_path, with_grads=True)
-    export_step_graph(suffix, onnx_names, values, feed, eval_path, with_grads=False)
-    step_ops = check_standard_ops(step_path)
-    check_standard_ops(eval_path)
-    # A second, smaller batch through the real prefix: a batch size frozen into the graph fails the gate too.
     second = _suffix_feed(model, points, keys, _example_inputs(built, model, batch=GATE_BATCH, seed=1))
-    gate = check_graphs(suffix, onnx_names, values, [feed, tuple(second[n] for n in suffix.signature.inputs)],
-                        step_path, eval_path)
-    log.info("gradient gate passed at batch sizes %s: largest |difference| %s = %.3g",
-             gate.batch_sizes, *gate.worst)
+    step_graph = _train_graphs(suffix, onnx_names, [params[n] for n in trainable], suffix_feed, second, tmp)
     artifacts.update(train_step_model=TRAIN_STEP_FILE, eval_model=EVAL_FILE)
-    step_graph = {
-        "inputs": list(suffix.signature.inputs),
-        "outputs": list(suffix.signature.outputs),
-        "gradients": [grad_name(n) for n in onnx_names],
-        "opset": step_ops.onnx_opset,
-        "gate": {"batch_sizes": list(gate.batch_sizes), "rtol": RTOL, "atol": ATOL,
-                 "max_abs_diff": float(gate.worst[1])},
-    }
 
     infer_outputs = ("logits",) if isinstance(model, Classifier) else ("image_embeds", "text_embeds")
     infer = InferenceGraph(model, points, keys, infer_outputs)
@@ -230,6 +211,32 @@ def _write_bundle(
     if cfg.sign_key is not None:
         (tmp / SIGNATURE_FILE).write_bytes(sign(load_private_key(cfg.sign_key), manifest.to_json()))
     return manifest
+
+
+def _train_graphs(
+    suffix: SuffixGraph, onnx_names: list[str], values: list[torch.Tensor], feed: dict[str, torch.Tensor],
+    second: dict[str, torch.Tensor], tmp: Path,
+) -> dict[str, Any]:
+    """Export the train-step and eval graphs, check their operators, run the gradient gate on two batches
+    (the traced one and ``second``, smaller: a batch size frozen into a graph fails too); the manifest's
+    ``graph.train_step`` section."""
+    names = suffix.signature.inputs
+    batch = tuple(feed[n] for n in names)
+    step_path, eval_path = tmp / TRAIN_STEP_FILE, tmp / EVAL_FILE
+    export_step_graph(suffix, onnx_names, values, batch, step_path, with_grads=True)
+    export_step_graph(suffix, onnx_names, values, batch, eval_path, with_grads=False)
+    step_ops = check_standard_ops(step_path)
+    check_standard_ops(eval_path)
+    gate = check_graphs(suffix, onnx_names, values, [batch, tuple(second[n] for n in names)], step_path, eval_path)
+    log.info("gradient gate passed at batch sizes %s: largest |difference| %s = %.3g", gate.batch_sizes, *gate.worst)
+    return {
+        "inputs": list(names),
+        "outputs": list(suffix.signature.outputs),
+        "gradients": [grad_name(n) for n in onnx_names],
+        "opset": step_ops.onnx_opset,
+        "gate": {"batch_sizes": list(gate.batch_sizes), "rtol": RTOL, "atol": ATOL,
+                 "max_abs_diff": float(gate.worst[1])},
+    }
 
 
 def min_onnxruntime(opset: int) -> str:
