@@ -93,10 +93,11 @@ class Trainer:
         """One forward, backward and optimizer step; returns the loss. Non-finite results change nothing."""
         outputs = self.step_session.run(self.output_names + self.grad_names, self._feed(batch))
         loss = float(outputs[0])
-        offset = 0
-        for grad in outputs[2:]:
-            self.grads[offset : offset + grad.size] = grad.reshape(-1)
-            offset += grad.size
+        for tensor, grad in zip(self.manifest.trainable, outputs[2:], strict=True):
+            if grad.shape != tensor.shape:
+                raise GraphMismatch(f"the train step's gradient for {tensor.name} has shape {list(grad.shape)}, "
+                                    f"the manifest says {list(tensor.shape)}; the bundle is inconsistent, re-export it")
+            self.grads[tensor.offset : tensor.offset + tensor.size] = grad.reshape(-1)
         if not np.isfinite(loss) or not np.isfinite(self.grads).all():
             bad = [n for n, g in zip(self.tensor_names, outputs[2:], strict=True) if not np.isfinite(g).all()]
             raise NonFiniteGradient(
