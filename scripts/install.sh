@@ -7,10 +7,12 @@ what="${1:-demo}"
 PY="${PYTHON:-python3}"
 
 if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-  # Mosquitto (the broker tests and the demo talk to), the real data sets the demo and tests read.
+  # Mosquitto (the broker tests and the demo talk to), the real data sets the demo and tests read, and
+  # qemu user-mode + proot + mmdebstrap for the emulated arm64 device (tests/arm64, scripts/arm64_rootfs.sh).
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    mosquitto mosquitto-clients dataset-fashion-mnist wordnet-base >/dev/null
+    mosquitto mosquitto-clients dataset-fashion-mnist wordnet-base \
+    qemu-user-static binfmt-support mmdebstrap arch-test proot >/dev/null
 else
   echo "install.sh: not root or no apt-get: skipping mosquitto, dataset-fashion-mnist, wordnet-base" >&2
 fi
