@@ -4,7 +4,9 @@
     .venv/bin/python -m benchmarks.fuzz_protocol -atheris_runs=1000000 -rss_limit_mb=1024
 
 The first input byte picks the target (update payload, framed message, chunk, reassembler, codec spec, and
-a message or chunk whose CRC-32 the harness repairs first, so that mutations reach past the checksum);
+a message or chunk whose CRC-32 the harness repairs first, so that mutations reach past the checksum; for
+protocol 1.2 also a ClientUpdate in either form read with its topic's context (compact binary metadata),
+the gateway's update-id salvage of a broken update, and the run hint of a chunk header);
 the rest is the input (for update payloads: a u16 vector size, then the payload). A target may only return
 or raise ProtocolError; anything else, a decoded update that breaks its invariants, or memory beyond the
 limit is a crash that libFuzzer reports with the input.
@@ -42,11 +44,14 @@ with atheris.instrument_imports(include=["fmfl.protocol"]):
         parse_chunk,
         split_message,
     )
+    from fmfl.protocol.chunking import chunk_run
+    from fmfl.protocol.messages import salvage_update_id
 
 MAX_SIZE = 65535  # the update target reads the vector size from 2 input bytes
 LIMITS = Limits.for_vector_size(MAX_SIZE)
 REASSEMBLER = Reassembler(max_total_bytes=1 << 20, max_pending_messages=8)
-TARGETS = 7
+TARGETS = 9
+CONTEXT = {"federation": "f", "client_id": "dev-1", "bundle_id": "b"}
 
 
 def _with_crc(body: bytes) -> bytes:
@@ -82,9 +87,20 @@ def test_one_input(data: bytes) -> None:
             assert CodecSpec.parse(str(spec)) == spec
         elif target == 5:
             decode_message(_with_crc(body), LIMITS)
-        else:
+        elif target == 6:
             REASSEMBLER.add(_with_crc(body))
             assert REASSEMBLER.reserved_bytes <= REASSEMBLER.max_total_bytes
+        elif target == 7:
+            update = ClientUpdate.decode(_with_crc(body), LIMITS, **CONTEXT)
+            assert update.run is None or update.run >= 1
+            assert update.num_samples >= 0 and len(update.update_id) <= 64
+        else:
+            repaired = _with_crc(body)
+            run = chunk_run(body)
+            assert run is None or 0 <= run < 2**64
+            salvaged = salvage_update_id(repaired, LIMITS)
+            if salvaged is not None:
+                assert 1 <= len(salvaged[0]) <= 64 and 0 <= salvaged[1] < 2**53
     except ProtocolError:
         pass
 
@@ -130,6 +146,16 @@ def write_seeds(directory: Path) -> None:
         ),
         Ack("dev-1", round=1, update_id="u1", accepted=False, reason="late"),
     ]
+    run = 1767225600000
+    update = messages[4]
+    assert isinstance(update, ClientUpdate)
+    compact = ClientUpdate(**{**update.__dict__, "update_id": "ab" * 16, "run": run,
+                              "metrics": {"train_loss": 0.5, "custom": 1.0}})  # fmt: skip
+    signed = ClientUpdate(**{**compact.__dict__, "nonce": "cd" * 16, "signature": bytes(64)})
+    for c in (compact, signed):
+        seeds += [b"\x07" + c.to_compact_bytes(), b"\x08" + c.to_compact_bytes(), b"\x06" + c.to_compact_bytes()]
+    seeds += [b"\x07" + update.to_bytes(), b"\x08" + update.to_bytes()]
+    seeds += [b"\x08" + chunk for chunk in split_message(compact.to_bytes(), 300, run=run)]
     for message in messages:
         data = message.to_bytes()
         seeds.append(b"\x01" + data)

@@ -105,7 +105,7 @@ def test_frame_layout_is_magic_version_type_lengths_json_payload_crc() -> None:
     ack = Ack("dev-1", round=4, update_id="abc", accepted=True)
     data = ack.to_bytes()
     magic, major, minor, kind, flags, meta_length, payload_length = struct.unpack_from("<4sBBBBII", data)
-    assert (magic, major, minor, kind, flags, payload_length) == (b"FMFL", 1, 1, 6, 0, 0)  # protocol 1.1
+    assert (magic, major, minor, kind, flags, payload_length) == (b"FMFL", 1, 2, 6, 0, 0)  # protocol 1.2
     assert json.loads(data[16 : 16 + meta_length]) == {
         "accepted": True, "client_id": "dev-1", "reason": "", "round": 4, "update_id": "abc",
     }  # fmt: skip

@@ -5,9 +5,10 @@ Broker limits: AWS IoT Core accepts 128 KB per MQTT message, Mosquitto 2.1 2 MB 
     offset  size  field
     0       4     magic "FMFC" (46 4D 46 43)
     4       1     major version (1)
-    5       1     minor version (0)
+    5       1     minor version (0; 1 = the message id starts with the sender's run, protocol 1.2)
     6       2     flags (0; reserved), u16 LE
-    8       16    message id (the first 16 bytes of the message's SHA-256, unless the sender chose one)
+    8       16    message id: minor 0, the first 16 bytes of the message's SHA-256 (unless the sender
+                  chose one); minor 1, the run (u64 LE) then the first 8 bytes of the SHA-256
     24      4     chunk index i (u32 LE), 0 <= i < count
     28      4     chunk count (u32 LE), >= 1
     32      4     total message length T (u32 LE)
@@ -16,6 +17,9 @@ Broker limits: AWS IoT Core accepts 128 KB per MQTT message, Mosquitto 2.1 2 MB 
     72      n     data: message bytes [i * D, min((i + 1) * D, T)); every chunk holds at least one byte
                   (count = 1 and n = 0 only for an empty message)
     72+n    4     CRC-32 (zlib) of bytes [0, 72+n), u32 LE
+
+Protocol 1.2 also allows a *bare frame*: an MQTT payload that starts with the frame magic "FMFL" is a whole
+message in one packet with no chunk header (its own CRC-32 covers it); it saves 76 bytes per small uplink.
 
 A receiver keeps chunks per (source, message id) in any order, ignores duplicates, and returns the message
 once every index has arrived and the SHA-256 matches. Memory is bounded: a message longer than
@@ -37,6 +41,8 @@ from fmfl.protocol.errors import ProtocolError, Reason
 CHUNK_MAGIC = b"FMFC"
 CHUNK_MAJOR = 1
 CHUNK_MINOR = 0
+CHUNK_MINOR_RUN = 1  # the message id's first 8 bytes are the sender's run (u64 LE)
+FRAME_MAGIC = b"FMFL"  # a bare frame: one whole message, no chunk header (protocol 1.2)
 CHUNK_HEADER = struct.Struct("<4sBBH16sIIII32s")
 CHUNK_CRC = struct.Struct("<I")
 CHUNK_OVERHEAD = CHUNK_HEADER.size + CHUNK_CRC.size
@@ -45,15 +51,41 @@ MIN_PACKET_BYTES = CHUNK_OVERHEAD + 1
 MAX_MESSAGE_BYTES = 2**32 - 1
 
 
+def run_message_id(run: int, digest: bytes) -> bytes:
+    """The 1.2 message id of a run's message: the run (u64 LE), then the first 8 bytes of its SHA-256."""
+    if not 0 < run < 2**64:
+        raise ValueError(f"run {run} outside [1, 2**64)")
+    return run.to_bytes(8, "little") + digest[:8]
+
+
 def split_message(
-    data: bytes, max_packet_bytes: int = DEFAULT_MAX_PACKET_BYTES, message_id: bytes | None = None
+    data: bytes,
+    max_packet_bytes: int = DEFAULT_MAX_PACKET_BYTES,
+    message_id: bytes | None = None,
+    *,
+    run: int | None = None,
+    bare: bool = False,
 ) -> list[bytes]:
-    """``data`` as chunks of at most ``max_packet_bytes`` each (balanced, so all but the last are equal)."""
+    """``data`` as chunks of at most ``max_packet_bytes`` each (balanced, so all but the last are equal).
+
+    ``run``: tag every chunk with the sender's run (chunk minor version 1; a 1.1 reader ignores the minor
+    version and treats the id as opaque). ``bare``: a message that fits one packet goes out as the bare
+    frame itself, without a chunk header (protocol 1.2 receivers only).
+    """
+    if bare and len(data) <= max_packet_bytes:
+        if data[:4] != FRAME_MAGIC:
+            raise ValueError("only a framed message can go out bare")
+        return [data]
     if max_packet_bytes < MIN_PACKET_BYTES:
         raise ValueError(f"max_packet_bytes must be >= {MIN_PACKET_BYTES}, got {max_packet_bytes}")
     if len(data) > MAX_MESSAGE_BYTES:
         raise ValueError(f"message of {len(data)} bytes exceeds {MAX_MESSAGE_BYTES}")
     digest = hashlib.sha256(data).digest()
+    minor = CHUNK_MINOR
+    if run is not None:
+        if message_id is not None:
+            raise ValueError("give run or message_id, not both")
+        message_id, minor = run_message_id(run, digest), CHUNK_MINOR_RUN
     if message_id is None:
         message_id = digest[:16]
     if len(message_id) != 16:
@@ -66,7 +98,7 @@ def split_message(
         start = index * step
         piece = data[start : start + step]
         head = CHUNK_HEADER.pack(
-            CHUNK_MAGIC, CHUNK_MAJOR, CHUNK_MINOR, 0, message_id, index, count, len(data), start, digest
+            CHUNK_MAGIC, CHUNK_MAJOR, minor, 0, message_id, index, count, len(data), start, digest
         )
         body = head + piece
         chunks.append(body + CHUNK_CRC.pack(zlib.crc32(body)))
@@ -83,6 +115,12 @@ class Chunk:
     total: int
     digest: bytes
     data: bytes
+    minor: int = CHUNK_MINOR
+
+    @property
+    def run(self) -> int | None:
+        """The sender's run (chunk minor version >= 1), else None."""
+        return int.from_bytes(self.message_id[:8], "little") if self.minor >= CHUNK_MINOR_RUN else None
 
 
 def parse_chunk(packet: bytes | bytearray | memoryview, max_total_bytes: int = MAX_MESSAGE_BYTES) -> Chunk:
@@ -92,7 +130,7 @@ def parse_chunk(packet: bytes | bytearray | memoryview, max_total_bytes: int = M
         raise ProtocolError(
             Reason.TRUNCATED, f"chunk of {view.nbytes} bytes is shorter than {CHUNK_OVERHEAD}"
         )
-    magic, major, _minor, flags, message_id, index, count, total, offset, digest = CHUNK_HEADER.unpack_from(
+    magic, major, minor, flags, message_id, index, count, total, offset, digest = CHUNK_HEADER.unpack_from(
         view
     )
     if magic != CHUNK_MAGIC:
@@ -119,7 +157,19 @@ def parse_chunk(packet: bytes | bytearray | memoryview, max_total_bytes: int = M
         raise ProtocolError(
             Reason.MALFORMED, f"chunk {index}/{count} has {len(data)} bytes at {offset}, expected {expected}"
         )
-    return Chunk(bytes(message_id), index, count, total, bytes(digest), data)
+    return Chunk(bytes(message_id), index, count, total, bytes(digest), data, minor)
+
+
+def chunk_run(packet: bytes | bytearray | memoryview) -> int | None:
+    """The run a chunk's header names (chunk minor >= 1), read without any check; None otherwise.
+
+    Only a hint for dropping an older run's chunks before buffering them: the run inside the
+    reassembled message, checked after the SHA-256, is what counts.
+    """
+    view = memoryview(packet).cast("B")
+    if view.nbytes < CHUNK_OVERHEAD or bytes(view[:4]) != CHUNK_MAGIC or view[5] < CHUNK_MINOR_RUN:
+        return None
+    return int.from_bytes(view[8:16], "little")
 
 
 def _verified(digest: bytes, message: bytes) -> bytes:
@@ -174,8 +224,17 @@ class Reassembler:
         self._drop((source, message_id))
 
     def add(self, packet: bytes | bytearray | memoryview, source: str = "") -> bytes | None:
-        """Take one chunk; the whole message once complete and verified, else None."""
-        chunk = parse_chunk(packet, self.max_total_bytes)
+        """Take one chunk; the whole message once complete and verified, else None.
+
+        A bare frame (protocol 1.2) is returned as it is, after the size bound: its CRC-32 is the
+        framing layer's to check.
+        """
+        view = memoryview(packet).cast("B")
+        if bytes(view[:4]) == FRAME_MAGIC:
+            if view.nbytes > self.max_total_bytes:
+                raise ProtocolError(Reason.TOO_LARGE, f"message of {view.nbytes} bytes > {self.max_total_bytes}")
+            return bytes(view)
+        chunk = parse_chunk(view, self.max_total_bytes)
         key = (source, chunk.message_id)
         pending = self._pending.get(key)
         if pending is None:

@@ -43,4 +43,5 @@ class ProtocolError(FmflError):
 
     def __init__(self, reason: Reason | str, message: str) -> None:
         self.reason = Reason(reason)
+        self.message = message  # the words alone (an Ack's detail)
         super().__init__(f"{self.reason.value}: {message}")

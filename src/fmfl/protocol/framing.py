@@ -3,9 +3,11 @@
     offset  size  field
     0       4     magic "FMFL" (46 4D 46 4C)
     4       1     major version (1)
-    5       1     minor version (1; 1.1 adds the optional signature keys of ClientUpdate)
+    5       1     minor version (2; 1.1 added the signature keys of ClientUpdate, 1.2 runs, Ack details and
+                  compact updates)
     6       1     message type (MessageType)
-    7       1     flags (0; reserved)
+    7       1     flags: bit 0 = binary metadata (ClientUpdate only, protocol 1.2; fmfl.protocol.compact);
+                  other bits 0
     8       4     metadata length M (u32 LE)
     12      4     payload length P (u32 LE)
     16      M     metadata: a UTF-8 JSON object (RFC 8259)
@@ -26,12 +28,13 @@ import zlib
 from enum import IntEnum
 from typing import Any, NoReturn
 
+from fmfl.protocol.compact import FLAG_BINARY_METADATA, CompactFields, decode_compact
 from fmfl.protocol.errors import ProtocolError, Reason
 from fmfl.protocol.limits import Limits
 
 MAGIC = b"FMFL"
 MAJOR_VERSION = 1
-MINOR_VERSION = 1
+MINOR_VERSION = 2
 HEADER = struct.Struct("<4sBBBBII")
 CRC = struct.Struct("<I")
 OVERHEAD = HEADER.size + CRC.size
@@ -51,18 +54,39 @@ def canonical_json(value: Any) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False).encode("ascii")
 
 
-def frame(message_type: MessageType, metadata: dict[str, Any], payload: bytes = b"") -> bytes:
-    """The framed message: canonical JSON metadata (sorted keys, no spaces, ASCII), payload, CRC-32."""
-    meta_bytes = canonical_json(metadata)
-    head = HEADER.pack(MAGIC, MAJOR_VERSION, MINOR_VERSION, message_type, 0, len(meta_bytes), len(payload))
+def frame(
+    message_type: MessageType, metadata: dict[str, Any] | bytes, payload: bytes = b""
+) -> bytes:
+    """The framed message: canonical JSON metadata (sorted keys, no spaces, ASCII), payload, CRC-32.
+
+    ``metadata`` as bytes is binary ClientUpdate metadata (``fmfl.protocol.compact``; flags bit 0).
+    """
+    flags = 0
+    if isinstance(metadata, bytes):
+        if message_type != MessageType.UPDATE:
+            raise ValueError("binary metadata exists for ClientUpdate only")
+        meta_bytes, flags = metadata, FLAG_BINARY_METADATA
+    else:
+        meta_bytes = canonical_json(metadata)
+    head = HEADER.pack(MAGIC, MAJOR_VERSION, MINOR_VERSION, message_type, flags, len(meta_bytes), len(payload))
     body = b"".join((head, meta_bytes, payload))
     return body + CRC.pack(zlib.crc32(body))
 
 
+def is_compact(data: bytes) -> bool:
+    """True for a framed ClientUpdate with binary metadata (protocol 1.2), judged by its header alone."""
+    return len(data) >= OVERHEAD and data[:4] == MAGIC and data[6] == MessageType.UPDATE and bool(
+        data[7] & FLAG_BINARY_METADATA
+    )
+
+
 def unframe(
     data: bytes | bytearray | memoryview, limits: Limits
-) -> tuple[MessageType, dict[str, Any], bytes]:
-    """``(type, metadata, payload)`` of a framed message, or :class:`ProtocolError`."""
+) -> tuple[MessageType, dict[str, Any] | CompactFields, bytes]:
+    """``(type, metadata, payload)`` of a framed message, or :class:`ProtocolError`.
+
+    The metadata is a JSON object, or the fields of a compact (binary) ClientUpdate.
+    """
     view = memoryview(data).cast("B")
     if view.nbytes > limits.max_message_bytes:
         raise ProtocolError(Reason.TOO_LARGE, f"message of {view.nbytes} bytes > {limits.max_message_bytes}")
@@ -85,14 +109,20 @@ def unframe(
     (crc,) = CRC.unpack_from(view, expected - CRC.size)
     if zlib.crc32(view[: expected - CRC.size]) != crc:
         raise ProtocolError(Reason.CHECKSUM, "CRC-32 mismatch")
-    if flags:
+    if flags & ~FLAG_BINARY_METADATA:
         raise ProtocolError(Reason.BAD_METADATA, f"reserved flags {flags:#04x} are set")
     try:
         message_type = MessageType(type_code)
     except ValueError:
         raise ProtocolError(Reason.UNKNOWN_TYPE, f"unknown message type {type_code}") from None
     meta_end = HEADER.size + meta_length
-    metadata = parse_metadata(view[HEADER.size : meta_end])
+    metadata: dict[str, Any] | CompactFields
+    if flags & FLAG_BINARY_METADATA:
+        if message_type != MessageType.UPDATE:
+            raise ProtocolError(Reason.BAD_METADATA, f"binary metadata on a {message_type.name} message")
+        metadata = decode_compact(view[HEADER.size : meta_end])
+    else:
+        metadata = parse_metadata(view[HEADER.size : meta_end])
     return message_type, metadata, bytes(view[meta_end : meta_end + payload_length])
 
 

@@ -14,6 +14,11 @@ MAX_ID_CHARS = 64
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}")
 
 
+def is_valid_id(value: object) -> bool:
+    """True if ``value`` is a valid id (see ``check_id``)."""
+    return isinstance(value, str) and _ID.fullmatch(value) is not None
+
+
 def check_id(value: object, what: str = "client id") -> str:
     """``value`` if it is a valid id: 1..64 ASCII letters, digits, ``._:@-``, starting alphanumeric."""
     if not isinstance(value, str) or not _ID.fullmatch(value):

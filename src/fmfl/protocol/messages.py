@@ -17,16 +17,18 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from fmfl.protocol.codec.spec import CodecSpec
+from fmfl.protocol.compact import CompactFields, can_encode, encode_compact
 from fmfl.protocol.errors import ProtocolError, Reason
 from fmfl.protocol.fields import MAX_SAFE_INT, Capability, Fields, check_float, check_int, check_key
 from fmfl.protocol.framing import MessageType, canonical_json, frame, unframe
-from fmfl.protocol.ids import check_bundle_id, check_id
+from fmfl.protocol.ids import check_bundle_id, check_id, is_valid_id
 from fmfl.protocol.limits import Limits
 
 if TYPE_CHECKING:
     from typing_extensions import Self
 
 MAX_REASON_CHARS = 256
+_COMPACT_NEEDS_CONTEXT = "a compact ClientUpdate is read with its topic's context (ClientUpdate.decode)"
 # Domain separation: an update signature can never verify as a signature over anything else (a bundle
 # manifest, a later signature format), whatever bytes follow.
 UPDATE_SIGNATURE_DOMAIN = b"fmfl-update-sig/1\n"
@@ -49,6 +51,17 @@ def check_nonce(value: object) -> str:
     if not isinstance(value, str) or not _NONCE.fullmatch(value):
         raise ProtocolError(Reason.BAD_METADATA, f"nonce {repr(value)[:80]} must be 32..128 lowercase hex digits")
     return value
+
+
+def check_run(run: int | None) -> None:
+    """A run id is an integer in ``[1, 2**53 - 1]`` (the run's start, Unix milliseconds) or absent."""
+    if run is not None:
+        check_int("run", run, 1)
+
+
+def _run_key(run: int | None) -> dict[str, int]:
+    # Written only when set, so a message without a run keeps its 1.1 metadata byte for byte.
+    return {} if run is None else {"run": run}
 
 
 class _Wire:
@@ -78,6 +91,8 @@ class _Wire:
             raise ProtocolError(Reason.WRONG_TYPE, f"expected {cls.TYPE.name}, got {message_type.name}")
         if payload and cls.TYPE not in (MessageType.GLOBAL_MODEL, MessageType.UPDATE):
             raise ProtocolError(Reason.TRAILING_BYTES, f"{cls.TYPE.name} carries no payload")
+        if isinstance(metadata, CompactFields):
+            raise ProtocolError(Reason.BAD_METADATA, _COMPACT_NEEDS_CONTEXT)
         return cls._from_parts(Fields(metadata, limits), payload)
 
 
@@ -171,9 +186,11 @@ class RoundTask(_Wire):
     seed: int
     local_steps: int | None = None
     local_epochs: int | None = None
+    run: int | None = None  # the federation run (protocol 1.2); None from a 1.1 gateway
 
     def __post_init__(self) -> None:
         check_id(self.federation, "federation")
+        check_run(self.run)
         check_bundle_id(self.bundle_id)
         check_int("round", self.round)
         check_int("model_version", self.model_version)
@@ -212,6 +229,7 @@ class RoundTask(_Wire):
             "seed": self.seed,
             "local_steps": self.local_steps,
             "local_epochs": self.local_epochs,
+            **_run_key(self.run),
         }
 
     @classmethod
@@ -229,6 +247,7 @@ class RoundTask(_Wire):
             seed=fields.integer("seed"),
             local_steps=fields.optional_integer("local_steps", 1),
             local_epochs=fields.optional_integer("local_epochs", 1),
+            run=fields.optional_integer("run", 1),
         )
 
 
@@ -245,9 +264,11 @@ class GlobalModel(_Wire):
     model_version: int
     base_version: int | None
     payload: bytes = field(repr=False)
+    run: int | None = None  # protocol 1.2
 
     def __post_init__(self) -> None:
         check_bundle_id(self.bundle_id)
+        check_run(self.run)
         check_int("model_version", self.model_version)
         if (
             self.base_version is not None
@@ -260,6 +281,7 @@ class GlobalModel(_Wire):
             "bundle_id": self.bundle_id,
             "model_version": self.model_version,
             "base_version": self.base_version,
+            **_run_key(self.run),
         }
 
     def _payload(self) -> bytes:
@@ -272,6 +294,7 @@ class GlobalModel(_Wire):
             model_version=fields.integer("model_version"),
             base_version=fields.optional_integer("base_version"),
             payload=payload,
+            run=fields.optional_integer("run", 1),
         )
 
 
@@ -291,9 +314,11 @@ class ClientUpdate(_Wire):
     metrics: dict[str, float] = field(default_factory=dict)
     nonce: str | None = None  # fresh per signed update (protocol 1.1); see signing_input
     signature: bytes | None = field(default=None, repr=False)  # Ed25519 over signing_input()
+    run: int | None = None  # the task's run, echoed (protocol 1.2); not signed (the gateway checks it)
 
     def __post_init__(self) -> None:
         check_id(self.federation, "federation")
+        check_run(self.run)
         check_bundle_id(self.bundle_id)
         check_int("round", self.round)
         check_int("model_version", self.model_version)
@@ -355,10 +380,61 @@ class ClientUpdate(_Wire):
             meta["nonce"] = self.nonce
         if self.signature is not None:
             meta["sig"] = base64.b64encode(self.signature).decode("ascii")
+        meta.update(_run_key(self.run))
         return meta
 
     def _payload(self) -> bytes:
         return self.payload
+
+    @property
+    def compact_ok(self) -> bool:
+        """True if this update can go out in the compact form (protocol 1.2): it names a run, its
+        update id and nonce are 32 hex digits, and a nonce comes only with a signature."""
+        return (
+            self.run is not None
+            and (self.nonce is None) == (self.signature is None)
+            and can_encode(self.update_id, self.nonce, self.metrics)
+        )
+
+    def wire_bytes(self) -> bytes:
+        """What a 1.2 device sends: the compact form when the update can use it (it names the run of a
+        1.2 gateway's task), else the JSON form (a 1.1 gateway, whose task names no run)."""
+        return self.to_compact_bytes() if self.compact_ok else self.to_bytes()
+
+    def to_compact_bytes(self) -> bytes:
+        """The framed message with binary metadata (``ValueError`` unless ``compact_ok``).
+
+        Only for a gateway that announced protocol 1.2 (its task names a ``run``): federation, client id
+        and bundle id are left out, the receiver takes them from the topic and its run.
+        """
+        if not self.compact_ok:
+            raise ValueError("this update cannot use the compact form (no run, or ids that are not 32 hex digits)")
+        assert self.run is not None
+        meta = encode_compact(
+            CompactFields(
+                self.run, self.round, self.model_version, self.num_samples, self.update_id,
+                dict(self.metrics), self.nonce, self.signature,
+            )
+        )  # fmt: skip
+        return frame(MessageType.UPDATE, meta, self.payload)
+
+    @classmethod
+    def decode(
+        cls, data: bytes | bytearray | memoryview, limits: Limits, *, federation: str, client_id: str, bundle_id: str
+    ) -> ClientUpdate:
+        """Either form of a ClientUpdate that arrived on ``update/{client_id}`` of ``federation``; a compact
+        one takes federation, client id and bundle id from these (the gateway's own run's bundle)."""
+        message_type, metadata, payload = unframe(data, limits)
+        if message_type != MessageType.UPDATE:
+            raise ProtocolError(Reason.WRONG_TYPE, f"expected UPDATE, got {message_type.name}")
+        if not isinstance(metadata, CompactFields):
+            return cls._from_parts(Fields(metadata, limits), payload)
+        m = metadata
+        return cls(
+            federation=federation, bundle_id=bundle_id, round=m.round, model_version=m.model_version,
+            client_id=client_id, num_samples=m.num_samples, update_id=m.update_id, payload=payload,
+            metrics=m.metrics, nonce=m.nonce, signature=m.signature, run=m.run,
+        )  # fmt: skip
 
     @classmethod
     def _from_parts(cls, fields: Fields, payload: bytes) -> Self:
@@ -374,6 +450,7 @@ class ClientUpdate(_Wire):
             metrics=fields.number_map("metrics"),
             nonce=fields.string("nonce") if fields.optional("nonce") else None,
             signature=_signature(fields.string("sig")) if fields.optional("sig") else None,
+            run=fields.optional_integer("run", 1),
         )
 
 
@@ -386,7 +463,11 @@ def _signature(text: str) -> bytes:
 
 @dataclass(frozen=True)
 class Ack(_Wire):
-    """The gateway's answer to one ClientUpdate: accepted, or rejected with a reason (e.g. a Reason value)."""
+    """The gateway's answer to one ClientUpdate: accepted, or rejected with a reason code and a detail.
+
+    ``reason`` is a machine-readable code (docs/protocol.md section 8 lists each and what a device does
+    next); ``detail`` (protocol 1.2) says in words what the gateway expected and what it got.
+    """
 
     TYPE: ClassVar[MessageType] = MessageType.ACK
     client_id: str
@@ -394,22 +475,31 @@ class Ack(_Wire):
     update_id: str
     accepted: bool
     reason: str = ""
+    detail: str = ""  # protocol 1.2; "" when accepted
+    run: int | None = None  # protocol 1.2: the gateway's run
 
     def __post_init__(self) -> None:
         check_id(self.client_id)
         check_int("round", self.round)
         check_id(self.update_id, "update id")
+        check_run(self.run)
         if len(self.reason) > MAX_REASON_CHARS:
             raise ProtocolError(Reason.TOO_LARGE, f"ack reason longer than {MAX_REASON_CHARS} characters")
+        if len(self.detail.encode("utf-8")) > MAX_REASON_CHARS:
+            raise ProtocolError(Reason.TOO_LARGE, f"ack detail longer than {MAX_REASON_CHARS} bytes")
 
     def _metadata(self) -> dict[str, Any]:
-        return {
+        meta: dict[str, Any] = {
             "client_id": self.client_id,
             "round": self.round,
             "update_id": self.update_id,
             "accepted": self.accepted,
             "reason": self.reason,
+            **_run_key(self.run),
         }
+        if self.detail:
+            meta["detail"] = self.detail
+        return meta
 
     @classmethod
     def _from_parts(cls, fields: Fields, payload: bytes) -> Self:
@@ -419,6 +509,8 @@ class Ack(_Wire):
             update_id=fields.string("update_id"),
             accepted=fields.boolean("accepted"),
             reason=fields.string("reason"),
+            detail=fields.string("detail") if fields.optional("detail") else "",
+            run=fields.optional_integer("run", 1),
         )
 
 
@@ -428,12 +520,36 @@ _CLASSES: dict[MessageType, type[_Wire]] = {
 }
 
 
+def salvage_update_id(data: bytes | bytearray | memoryview, limits: Limits) -> tuple[str, int] | None:
+    """``(update_id, round)`` of a ClientUpdate whose metadata did not pass the checks, if it names them.
+
+    A gateway Acks such an update (negatively) so the device stops resending it; only an intact frame
+    (CRC good) with a valid ``update_id`` qualifies, the round defaulting to 0 when it is unreadable.
+    """
+    try:
+        message_type, metadata, _ = unframe(data, limits)
+    except ProtocolError:
+        return None
+    if message_type != MessageType.UPDATE:
+        return None
+    if isinstance(metadata, CompactFields):
+        return metadata.update_id, metadata.round
+    update_id, round_no = metadata.get("update_id"), metadata.get("round")
+    if not isinstance(update_id, str) or not is_valid_id(update_id):
+        return None
+    if not isinstance(round_no, int) or isinstance(round_no, bool) or not 0 <= round_no <= MAX_SAFE_INT:
+        round_no = 0
+    return update_id, round_no
+
+
 def decode_message(data: bytes | bytearray | memoryview, limits: Limits) -> Message:
     """Any framed message, as its dataclass, or :class:`ProtocolError`."""
     message_type, metadata, payload = unframe(data, limits)
     cls = _CLASSES[message_type]
     if payload and message_type not in (MessageType.GLOBAL_MODEL, MessageType.UPDATE):
         raise ProtocolError(Reason.TRAILING_BYTES, f"{message_type.name} carries no payload")
+    if isinstance(metadata, CompactFields):
+        raise ProtocolError(Reason.BAD_METADATA, _COMPACT_NEEDS_CONTEXT)
     return cast(Message, cls._from_parts(Fields(metadata, limits), payload))
 
 

@@ -16,13 +16,22 @@ from fmfl.protocol.codec.base import FloatArray, IndexArray, ceil_fraction
 
 
 def top_k_indices(values: FloatArray, k: int) -> IndexArray:
-    """Sorted indices of the ``k`` largest ``|values|`` (ties broken arbitrarily). O(n) by argpartition."""
+    """Sorted indices of the ``k`` largest ``|values|``; ties at the cut go to the **higher** index.
+
+    The tie rule is part of the wire contract (protocol 1.2, docs/protocol.md section 6): two devices
+    holding the same ``p`` must send the same bytes. Magnitudes are compared exactly as held (float64
+    here). O(n): one argpartition, then only the values equal to the k-th largest are ordered.
+    """
     n = values.size
     if k >= n:
         return np.arange(n, dtype=np.int64)
     if k <= 0:
         return np.zeros(0, dtype=np.int64)
-    chosen = np.argpartition(np.abs(values), n - k)[n - k :]
+    magnitude = np.abs(values)
+    threshold = magnitude[np.argpartition(magnitude, n - k)[n - k]]
+    above = np.flatnonzero(magnitude > threshold)
+    tied = np.flatnonzero(magnitude == threshold)
+    chosen = np.concatenate((above, tied[tied.size - (k - above.size) :]))
     chosen.sort()
     return chosen.astype(np.int64, copy=False)
 
