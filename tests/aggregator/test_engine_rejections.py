@@ -1,5 +1,6 @@
-"""Every way the engine refuses an update: the reason counted, the Ack (when an update id is known),
-and nothing changed: no client held, nothing logged, and a good update is still accepted after."""
+"""Every way the engine refuses an update: the reason counted, the Ack (when an update id is known, even
+if the rest of the metadata is broken) with a detail saying what was expected and what came, and nothing
+changed: no client held, nothing logged, and a good update is still accepted after."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 from test_server_support import SIZE, T0, TOPICS, Harness, frames, make_update
 
 from fmfl.protocol import ClientHello, ClientUpdate, RoundTask, UpdateEncoder, split_message
+from fmfl.protocol.framing import MessageType, frame
 
 
 def good(task: RoundTask, cid: str = "a", **kw: object) -> ClientUpdate:
@@ -28,6 +30,12 @@ def nan_payload() -> bytes:
     return bytes(payload)
 
 
+def with_metadata(update: ClientUpdate, **changes: object) -> list[bytes]:
+    """The update's chunks with metadata keys changed (None: removed), bypassing the dataclass checks."""
+    meta = {**update._metadata(), **changes}
+    return split_message(frame(MessageType.UPDATE, {k: v for k, v in meta.items() if v is not None}, update.payload))
+
+
 def corrupt_crc(chunk: bytes) -> bytes:
     return chunk[:-4] + struct.pack("<I", zlib.crc32(chunk[:-4]) ^ 1)
 
@@ -40,6 +48,7 @@ class Case:
     build: Callable[[RoundTask], tuple[str, list[bytes]]]
     reason: str
     acked: bool = True
+    detail: str = ""  # a part of the Ack's detail
 
 
 def _chunks(update: ClientUpdate) -> list[bytes]:
@@ -63,24 +72,43 @@ CASES = [
         acked=False,
     ),
     Case("a hello, not an update", lambda t: ("a", frames(ClientHello("a"))), "wrong_type", acked=False),
-    Case("someone else's id", lambda t: ("a", _chunks(good(t, "b"))), "client_mismatch"),
-    Case("other federation", lambda t: ("a", _chunks(good(t, federation="other"))), "wrong_federation"),
-    Case("other bundle", lambda t: ("a", _chunks(good(t, bundle_id="not-our-bundle"))), "wrong_bundle"),
-    Case("future round", lambda t: ("a", _chunks(good(t, round=t.round + 1))), "wrong_round"),
-    Case("past round", lambda t: ("a", _chunks(good(t, round=t.round - 1))), "stale_round"),
-    Case("other version", lambda t: ("a", _chunks(good(t, model_version=7))), "wrong_version"),
-    Case("registered, not selected", lambda t: ("z", _chunks(good(t, "z"))), "not_selected"),
-    Case("never seen", lambda t: ("ghost", _chunks(good(t, "ghost"))), "unknown_client"),
-    Case("NaN in the payload", lambda t: ("a", _chunks(good(t, payload=nan_payload()))), "non_finite"),
-    Case("truncated payload", lambda t: ("a", _chunks(good(t, payload=good(t).payload[:-3]))), "truncated"),
+    Case("someone else's id", lambda t: ("a", _chunks(good(t, "b"))), "client_mismatch",
+         detail="'b' on the topic of 'a'"),
+    Case("other federation", lambda t: ("a", _chunks(good(t, federation="other"))), "wrong_federation",
+         detail="federation 'other', expected 'default'"),
+    Case("other bundle", lambda t: ("a", _chunks(good(t, bundle_id="not-our-bundle"))), "wrong_bundle",
+         detail="bundle 'not-our-bundle', expected"),
+    Case("another run", lambda t: ("a", _chunks(good(t, run=(t.run or 0) + 1))), "wrong_run",
+         detail="this gateway runs"),
+    Case("future round", lambda t: ("a", _chunks(good(t, round=t.round + 1))), "wrong_round",
+         detail="round 2, the open round is 1"),
+    Case("past round", lambda t: ("a", _chunks(good(t, round=t.round - 1))), "stale_round",
+         detail="round 0 is over; the open round is 1"),
+    Case("other version", lambda t: ("a", _chunks(good(t, model_version=7))), "wrong_version",
+         detail="model_version 7, round 1 trains version 0"),
+    Case("registered, not selected", lambda t: ("z", _chunks(good(t, "z"))), "not_selected",
+         detail="round 1 did not select 'z'"),
+    Case("never seen", lambda t: ("ghost", _chunks(good(t, "ghost"))), "unknown_client", detail="never said hello"),
+    Case("NaN in the payload", lambda t: ("a", _chunks(good(t, payload=nan_payload()))), "non_finite",
+         detail="payload:"),
+    Case("truncated payload", lambda t: ("a", _chunks(good(t, payload=good(t).payload[:-3]))), "truncated",
+         detail="payload:"),
     Case(
         "payload for another size",
         lambda t: ("a", _chunks(good(t, payload=UpdateEncoder("dense", 7).encode(np.ones(7, np.float32))))),
-        "size_mismatch",
+        "size_mismatch", detail="payload:",
     ),
-    Case("zero samples", lambda t: ("a", _chunks(good(t, num_samples=0))), "weight"),
-    Case("norm above --max-norm", lambda t: ("a", _chunks(good(t, payload=big_payload()))), "norm"),
-]
+    Case("zero samples", lambda t: ("a", _chunks(good(t, num_samples=0))), "weight", detail="weight must be positive"),
+    Case("norm above --max-norm", lambda t: ("a", _chunks(good(t, payload=big_payload()))), "norm",
+         detail="exceeds the bound 1"),
+    # Broken metadata that still names an update id: Acked, or the device would resend it forever.
+    Case("fractional num_samples", lambda t: ("a", with_metadata(good(t), num_samples=1.5)), "bad_metadata",
+         detail="'num_samples': expected an integer, got float"),
+    Case("a missing key", lambda t: ("a", with_metadata(good(t), model_version=None)), "bad_metadata",
+         detail="'model_version': missing"),
+    Case("no update id", lambda t: ("a", with_metadata(good(t), update_id=None)), "bad_metadata", acked=False),
+    Case("an invalid update id", lambda t: ("a", with_metadata(good(t), update_id="a/b")), "invalid_id", acked=False),
+]  # fmt: skip
 
 
 def big_payload() -> bytes:
@@ -95,7 +123,8 @@ def test_a_bad_update_is_refused_counted_acked_and_changes_nothing(tmp_path: Pat
     assert h.engine.open_round is not None
     assert h.engine.open_round.rejected_by_reason() == {case.reason: 1}
     if case.acked:
-        assert [(a.accepted, a.reason, a.client_id) for a in acks] == [(False, case.reason, sender)]
+        assert [(a.accepted, a.reason, a.client_id, a.run) for a in acks] == [(False, case.reason, sender, task.run)]
+        assert case.detail in acks[0].detail, acks[0].detail
     else:
         assert acks == []
     assert h.engine.strategy.clients == frozenset()

@@ -359,6 +359,7 @@ class Harness:
         workers: tuple[str, ...] = (),
         upstream: Any = None,
         verifier: Any = None,
+        prior: Any = None,
         **cfg: object,
     ) -> None:
         bundle = tmp / "bundle"
@@ -389,6 +390,7 @@ class Harness:
             workers=workers,
             upstream=upstream,
             verifier=verifier,
+            prior=prior,
         )
         self.topics = Topics(self.config.federation)
         self.out: list[Outgoing] = self.engine.start(T0)

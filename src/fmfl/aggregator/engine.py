@@ -30,6 +30,7 @@ from fmfl.aggregator.outbound import (
     Outgoing,
     ack_packets,
     clear_stale_chunks,
+    clear_task,
     global_model_packets,
     task_packets,
 )
@@ -37,6 +38,7 @@ from fmfl.aggregator.partial import GatewayTopics, PartialError, PartialRound, P
 from fmfl.aggregator.round_config import RoundConfig
 from fmfl.aggregator.round_report import MetricsLog, RoundSummary, mean_metrics
 from fmfl.aggregator.round_state import OpenRound
+from fmfl.aggregator.run_identity import PriorRun
 from fmfl.aggregator.sparse import Float32Array
 from fmfl.aggregator.store import GlobalStore
 from fmfl.aggregator.strategy import Strategy
@@ -93,7 +95,11 @@ class RoundEngine:
         partial_timeout: float = 30.0,
         upstream: UpstreamConfig | None = None,
         verifier: Callable[[ClientUpdate], str | None] | None = None,
+        prior: PriorRun | Callable[[], PriorRun] | None = None,
     ) -> None:
+        """``prior``: what earlier runs left retained on the broker, or how to read it
+        (``run_identity.read_prior_run``), called only when a new run starts, after every other check;
+        a new run continues their round and version numbers and clears their retained topics."""
         if (workers or upstream is not None) and not strategy.supports_partial_rounds:
             raise FmflError(f"--strategy {strategy.name} cannot split rounds: drop --workers / --upstream-federation")
         self.config = config
@@ -152,17 +158,32 @@ class RoundEngine:
         self._opened_any = False
         self._parent_task: RoundTask | None = None
         self._waiting_since = time.time() if now is None else now
-        self.weights, self.version = self._load(initial_weights, resume)
+        self._read_prior = prior if callable(prior) else (lambda: prior or PriorRun())
+        self.prior = PriorRun()
+        self._clear_prior_task = False
+        self.run = 0
+        self.first_version = 0
+        self.weights, self.version = self._load(initial_weights, resume, self._waiting_since)
+        self.ingest.run = self.run
 
     # --- start-up ----------------------------------------------------------------------------------
 
-    def _load(self, initial: Float32Array, resume: bool) -> tuple[Float32Array, int]:
+    def _load(self, initial: Float32Array, resume: bool, now: float) -> tuple[Float32Array, int]:
         identity = {"bundle_id": self.bundle_id, "federation": self.config.federation, "size": self.size}
         latest = self.store.latest()
         if latest is None:
+            # A new run: newer than any run the broker remembers, its rounds and versions after theirs.
+            self.prior = self._read_prior()
+            self._clear_prior_task = self.prior.task_retained
+            self._published_chunks = max(self.prior.chunk_topics, default=-1) + 1
+            self.run, self.first_version = self.prior.new_run_id(now), self.prior.first_version
             self.journal.put("identity", identity)
-            self.store.save(0, initial, server_state=self.strategy.state_dict())
-            return initial.astype("float32", copy=True), 0
+            self.journal.put("run", {"run": self.run, "first_version": self.first_version})
+            if self.prior.first_round > 1:
+                self.journal.put("next_round", self.prior.first_round)
+            self.store.save(self.first_version, initial, server_state=self.strategy.state_dict())
+            log.info("run %d starts at round %d, version %d", self.run, self.prior.first_round, self.first_version)
+            return initial.astype("float32", copy=True), self.first_version
         if not resume:
             raise FmflError(
                 f"{self.state_dir} already holds a run (global version {latest.version}); "
@@ -171,6 +192,11 @@ class RoundEngine:
         saved = self.journal.get("identity")
         if saved != identity:
             raise FmflError(f"{self.state_dir} holds a run of {saved}, not of {identity}; use another --state-dir")
+        run = self.journal.get("run")
+        if run is None:  # a state folder from before protocol 1.2: it gets its run id now, kept from here on
+            run = {"run": int(now * 1000), "first_version": min(v.version for v in self.store.versions())}
+            self.journal.put("run", run)
+        self.run, self.first_version = int(run["run"]), int(run["first_version"])
         entry, weights = self.store.load_weights()
         self.strategy.load_state_dict(self.store.load_state(entry.version))
         for record in self.journal.clients():
@@ -258,10 +284,18 @@ class RoundEngine:
         return self.upstream.will() if self.upstream is not None else None
 
     def start(self, now: float) -> list[Outgoing]:
-        """What to publish on (re)connecting: the current global model, and the open round's task."""
+        """What to publish on (re)connecting: the current global model, and the open round's task.
+
+        A new run first clears an earlier run's retained task (it may select devices, its deadline still
+        ahead); the model's publish clears the earlier run's surplus chunk topics.
+        """
         # Again on every reconnect: a broker killed before saving its retained copies has lost them.
         self._published_version = None
-        out = self._global_packets()
+        out = []
+        if self._clear_prior_task and self.open_round is None:
+            out.append(clear_task(self.topics))
+        self._clear_prior_task = False
+        out += self._global_packets()
         if self.upstream is not None:
             out += self.upstream.start()
         if self.open_round is not None:
@@ -358,17 +392,19 @@ class RoundEngine:
     def _verdict(self, sender: str, verdict: Verdict, now: float) -> list[Outgoing]:
         update = verdict.update
         out: list[Outgoing] = []
+        target = verdict.ack_target
         if verdict.counted:
             self.observer.update_accepted(len(update.payload) if update else 0, late=verdict.late)
         elif not verdict.accepted:
             if self.open_round is not None:
                 self.open_round.reject(verdict.reason)
             self.observer.update_rejected(verdict.reason)
-            log.warning("update from %s rejected: %s", sender, verdict.reason)
-        if update is not None:
+            log.warning("update %s from %s rejected: %s (%s)%s", target[0] if target else "(no update id)", sender,
+                        verdict.reason, verdict.detail, "" if target else "; no Ack: the sender cannot be told")
+        if target is not None:
             if verdict.counted:
                 failpoint("aggregator.before_ack")  # logged and journaled, the Ack not yet sent
-            ack = Ack(sender, update.round, update.update_id, verdict.accepted, verdict.reason)
+            ack = Ack(sender, target[1], target[0], verdict.accepted, verdict.reason, verdict.detail, run=self.run)
             out = self._sent(ack_packets(self.topics, ack, self.config.max_packet_bytes))
         if verdict.counted:
             out += self.tick(now)
@@ -379,7 +415,7 @@ class RoundEngine:
     @property
     def finished(self) -> bool:
         """All rounds done (a lower tier serves its parent until stopped)."""
-        return self.upstream is None and self.version >= self.config.rounds
+        return self.upstream is None and self.version - self.first_version >= self.config.rounds
 
     def tick(self, now: float) -> list[Outgoing]:
         """Close the round at quorum K or its deadline; open the next when enough clients are online."""
@@ -458,6 +494,7 @@ class RoundEngine:
             seed=cfg.task_seed(r),
             local_steps=cfg.local_steps,
             local_epochs=cfg.local_epochs,
+            run=self.run,
         )
         out = self._global_packets() + task_packets(self.topics, task, cfg.max_packet_bytes)
         self.strategy.begin_round(self.weights)
@@ -563,7 +600,7 @@ class RoundEngine:
         if self._published_version == self.version:
             return []
         out = global_model_packets(
-            self.topics, self.bundle_id, self.version, self.weights, self.config.max_packet_bytes
+            self.topics, self.bundle_id, self.version, self.weights, self.config.max_packet_bytes, run=self.run
         )
         chunks = len(out)
         out += clear_stale_chunks(self.topics, chunks, self._published_chunks)

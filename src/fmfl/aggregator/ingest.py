@@ -2,7 +2,9 @@
 
 The checks run cheapest first and nothing is changed until all have passed:
 
-1. parse the ClientUpdate (framing, metadata; a refusal here has no update id, so gets no Ack);
+1. parse the ClientUpdate (framing, metadata; either form, JSON or compact). A refusal here is still
+   Acked when the metadata names a valid update id (``salvage_update_id``): a device whose update is
+   malformed for good (``num_samples: 1.5``) must hear so, or it resends it forever;
 2. the sender: ``client_id`` must be the one in the topic;
    2b. with a device registry (``verifier``, see ``fmfl.trust``): the sender is a known, active device
    and signed this update (``unknown_device``, ``revoked_device``, ``unsigned``, ``bad_signature``);
@@ -10,12 +12,14 @@ The checks run cheapest first and nothing is changed until all have passed:
 3. a resend of an update already accepted (in the write-ahead log, or journaled in an earlier
    round): Ack it again as accepted, count nothing; another update carrying a nonce already
    accepted from this client is a replay (``replayed_nonce``);
-4. federation, bundle, round and version, selection; a late update of an earlier round is refused
+4. the run (protocol 1.2: an update naming another run is ``wrong_run``), federation, bundle, round and
+   version, selection; a late update of an earlier round is refused
    as ``stale_round`` or, in async mode, folded into this round with FedBuff's staleness weight;
 5. decode the payload (bounded by the manifest's vector size), validate it (``strategy.check``);
 6. append it to the write-ahead log (fsynced), then ``strategy.accept``, then journal its metrics.
 
-Only after step 6 does the engine publish the Ack and the adapter acknowledge the MQTT packet.
+Only after step 6 does the engine publish the Ack and the adapter acknowledge the MQTT packet. Every
+refusal carries a ``detail``: what the gateway expected and what it got, in words, for the Ack.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from fmfl.aggregator.validation import RejectedUpdate
 from fmfl.aggregator.wal import UpdateLog
 from fmfl.failpoints import failpoint
 from fmfl.protocol import ClientUpdate, Limits, ProtocolError, RoundTask, decode_update
+from fmfl.protocol.messages import MAX_REASON_CHARS, salvage_update_id
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +55,19 @@ class Verdict:
     update: ClientUpdate | None = None
     duplicate: bool = False  # a resend of an update already accepted: acked again, counted once
     late: bool = False  # accepted into a later round (async mode)
+    detail: str = ""  # why, in words (expected vs got); "" when accepted
+    salvaged: tuple[str, int] | None = None  # (update id, round) of an update that failed to parse
 
     @property
     def counted(self) -> bool:
         return self.accepted and not self.duplicate
+
+    @property
+    def ack_target(self) -> tuple[str, int] | None:
+        """``(update id, round)`` to Ack, or None when the update cannot be identified (no Ack)."""
+        if self.update is not None:
+            return self.update.update_id, self.update.round
+        return self.salvaged
 
 
 @dataclass
@@ -68,8 +82,16 @@ class StageTimes:
         return now
 
 
-def _refuse(reason: str, update: ClientUpdate | None = None) -> Verdict:
-    return Verdict(False, reason, update)
+def _refuse(reason: str, update: ClientUpdate | None = None, detail: str = "") -> Verdict:
+    return Verdict(False, reason, update, detail=_clip(detail))
+
+
+def _clip(text: str) -> str:
+    """At most MAX_REASON_CHARS UTF-8 bytes (the Ack's bound), cut at a character boundary."""
+    raw = text.encode("utf-8")
+    if len(raw) <= MAX_REASON_CHARS:
+        return text
+    return raw[: MAX_REASON_CHARS - 3].decode("utf-8", "ignore") + "..."
 
 
 class UpdateIngest:
@@ -99,50 +121,58 @@ class UpdateIngest:
         self.is_known = is_known
         self.held_elsewhere = held_elsewhere
         self.verifier = verifier
+        self.run: int | None = None  # this gateway's run (protocol 1.2); None: no run check
         self.times = StageTimes()
 
     def ingest(self, sender: str, data: bytes, open_round: OpenRound | None) -> Verdict:
         """Judge the reassembled message ``data`` that arrived on ``update/{sender}``."""
         t = time.perf_counter()
         try:
-            update = ClientUpdate.from_bytes(data, self.limits)
+            update = ClientUpdate.decode(
+                data, self.limits, federation=self.config.federation, client_id=sender, bundle_id=self.bundle_id
+            )
         except ProtocolError as exc:
-            return _refuse(exc.reason.value)
+            salvaged = salvage_update_id(data, self.limits)
+            return Verdict(False, exc.reason.value, detail=_clip(exc.message), salvaged=salvaged)
         t = self.times.add("parse", t)
         if update.client_id != sender:
-            return _refuse("client_mismatch", update)
+            return _refuse("client_mismatch", update, f"client_id {update.client_id!r} on the topic of {sender!r}")
         if self.verifier is not None:
             refusal = self.verifier(update)
             t = self.times.add("verify", t)
             if refusal:
                 # A registry the gateway cannot read is its own fault, not the update's: no Ack (a refusal
                 # would make the device drop the update from its outbox), so the device resends it later.
-                return _refuse(refusal, None if refusal in GATEWAY_FAULTS else update)
+                sender_update = None if refusal in GATEWAY_FAULTS else update
+                return _refuse(refusal, sender_update, _VERIFIER_DETAIL.get(refusal, ""))
         # A resend whose Ack was lost: the same answer again, and nothing counted twice.
         uid = update.update_id
         if self.wal.contains(uid) or self.journal.accepted_round_of(uid) is not None:
             return Verdict(True, "", update, duplicate=True)
         if update.nonce is not None and self._nonce_owner(update.client_id, update.nonce) not in (None, uid):
-            return _refuse("replayed_nonce", update)
+            return _refuse("replayed_nonce", update, f"nonce {update.nonce} was already accepted with another update")
         held = self.held_elsewhere(update.client_id)  # scale-out: another worker accepted it
         if held is not None:
             if held[1] == uid:
                 return Verdict(True, "", update, duplicate=True)
-            return _refuse("duplicate-client", update)
+            return _refuse("duplicate-client", update, f"another update of {update.client_id!r} counts this round")
         t = self.times.add("dedupe", t)
+        if update.run is not None and self.run is not None and update.run != self.run:
+            return _refuse("wrong_run", update, f"run {update.run}, this gateway runs {self.run}")
         if update.federation != self.config.federation:
-            return _refuse("wrong_federation", update)
+            expected = self.config.federation
+            return _refuse("wrong_federation", update, f"federation {update.federation!r}, expected {expected!r}")
         if update.bundle_id != self.bundle_id:
-            return _refuse("wrong_bundle", update)
+            return _refuse("wrong_bundle", update, f"bundle {update.bundle_id!r}, expected {self.bundle_id!r}")
         if open_round is None:
-            return _refuse("no_open_round", update)
-        weight, late, refusal = self._check_round(update, open_round)
+            return _refuse("no_open_round", update, f"round {update.round}: no round is open")
+        weight, late, refusal, detail = self._check_round(update, open_round)
         if refusal:
-            return _refuse(refusal, update)
+            return _refuse(refusal, update, detail)
         try:
             sparse = decode_update(update.payload, self.size, self.limits)
         except ProtocolError as exc:
-            return _refuse(exc.reason.value, update)
+            return _refuse(exc.reason.value, update, f"payload: {exc.message}")
         t = self.times.add("decode", t)
         try:
             valid = self.strategy.check(sparse, weight, update.client_id)
@@ -163,7 +193,7 @@ class UpdateIngest:
                 self.strategy.accept(sparse, valid.weight, update.client_id)
             t = self.times.add("accumulate", t)
         except RejectedUpdate as exc:
-            return _refuse(exc.reason, update)
+            return _refuse(exc.reason, update, exc.detail)
         if late:
             open_round.count("late")
         open_round.count("accepted_bytes", len(data))
@@ -188,35 +218,51 @@ class UpdateIngest:
         the journal row, so it also covers a crash between the two), the journal the rounds before."""
         return self.wal.update_with_nonce(client_id, nonce) or self.journal.update_with_nonce(client_id, nonce)
 
-    def _check_round(self, update: ClientUpdate, open_round: OpenRound) -> tuple[float, bool, str]:
-        """``(weight, late, refusal)``: the sample-count weight, or why the round refuses it."""
-        if update.round == open_round.round:
-            if update.model_version != open_round.version:
-                return 0.0, False, "wrong_version"
+    def _check_round(self, update: ClientUpdate, open_round: OpenRound) -> tuple[float, bool, str, str]:
+        """``(weight, late, refusal, detail)``: the sample-count weight, or why the round refuses it."""
+        r, v = open_round.round, open_round.version
+        if update.round == r:
+            if update.model_version != v:
+                return _no("wrong_version", f"model_version {update.model_version}, round {r} trains version {v}")
             if update.client_id not in open_round.selected:
-                return 0.0, False, "not_selected" if self.is_known(update.client_id) else "unknown_client"
-            return float(update.num_samples), False, ""
-        if update.round > open_round.round:
-            return 0.0, False, "wrong_round"
+                if self.is_known(update.client_id):
+                    return _no("not_selected", f"round {r} did not select {update.client_id!r}")
+                return _no("unknown_client", f"{update.client_id!r} never said hello; round {r} did not select it")
+            return float(update.num_samples), False, "", ""
+        if update.round > r:
+            return _no("wrong_round", f"round {update.round}, the open round is {r}")
         if not self.config.async_mode:
-            return 0.0, False, "stale_round"
+            return _no("stale_round", f"round {update.round} is over; the open round is {r}")
         return self._check_late(update, open_round)
 
-    def _check_late(self, update: ClientUpdate, open_round: OpenRound) -> tuple[float, bool, str]:
+    def _check_late(self, update: ClientUpdate, open_round: OpenRound) -> tuple[float, bool, str, str]:
         """Async mode (FedBuff, Nguyen et al. 2022): an update for an earlier round joins this one,
         weighted ``num_samples / sqrt(1 + staleness)``, if that round really asked this client for
         it on the version it names."""
         past = self.journal.round(update.round)
         if past is None:
-            return 0.0, False, "stale_round"
+            return _no("stale_round", f"round {update.round} is too old; the open round is {open_round.round}")
         task = RoundTask.from_bytes(past.task, self.limits)
         if update.client_id not in task.selected:
-            return 0.0, False, "not_selected"
+            return _no("not_selected", f"round {update.round} did not select {update.client_id!r}")
         if update.model_version != task.model_version:
-            return 0.0, False, "wrong_version"
+            got, want = update.model_version, task.model_version
+            return _no("wrong_version", f"model_version {got}, round {update.round} trained version {want}")
         staleness = open_round.version - update.model_version
         if staleness > self.config.max_staleness:
-            return 0.0, False, "too_stale"
+            return _no("too_stale", f"staleness {staleness} > --max-staleness {self.config.max_staleness}")
         if update.num_samples <= 0:
-            return 0.0, False, "weight"
-        return staleness_weight(float(update.num_samples), staleness), True, ""
+            return _no("weight", f"num_samples {update.num_samples}, expected >= 1")
+        return staleness_weight(float(update.num_samples), staleness), True, "", ""
+
+
+def _no(reason: str, detail: str) -> tuple[float, bool, str, str]:
+    return 0.0, False, reason, detail
+
+
+_VERIFIER_DETAIL = {
+    "unknown_device": "the sender is not in the gateway's device registry",
+    "revoked_device": "the sender's key is revoked in the gateway's device registry",
+    "unsigned": "the gateway requires signed updates (nonce and sig)",
+    "bad_signature": "the signature does not verify with the sender's registered key",
+}

@@ -25,30 +25,40 @@ class Outgoing:
 
 
 def global_model_packets(
-    topics: Topics, bundle_id: str, version: int, weights: Float32Array, max_packet_bytes: int
+    topics: Topics,
+    bundle_id: str,
+    version: int,
+    weights: Float32Array,
+    max_packet_bytes: int,
+    run: int | None = None,
 ) -> list[Outgoing]:
-    """The dense global weights of ``version`` as retained chunks on ``global/{i}``."""
+    """The dense global weights of ``version`` as retained chunks on ``global/{i}``, tagged with ``run``."""
     encoder = UpdateEncoder("dense", int(weights.shape[0]))
     payload = encoder.encode(np.ascontiguousarray(weights, dtype=np.float32))
-    message = GlobalModel(bundle_id=bundle_id, model_version=version, base_version=None, payload=payload)
-    chunks = split_message(message.to_bytes(), max_packet_bytes)
+    message = GlobalModel(bundle_id=bundle_id, model_version=version, base_version=None, payload=payload, run=run)
+    chunks = split_message(message.to_bytes(), max_packet_bytes, run=run)
     return [Outgoing(topics.global_model_chunk(i), c, retain=True) for i, c in enumerate(chunks)]
 
 
 def clear_stale_chunks(topics: Topics, first: int, stop: int) -> list[Outgoing]:
     """Empty retained payloads (MQTT's "delete the retained message") for chunk topics ``[first, stop)``.
 
-    Needed only if a model ever goes out in fewer chunks than before (``--max-packet-bytes`` raised):
-    a device must not collect a stale chunk. Stale chunks carry another message id, so even a device
-    that did would discard them; this just keeps the broker tidy.
+    Needed when a model goes out in fewer chunks than before (``--max-packet-bytes`` raised, or an
+    earlier run's larger model): a device must not collect a stale chunk. Stale chunks carry another
+    message id, so even a device that did would discard them; this keeps the broker tidy.
     """
     return [Outgoing(topics.global_model_chunk(i), b"", retain=True) for i in range(first, stop)]
+
+
+def clear_task(topics: Topics) -> Outgoing:
+    """Delete the retained task (an earlier run's, before this run's first task replaces it)."""
+    return Outgoing(topics.task, b"", retain=True)
 
 
 def task_packets(topics: Topics, task: RoundTask, max_packet_bytes: int) -> list[Outgoing]:
     """The retained RoundTask. One chunk in practice; a huge selection list could need more, and
     the task topic holds one retained message, so the task must fit one packet."""
-    chunks = split_message(task.to_bytes(), max_packet_bytes)
+    chunks = split_message(task.to_bytes(), max_packet_bytes, run=task.run)
     if len(chunks) != 1:
         raise ValueError(
             f"the round task ({len(task.selected)} selected clients) does not fit one packet of "
@@ -58,4 +68,5 @@ def task_packets(topics: Topics, task: RoundTask, max_packet_bytes: int) -> list
 
 
 def ack_packets(topics: Topics, ack: Ack, max_packet_bytes: int) -> list[Outgoing]:
-    return [Outgoing(topics.ack(ack.client_id), c) for c in split_message(ack.to_bytes(), max_packet_bytes)]
+    chunks = split_message(ack.to_bytes(), max_packet_bytes, run=ack.run)
+    return [Outgoing(topics.ack(ack.client_id), c) for c in chunks]

@@ -24,6 +24,7 @@ from fmfl.aggregator.observer import Observers, RoundObserver
 from fmfl.aggregator.registry import make_strategy
 from fmfl.aggregator.round_config import RoundConfig
 from fmfl.aggregator.round_report import RoundSummary
+from fmfl.aggregator.run_identity import read_prior_run
 from fmfl.aggregator.sparse import Float32Array
 from fmfl.aggregator.strategy import Strategy
 from fmfl.aggregator.tier import UpstreamConfig
@@ -32,7 +33,7 @@ from fmfl.aggregator.worker import WorkerEngine
 from fmfl.bundle import verify_bundle
 from fmfl.errors import FmflError
 from fmfl.mqtt import MqttOptions
-from fmfl.protocol import ClientUpdate
+from fmfl.protocol import ClientUpdate, Limits, Topics
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +104,7 @@ def build_verifier(settings: ServerSettings) -> Callable[[ClientUpdate], str | N
 def build_engine(settings: ServerSettings, observer: RoundObserver) -> RoundEngine:
     bundle_id, weights = load_initial_weights(settings.bundle, settings.trust_key)
     strategy = build_strategy(settings.strategy, settings.strategy_options, settings.max_norm)
+    topics, limits = Topics(settings.round.federation), Limits.for_vector_size(int(weights.shape[0]))
     return RoundEngine(
         config=settings.round,
         bundle_id=bundle_id,
@@ -115,6 +117,8 @@ def build_engine(settings: ServerSettings, observer: RoundObserver) -> RoundEngi
         partial_timeout=settings.partial_timeout,
         upstream=settings.upstream,
         verifier=build_verifier(settings),
+        # Read only when a new run starts (after every other check): what earlier runs left retained.
+        prior=lambda: read_prior_run(settings.broker, topics, limits),
     )
 
 

@@ -230,6 +230,7 @@ class UpstreamTier:
             update_id=new_update_id(),
             payload=payload,
             metrics={k: v for k, v in metrics.items() if np.isfinite(v)},
+            run=task.run,  # the parent's run (protocol 1.2), so a newer parent run refuses it as wrong_run
         )
         if self._signing_key is not None:
             from fmfl.trust.update_signing import sign_update

@@ -46,6 +46,7 @@ class RejectedUpdate(FmflError):
     def __init__(self, reason: RejectReason, message: str) -> None:
         super().__init__(f"update rejected ({reason}): {message}")
         self.reason: str = str(reason)
+        self.detail = message  # what was expected and what came, for the device's Ack
 
 
 @dataclass(frozen=True)

@@ -137,6 +137,7 @@ class WorkerEngine:
             return []
         self.strategy = self.make_strategy()
         self.ingest = self._ingest_for(self.strategy)
+        self.ingest.run = task.run  # the coordinator's run: the worker answers for it
         self.strategy.begin_round(np.zeros(self.size, dtype=np.float32))
         report = self.wal.replay(task.round, self.strategy)  # after a restart: this round's share
         self.wal.prune(before_round=task.round)
@@ -163,10 +164,13 @@ class WorkerEngine:
             if self.open_round is not None:
                 self.open_round.reject(verdict.reason)
             self.observer.update_rejected(verdict.reason)
-            log.warning("update from %s rejected: %s", sender, verdict.reason)
+            log.warning("update %s from %s rejected: %s (%s)", (verdict.ack_target or ("-",))[0], sender,
+                        verdict.reason, verdict.detail)
         out: list[Outgoing] = []
-        if update is not None:
-            ack = Ack(sender, update.round, update.update_id, verdict.accepted, verdict.reason)
+        target = verdict.ack_target
+        if target is not None:
+            run = self.open_round.task.run if self.open_round is not None else None
+            ack = Ack(sender, target[1], target[0], verdict.accepted, verdict.reason, verdict.detail, run=run)
             out = ack_packets(self.topics, ack, self.config.max_packet_bytes)
         if verdict.counted and update is not None:
             self.observer.update_accepted(len(update.payload), late=verdict.late)
