@@ -215,3 +215,39 @@ def test_broker_down_is_a_clear_error(vit_bundle: Path, fmnist_shard: Path, tmp_
     assert proc.returncode == 2
     assert "cannot reach the MQTT broker" in out and "after 3 attempts" in out
     assert out.count("unreachable") == 3  # each attempt logged, with its backoff delay
+
+
+def test_a_1_2_task_gets_a_compact_update_and_a_refused_update_is_never_resent(
+    mosquitto: Any, gateway: Gateway, vit_bundle: Path, fmnist_shard: Path, tmp_path: Path
+) -> None:
+    # Prepare: a protocol 1.2 gateway (its model and task name run 5); an older run's task is ignored.
+    manifest = verify_bundle(vit_bundle)
+    weights = np.load(vit_bundle / "initial_weights.npy")
+    payload = UpdateEncoder("dense", gateway.n).encode(weights)
+    gateway.publish_global(GlobalModel(manifest.bundle_id, 2, None, payload, run=5).to_bytes())
+    task = RoundTask(federation="test", bundle_id=manifest.bundle_id, round=3, model_version=2,
+                     selected=("dev-1",), batch_size=32, lr=0.01, codec="topk:0.01+int8+ef",
+                     deadline=time.time() + 120, seed=1, local_epochs=1, run=5)  # fmt: skip
+    gateway.publish(TOPICS.task, task.to_bytes())
+    proc = start_client(vit_bundle, fmnist_shard, tmp_path / "state", mosquitto.url, "--resend-after", "1")
+    try:
+        # Execute: the device's upload, then a negative Ack, then 4 s in which a resend would come.
+        topic, packet = gateway.updates.get(timeout=120)
+        update = ClientUpdate.decode(packet, gateway.limits, federation="test", client_id="dev-1",
+                                     bundle_id=manifest.bundle_id)  # fmt: skip
+        refusal = Ack("dev-1", 3, update.update_id, accepted=False, reason="wrong_version",
+                      detail="model_version 2, round 3 trains version 9", run=5)  # fmt: skip
+        gateway.publish(TOPICS.ack("dev-1"), refusal.to_bytes(), retain=False)
+        time.sleep(4)
+        later = [gateway.updates.get_nowait() for _ in range(gateway.updates.qsize())]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    # Assert: one bare compact frame of the default codec, under 512 bytes for this 12,810-float head ...
+    assert topic == TOPICS.update("dev-1") and packet[:4] == b"FMFL" and packet[7] == 1
+    assert (update.run, update.round, update.model_version) == (5, 3, 2)
+    assert len(packet) <= 512 or manifest.num_trainable != 12_810, len(packet)
+    # ... dropped from the outbox on the negative Ack and never sent again.
+    assert later == [], out
+    assert not list((tmp_path / "state" / "outbox").glob("*.npz"))
+    assert "rejected: wrong_version" in out

@@ -166,14 +166,14 @@ class EdgeDevice:
         update = ClientUpdate(
             federation=task.federation, bundle_id=self.manifest.bundle_id, round=task.round,
             model_version=task.model_version, client_id=self.cfg.client_id, num_samples=self.num_samples,
-            update_id=new_update_id(), payload=payload, metrics=metrics,
+            update_id=new_update_id(), payload=payload, metrics=metrics, run=task.run,
         )
         if self._signing_key is not None:
             from fmfl.trust.update_signing import sign_update
 
             # Signed before the commit: a resend after a crash is the same bytes, nonce and signature.
             update = sign_update(update, self._signing_key)
-        self.state.commit_update(task.round, update.update_id, update.to_bytes(), np.array(encoder.residual))
+        self.state.commit_update(task.round, update.update_id, update.wire_bytes(), np.array(encoder.residual))
         return update
 
 

@@ -4,6 +4,10 @@ paho's network thread only enqueues messages; all decoding, training and state c
 the runner's own thread, so a long local round never stalls keep-alives. The runner holds the last
 good global model at all times: a malformed, wrong-bundle or wrong-version global model is logged
 and ignored, never applied.
+
+Runs (protocol 1.2): the runner follows the newest run it has seen on a task or a model and ignores
+what an older run left behind (chunks, tasks, models); a newer run's model replaces the held one
+whatever its version. Messages without a run (a 1.1 gateway) are judged by versions and rounds alone.
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ from fmfl.protocol import (
     decode_update,
     split_message,
 )
+from fmfl.protocol.chunking import chunk_run
+from fmfl.protocol.framing import is_compact
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +70,7 @@ class EdgeRunner:
         self.stop_event = threading.Event()
         self.pending_task: RoundTask | None = None
         self.rounds_done = 0
+        self.followed_run = 0  # the newest run seen on a task or model (0: none yet, or a 1.1 gateway)
         self._last_upload = time.monotonic()
         # A status message is one chunk; the same bytes serve as the MQTT will and the clean-shutdown notice.
         self.offline_status = split_message(ClientStatus(self.client_id, online=False).to_bytes())[0]
@@ -92,7 +99,7 @@ class EdgeRunner:
         # Updates the gateway has not acknowledged yet go out again; it counts each update id once.
         for entry in self.device.state.pending():
             log.info("resending update %s for round %d", entry.update_id, entry.round)
-            self._publish(t.update(self.client_id), entry.message)
+            self._publish_update(entry.message)
         log.info("connected to %s:%d as %s", self.mqtt_opts.host, self.mqtt_opts.port, self.client_id)
 
     def _on_disconnect(self, _client: Any, _userdata: Any, _flags: Any, reason: Any, _props: Any = None) -> None:
@@ -102,9 +109,13 @@ class EdgeRunner:
     def _on_message(self, _client: Any, _userdata: Any, msg: Any) -> None:
         self.inbox.put((msg.topic, bytes(msg.payload)))
 
-    def _publish(self, topic: str, message: bytes, retain: bool = False) -> None:
-        for chunk in split_message(message, self.cfg.max_packet_bytes):
+    def _publish(self, topic: str, message: bytes, retain: bool = False, bare: bool = False) -> None:
+        for chunk in split_message(message, self.cfg.max_packet_bytes, bare=bare):
             self.client.publish(topic, chunk, qos=1, retain=retain)
+
+    def _publish_update(self, message: bytes) -> None:
+        # A compact update (written only for a 1.2 gateway) goes out as a bare frame when it fits a packet.
+        self._publish(self.topics.update(self.client_id), message, bare=is_compact(message))
 
     def _maybe_resend(self) -> None:
         """Resend what is still unacknowledged ``resend_after`` seconds after the last upload.
@@ -122,14 +133,14 @@ class EdgeRunner:
         for entry in self.device.state.pending():
             log.info("no Ack after %.0f s: resending update %s for round %d",
                      self.cfg.resend_after, entry.update_id, entry.round)
-            self._publish(self.topics.update(self.client_id), entry.message)
+            self._publish_update(entry.message)
 
     def _upload(self, message: bytes) -> None:
         """A fresh update's chunks (runner thread); the outbox entry already holds it for resends."""
         self._last_upload = time.monotonic()
         topic = self.topics.update(self.client_id)
         if not armed("client.mid_upload"):
-            self._publish(topic, message)
+            self._publish_update(message)
             return
         for i, chunk in enumerate(split_message(message, self.cfg.max_packet_bytes)):
             if i:
@@ -185,6 +196,9 @@ class EdgeRunner:
     def _handle(self, topic: str, payload: bytes) -> None:
         try:
             kind, _ = self.topics.parse(topic)
+            hint = chunk_run(payload)
+            if hint is not None and hint < self.followed_run:
+                return  # an older run's leftover (e.g. a surplus retained chunk): never buffered
             message = self.reassembler.add(payload, source=kind)
             if message is None:
                 return
@@ -197,7 +211,24 @@ class EdgeRunner:
         except ProtocolError as exc:
             log.warning("ignored a bad message on %s: %s", topic, exc)
 
+    def _follow(self, run: int | None, what: str) -> bool:
+        """False for a message of a run older than the one followed; adopts a newer run."""
+        if run is None:
+            return True
+        if run < self.followed_run:
+            log.info("ignored %s of run %d: following run %d", what, run, self.followed_run)
+            return False
+        if run > self.followed_run:
+            if self.followed_run:
+                log.info("a new run %d replaces run %d", run, self.followed_run)
+            self.followed_run = run
+            if self.pending_task is not None and self.pending_task.run != run:
+                self.pending_task = None  # the old run's task will never be aggregated
+        return True
+
     def _on_task(self, task: RoundTask) -> None:
+        if not self._follow(task.run, f"round {task.round}'s task"):
+            return
         if task.bundle_id != self.device.manifest.bundle_id:
             log.warning("round task for bundle %s, this device holds %s: ignored",
                         task.bundle_id, self.device.manifest.bundle_id)
@@ -211,7 +242,12 @@ class EdgeRunner:
 
     def _on_global(self, model: GlobalModel) -> None:
         held, weights = self.device.global_model()
-        if model.bundle_id != self.device.manifest.bundle_id or model.model_version <= held:
+        newer_run = model.run is not None and model.run > self.followed_run
+        if not self._follow(model.run, f"global model v{model.model_version}"):
+            return
+        if model.bundle_id != self.device.manifest.bundle_id:
+            return
+        if model.model_version <= held and not newer_run:
             return
         if model.base_version is not None:
             if model.base_version != held:
@@ -252,7 +288,7 @@ class EdgeRunner:
             log.error("round %d: local training failed: %s", task.round, exc)
             return
         failpoint("client.before_upload")  # committed to the outbox, nothing sent
-        self._upload(update.to_bytes())
+        self._upload(update.wire_bytes())
         self.rounds_done += 1
         log.info("round %d: trained %d samples in %.1f s, sent %d bytes (accuracy %.3f)", task.round,
                  update.num_samples, time.perf_counter() - start, len(update.payload),
