@@ -22,6 +22,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "fmfl.aggregator.cli",
     "fmfl.demo.cli",
     "fmfl.provision.cli",
+    "fmfl.conformance.cli",
 )
 
 Handler = Callable[[argparse.Namespace], int]
