@@ -56,8 +56,9 @@ def test_a_device_that_resends_refused_updates_fails_exactly_the_refusal_checks(
 ) -> None:
     cfg = _config(mosquitto, tiny_vit_bundle)
     kit = KitThread(cfg).start()
+    # Its outbox still holds an update of an earlier session: the kit refuses it and judges nothing by it.
     device = TinyDevice(mosquitto.url, "tiny", "conf", cfg.bundle_id, cfg.weights.size,
-                        drops_refused=drops_refused).start()
+                        drops_refused=drops_refused).leave_in_outbox(round_=3).start()
     try:
         report = kit.join(timeout=300)
     finally:
@@ -65,5 +66,6 @@ def test_a_device_that_resends_refused_updates_fails_exactly_the_refusal_checks(
 
     failed = {c.name for c in report.failed}
     assert failed == (set() if drops_refused else {f"ack.refused.{r}" for r in REFUSALS}), kit.text
+    assert "refused 1 update(s) left from an earlier session" in kit.text
     if not drops_refused:
         assert "saw:      sent again" in kit.text

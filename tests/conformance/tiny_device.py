@@ -64,6 +64,14 @@ class TinyDevice:
         for message in self.outbox.values():
             self._publish(t.update(self.cid), message)
 
+    def leave_in_outbox(self, round_: int) -> TinyDevice:
+        """An unacknowledged update of an earlier session's round, resent on connect."""
+        update = ClientUpdate(federation=self.topics.federation, bundle_id=self.bundle_id, round=round_,
+                              model_version=0, client_id=self.cid, num_samples=10, update_id=new_update_id(),
+                              payload=UpdateEncoder("topk:4", self.size).encode(np.ones(self.size, np.float32)))
+        self.outbox[update.update_id] = update.to_bytes()
+        return self
+
     def start(self) -> TinyDevice:
         connect_with_backoff(self.client, self.opts)
         self.client.loop_start()

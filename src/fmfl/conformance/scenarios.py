@@ -111,20 +111,22 @@ class Conformance:
         self.link = KitLink(cfg.broker, self.topics, cfg.client_id, cfg.bundle_id, self.limits)
         self.quiet = cfg.quiet
         self.run_id = 0
-        self.round = 0
+        self.first_round = self.round = 0
         self.version = 0
         self.tasks: dict[int, RoundTask] = {}  # every task the kit sent, by round
         self.acks: dict[str, tuple[Ack, float]] = {}  # update id -> the Ack sent and when
         self.must_not: list[tuple[str, int, str]] = []  # (check, round, expected): no update for that round
         self.duplicate_round = 0
         self.refused: dict[str, ClientUpdate | None] = {}  # reason -> the update refused with it
+        self.leftovers: set[str] = set()  # ids of updates from an earlier session, resent on connect
         self.chunk_topics = 0
 
     # -- driving ------------------------------------------------------------------------------------
     def run(self) -> Report:
         prior = read_prior_run(self.cfg.broker, self.topics, self.limits)
         self.run_id = prior.new_run_id(time.time())
-        self.round = max(prior.first_round, int(time.time())) - 1
+        self.first_round = max(prior.first_round, int(time.time()))
+        self.round = self.first_round - 1
         self.version = prior.first_version
         self.chunk_topics = max(prior.chunk_topics, default=-1) + 1
         self.link.start()
@@ -185,10 +187,18 @@ class Conformance:
 
     def _pump(self, until: float) -> None:
         for got in self.link.pump(until):
-            # A gateway answers a resend of an update it already answered with the same Ack.
-            if isinstance(got.message, ClientUpdate) and got.message.update_id in self.acks:
-                ack = self.acks[got.message.update_id][0]
+            update = _update(got)
+            if update is None:
+                continue
+            if update.update_id in self.acks:
+                # A gateway answers a resend of an update it already answered with the same Ack.
+                ack = self.acks[update.update_id][0]
                 self.link.publish(ack_packets(self.topics, ack, DEFAULT_MAX_PACKET_BYTES))
+            elif update.round < self.first_round:
+                # Left in the device's outbox by an earlier session: refuse it, as a gateway would, and
+                # judge nothing by it (the checks look at this session's rounds only).
+                self.leftovers.add(update.update_id)
+                self._ack(update, False, "stale_round", f"round {update.round} is from before this session")
 
     def _await(self, match: Callable[[Received], bool], timeout: float, since: int = 0) -> Received | None:
         """The first message from index ``since`` on that ``match`` accepts, waiting up to ``timeout`` s."""
@@ -424,6 +434,8 @@ class Conformance:
             resends = self._resends(refused.update_id)
             self.report.add(f"ack.refused.{reason}", not resends, expected,
                             f"sent again {len(resends)} time(s) after the Ack" if resends else "not sent again")
+        if self.leftovers:
+            self.report.note(f"refused {len(self.leftovers)} update(s) left from an earlier session (stale_round)")
         accepted = {i for i, (ack, _) in self.acks.items() if ack.accepted}
         resent = sorted({i for i in accepted if self._resends(i)})
         self.report.add("ack.accepted_final", not resent, "no accepted update sent again after its Ack",
@@ -444,7 +456,7 @@ class Conformance:
         if got.error:
             return f"a {got.kind} message that does not decode ({got.error})"
         update = _update(got)
-        if update is None:
+        if update is None or update.update_id in self.leftovers:
             return ""
         task = self.tasks.get(update.round)
         if task is None:
