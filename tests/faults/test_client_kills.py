@@ -89,8 +89,9 @@ def captured_acks(*watches: Listener, size: int) -> dict[str, int]:
     return {a.update_id: a.round for a in acks if a.accepted}
 
 
-def captured_updates(*watches: Listener, size: int) -> tuple[dict[str, Sent], list[int]]:
-    """Every update seen on the wire by id, and the sizes of the messages (in bytes)."""
+def captured_updates(*watches: Listener, size: int, bundle_id: str) -> tuple[dict[str, Sent], list[int]]:
+    """Every update seen on the wire by id, and the sizes of the messages (in bytes); a compact (protocol 1.2)
+    update takes its federation and client id from its topic and the bundle id from the run, as the gateway does."""
     limits = Limits.for_vector_size(size)
     reassembler = Reassembler(2**26, 64)
     out: dict[str, Sent] = {}
@@ -101,7 +102,8 @@ def captured_updates(*watches: Listener, size: int) -> tuple[dict[str, Sent], li
         data = reassembler.add(payload, topic)
         if data is not None:
             sizes.append(len(data))
-            u = ClientUpdate.from_bytes(data, limits)
+            u = ClientUpdate.decode(data, limits, federation=TOPICS.federation, client_id=topic.rsplit("/", 1)[-1],
+                                    bundle_id=bundle_id)
             out[u.update_id] = Sent(u.client_id, u.round, decode_update(u.payload, size, limits), u.num_samples)
     return out, sizes
 
@@ -118,7 +120,7 @@ TRIALS = {
 def test_clients_killed_mid_training_and_mid_upload_lose_nothing(
     trial_name: str, device_bundle: Path, device_shards: list[Path], broker: Any, ledger: Ledger, tmp_path: Path
 ) -> None:
-    _, initial = bundle_info(device_bundle)
+    bundle_id, initial = bundle_info(device_bundle)
     size = initial.shape[0]
     trial = ledger.add(Trial("fmfl client SIGKILL mid-training / after commit / mid-upload"))
     armed = TRIALS[trial_name]
@@ -145,7 +147,7 @@ def test_clients_killed_mid_training_and_mid_upload_lose_nothing(
         kill_leftovers(agg, devices)
     trial.kills = sum(d.kills for d in devices)
     assert trial.kills == 3, [(d.cid, d.kills) for d in devices]
-    sent, sizes = captured_updates(watch, size=size)
+    sent, sizes = captured_updates(watch, size=size, bundle_id=bundle_id)
     acked = captured_acks(watch, size=size)
     audit(tmp_path / "state", initial, sent, acked, trial)
     assert trial.counted == 6 and trial.acked == 6
@@ -166,7 +168,7 @@ def test_aggregator_killed_mid_chunked_upload_gets_the_update_resent(
     """The gateway dies between two chunks of an update. It had acknowledged the first chunks to the
     broker (they are buffered, not logged), so the broker's redelivery cannot complete the update:
     the device, still connected, must send it again in full (``--resend-after``)."""
-    _, initial = bundle_info(device_bundle)
+    bundle_id, initial = bundle_info(device_bundle)
     size = initial.shape[0]
     trial = ledger.add(Trial("aggregator SIGKILL mid chunked upload (real clients)"))
     watch = Listener(broker.port, [TOPICS.all_updates, f"{TOPICS.root}/ack/+"])
@@ -185,7 +187,7 @@ def test_aggregator_killed_mid_chunked_upload_gets_the_update_resent(
     finally:
         watch.close()
         kill_leftovers(agg, devices)
-    sent, _ = captured_updates(watch, size=size)
+    sent, _ = captured_updates(watch, size=size, bundle_id=bundle_id)
     audit(tmp_path / "state", initial, sent, captured_acks(watch, size=size), trial)
     assert trial.counted == 6 and trial.acked == 6
     assert any("no Ack after 2 s: resending update" in d.log.read_text() for d in devices)
@@ -199,7 +201,7 @@ def test_broker_restarted_under_real_clients_loses_nothing(
     """Mosquitto stopped (SIGTERM: it saves its sessions) or killed (SIGKILL: it loses up to its last
     second, ``autosave_interval 1``) as the first update arrives, and started again on its port. The
     clients' persistent sessions and resends, and the gateway's, must bring every update in once."""
-    _, initial = bundle_info(device_bundle)
+    bundle_id, initial = bundle_info(device_bundle)
     size = initial.shape[0]
     trial = ledger.add(Trial(f"broker {how} + restart under real clients"))
     watch = Listener(broker.port, [TOPICS.all_updates, f"{TOPICS.root}/ack/+"])
@@ -232,7 +234,7 @@ def test_broker_restarted_under_real_clients_loses_nothing(
             after.close()
         kill_leftovers(agg, devices)
     assert after is not None
-    sent, _ = captured_updates(watch, after, size=size)
+    sent, _ = captured_updates(watch, after, size=size, bundle_id=bundle_id)
     audit(tmp_path / "state", initial, sent, captured_acks(watch, after, size=size), trial)
     assert trial.counted == 6 and trial.acked == 6
     # No round waited for its 60 s deadline: the gateway published the model and task again on reconnecting.
