@@ -74,3 +74,11 @@ def test_real_broker_accepts_the_python_hashes() -> None:
         assert str(Probe(fed.options("dev-1", password="nope")).connect()) == "Not authorized"
     finally:
         fed.cleanup()
+
+
+def test_new_passwords_never_start_with_a_dash() -> None:
+    # "--password -abc" would read as an option: a dash-first password broke about 1 device in 64
+    passwords = [new_password() for _ in range(2000)]
+    assert not any(p.startswith("-") for p in passwords)
+    assert len(set(passwords)) == 2000 and all(len(p) == 43 for p in passwords)
+    assert sum(p[0] == "_" for p in passwords) > 0  # the other 63 first characters are still drawn

@@ -33,8 +33,15 @@ class PasswordFileError(FmflError):
 
 
 def new_password() -> str:
-    """256 random bits, URL-safe (no ``:`` and no whitespace, so it survives every config format)."""
-    return secrets.token_urlsafe(PASSWORD_BYTES)
+    """256 random bits, URL-safe (no ``:`` and no whitespace, so it survives every config format).
+
+    Never starting with ``-``: ``--password -x...`` reads as an option to argparse (and to most CLIs), which
+    broke about one provisioned device in 64 (``token_urlsafe`` draws ``-`` as often as any of its 64 characters).
+    """
+    while True:
+        password = secrets.token_urlsafe(PASSWORD_BYTES)
+        if not password.startswith("-"):
+            return password
 
 
 def hash_password(password: str, *, salt: bytes | None = None, iterations: int = ITERATIONS) -> str:
