@@ -1,6 +1,6 @@
 """Global model versions on disk: one ``.npy`` per version, server state beside it, a JSON index.
 
-Every file is written atomically (``_atomic.atomic_write``), data before index, so after a crash the
+Every file is written atomically (``fmfl.durable.atomic_write``), data before index, so after a crash the
 index names only complete versions; a version file without an index entry is an interrupted save
 that the next ``save`` of that version overwrites. Loads verify the recorded SHA-256.
 """
@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from fmfl.aggregator._atomic import atomic_write
 from fmfl.aggregator._npz import dump_arrays, load_arrays
 from fmfl.aggregator.sparse import Float32Array
 from fmfl.aggregator.strategy import StateDict
+from fmfl.durable import atomic_write
 from fmfl.errors import FmflError
 
 INDEX_NAME = "index.json"

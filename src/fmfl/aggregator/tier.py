@@ -32,10 +32,10 @@ from typing import Any
 
 import numpy as np
 
-from fmfl.aggregator._atomic import atomic_write
 from fmfl.aggregator.accumulator import WeightedSum
 from fmfl.aggregator.outbound import Outgoing
 from fmfl.aggregator.sparse import Float32Array
+from fmfl.durable import atomic_write
 from fmfl.errors import FmflError
 from fmfl.protocol import (
     Ack,

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from fmfl.durable import atomic_write
 from fmfl.privacy.gaussian import gaussian_epsilon
 
 LEDGER_FILE = "local_dp.json"
@@ -98,13 +99,8 @@ class PrivacyLedger:
     def record(self, count: int = 1) -> int:
         """Add ``count`` releases durably; returns the new total."""
         total = self.releases() + count
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        with tmp.open("w", encoding="utf-8") as fh:
-            json.dump({"releases": total}, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.path)
+        # Durable including the rename: a power cut after this returns must not forget the release.
+        atomic_write(self.path, json.dumps({"releases": total}).encode())
         return total
 
 

@@ -13,8 +13,9 @@ import grp
 import os
 import pwd
 import stat
-import tempfile
 from pathlib import Path
+
+from fmfl.durable import atomic_write
 
 BROKER_USER = "mosquitto"
 
@@ -30,20 +31,8 @@ def broker_group() -> int | None:
 
 
 def _write(path: Path, data: bytes, mode: int, gid: int | None = None) -> None:
-    """Write via a temp file in the same folder and rename, so a broker reloading never reads half a file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        os.fchmod(fd, mode)
-        if gid is not None:
-            os.fchown(fd, -1, gid)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Atomic and durable, so a broker reloading never reads half a file (``fmfl.durable``)."""
+    atomic_write(path, data, mode=mode, gid=gid)
 
 
 def write_private(path: Path, data: bytes) -> None:

@@ -12,12 +12,14 @@ small integers); the sent values are the float32 values the decoder reconstructs
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
+from fmfl.durable import atomic_write
 from fmfl.protocol.codec.base import Float32Array, FloatArray, IndexArray
 from fmfl.protocol.errors import ProtocolError, Reason
 
@@ -55,14 +57,10 @@ class ErrorFeedback:
         self._residual = np.zeros_like(self._residual)
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the residual as a float64 ``.npy``, atomically (temp file, fsync, rename)."""
-        target = Path(path)
-        temp = target.with_name(target.name + ".tmp")
-        with open(temp, "wb") as handle:
-            np.save(handle, self._residual, allow_pickle=False)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, target)
+        """Write the residual as a float64 ``.npy``, atomically and durably (``fmfl.durable``)."""
+        buffer = io.BytesIO()
+        np.save(buffer, self._residual, allow_pickle=False)
+        atomic_write(Path(path), buffer.getvalue())
 
     def load(self, path: str | os.PathLike[str]) -> None:
         """Read a residual written by :meth:`save`; its shape must match (reason ``residual_mismatch``)."""
