@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fmfl.aggregator.sparse import Float32Array
+from fmfl.errors import FmflError
 from fmfl.protocol import Ack, GlobalModel, RoundTask, Topics, UpdateEncoder, split_message
 
 
@@ -55,12 +56,17 @@ def clear_task(topics: Topics) -> Outgoing:
     return Outgoing(topics.task, b"", retain=True)
 
 
+class TaskTooLarge(FmflError):
+    """The round task (its selection list) does not fit one packet: an operator setting, not a bug."""
+
+
 def task_packets(topics: Topics, task: RoundTask, max_packet_bytes: int) -> list[Outgoing]:
     """The retained RoundTask. One chunk in practice; a huge selection list could need more, and
-    the task topic holds one retained message, so the task must fit one packet."""
+    the task topic holds one retained message, so the task must fit one packet. Checked before the round
+    is journaled, so the gateway stops with this message and resumes cleanly with a larger packet."""
     chunks = split_message(task.to_bytes(), max_packet_bytes, run=task.run)
     if len(chunks) != 1:
-        raise ValueError(
+        raise TaskTooLarge(
             f"the round task ({len(task.selected)} selected clients) does not fit one packet of "
             f"{max_packet_bytes} bytes; raise --max-packet-bytes or lower --clients-per-round"
         )
