@@ -58,15 +58,15 @@ def load_avg() -> str:
 def machine(flwr_python: Path | None) -> str:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), "?")
-    versions = {p: metadata.version(p) for p in ("onnxruntime-training-cpu", "torch", "numpy")}
+    versions = {p: metadata.version(p) for p in ("onnxruntime", "torch", "numpy")}
     flwr = "not installed"
     if flwr_python is not None:
         out = subprocess.run([str(flwr_python), "-c", "import flwr, torch; print(flwr.__version__, torch.__version__)"],
                              capture_output=True, text=True)
         flwr = out.stdout.strip().replace(" ", ", torch (Flower venv) ") if out.returncode == 0 else "broken"
     return (f"{platform.machine()}, {os.cpu_count()} cores ({cpu}); Python {platform.python_version()}; "
-            f"flwr {flwr}; torch {versions['torch']}, onnxruntime-training-cpu "
-            f"{versions['onnxruntime-training-cpu']}, numpy {versions['numpy']}")
+            f"flwr {flwr}; torch {versions['torch']}, onnxruntime "
+            f"{versions['onnxruntime']}, numpy {versions['numpy']}")
 
 
 def status_mb(pid: int | str, key: str) -> float:
@@ -420,7 +420,7 @@ def step_scaling(work: Path) -> list[tuple[str, int, list[float]]]:
     """ORT client step time (cached prefix features, 1 thread) on MiniLM for each trainable set."""
     from benchmarks.client import Case, export, local_data, write_data
     from fmfl.edge_client.features import compute_features
-    from fmfl.edge_client.ort_training import OrtTrainer
+    from fmfl.edge_client.trainer import Trainer
 
     data_dir = work / "minilm-data"
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -436,7 +436,8 @@ def step_scaling(work: Path) -> list[tuple[str, int, list[float]]]:
         feats = compute_features(bundle, manifest, raw, 1) if manifest.has_prefix else dict(raw.inputs)
         names = manifest.graph["train_inputs"]
         inputs = {n: feats[n] if n in feats else raw.inputs[n] for n in names}
-        trainer = OrtTrainer(bundle, manifest, 1)
+        trainer = Trainer(bundle, manifest, 1)
+        trainer.set_weights(np.load(bundle / str(manifest.artifacts["initial_weights"])))
         trainer.set_learning_rate(LR)
         order = np.random.default_rng(0).permutation(len(raw))
         batches = [order[s : s + 8] for s in range(0, len(order), 8)]
