@@ -61,7 +61,11 @@ class Trainer:
         feeds = self.tensor_names + self.input_names
         _check_io(step_path, self.step_session, feeds, self.output_names + self.grad_names)
         _check_io(eval_path, self.eval_session, feeds, self.output_names)
+        # Starts from the bundle's initial weights (global version 0), never from zeros a caller forgot to replace.
         self.weights = np.zeros(manifest.num_trainable, dtype=np.float32)
+        initial = art.get("initial_weights")
+        if initial:
+            self.set_weights(np.load(bundle / str(initial)).astype(np.float32, copy=False))
         self.grads = np.zeros_like(self.weights)
         self._views = self._tensor_views(self.weights)
         self.optimizer: Optimizer = make_optimizer(manifest.optimizer, self.weights.size)
