@@ -38,7 +38,7 @@ class PrefixRunner:
         if not name:
             raise ValueError("bundle has no frozen prefix (its spec trains from the first block)")
         check_runtime(manifest.versions.get("min_onnxruntime"), manifest.versions.get("opset"))
-        self.session = open_session(bundle / name, threads)
+        self.session = open_session(bundle / name, threads, arena=True)
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]
 

@@ -54,11 +54,6 @@ def session_options(threads: int | None) -> Any:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
     options.log_severity_level = 3
-    # Without onnxruntime's CPU arena, a run's working memory goes back to the system when it ends instead of
-    # staying reserved (the arena grows in powers of two and never shrinks): the MiniLM last:1 train step at
-    # batch 32 peaked at 253 MB instead of 303 MB here, and a whole --once round at 447 MB instead of 588 MB.
-    # Step times with and without it were within this shared machine's noise (-13% to +12% across runs).
-    options.enable_cpu_mem_arena = False
     return options
 
 
@@ -74,10 +69,19 @@ def check_runtime(min_version: str | None, opset: int | None) -> None:
         )
 
 
-def open_session(path: Path, threads: int | None, graph_providers: list[str] | None = None) -> Any:
-    """An inference session on ``path``; a graph onnxruntime cannot load becomes a ``GraphLoadError``."""
+def open_session(path: Path, threads: int | None, graph_providers: list[str] | None = None, *,
+                 arena: bool = False) -> Any:
+    """An inference session on ``path``; a graph onnxruntime cannot load becomes a ``GraphLoadError``.
+
+    Without onnxruntime's CPU arena (the default here) a run's working memory goes back to the system when it
+    ends instead of staying reserved (the arena grows in powers of two and never shrinks): the MiniLM last:1
+    train step at batch 32 peaked at 253 MB instead of 303 MB here, a whole --once round at 447 MB instead of
+    588 MB, with step times within this shared machine's noise. The one-off prefix pass is the exception
+    (``arena=True``): its many same-shaped runs peaked lower with it (MiniLM's trunk: 241 MB against 256-273).
+    """
     ort = onnxruntime_module()
     options = session_options(threads)
+    options.enable_cpu_mem_arena = arena
     try:
         return ort.InferenceSession(str(path), options, providers=graph_providers or providers())
     except Exception as exc:  # onnxruntime raises its own C++-backed exception types
