@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+from real_data import export_tiny_vit, write_fmnist_shard
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -23,22 +24,16 @@ def minilm_tokenizer() -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_vit_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A real bundle, exported once per session on the workstation side (torch): a random-init tiny ViT at
-    32 px, last block + head trainable, the 10 Fashion-MNIST classes; the device tests use it torch-free."""
-    torch = pytest.importorskip("torch")
-    transformers = pytest.importorskip("transformers")
-    from fmfl.datasets.fashion_mnist import FASHION_MNIST_CLASSES
-    from fmfl.export.pipeline import ExportConfig, export_bundle
+    """The session's tiny-ViT bundle (``export_tiny_vit``, AdamW lr 0.01); the device tests use it torch-free."""
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    return export_tiny_vit(tmp_path_factory.mktemp("vit"))
 
-    torch.manual_seed(0)
-    root = tmp_path_factory.mktemp("vit")
-    config = transformers.ViTConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2,
-                                    num_attention_heads=2, intermediate_size=64)
-    transformers.ViTModel(config, add_pooling_layer=False).save_pretrained(root / "model")
-    out = root / "bundle"
-    export_bundle(ExportConfig(model=str(root / "model"), task="classify", train="last:1", out=out,
-                               labels=tuple(FASHION_MNIST_CLASSES), lr=0.01))
-    return out
+
+@pytest.fixture(scope="session")
+def fmnist_shard(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """600 real Fashion-MNIST training images as the device's .npz."""
+    return write_fmnist_shard(tmp_path_factory.mktemp("data") / "shard.npz", 600)
 
 
 @pytest.fixture()

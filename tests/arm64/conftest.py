@@ -14,7 +14,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 _HERE = str(Path(__file__).resolve().parent)
@@ -23,6 +22,7 @@ if _HERE not in sys.path:  # --import-mode=importlib: the test module imports ar
 
 from arm64_support import REPO, VENV, arm64_run  # noqa: E402
 from fmfl_wheel import build_fmfl_wheel  # noqa: E402
+from real_data import export_tiny_vit, write_fmnist_shard  # noqa: E402
 
 BUILD_SCRIPT = REPO / "scripts" / "arm64_rootfs.sh"
 RUN_TOOLS = ("proot", "qemu-aarch64-static")
@@ -91,29 +91,12 @@ def sgd_vit_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     two correct float implementations (x86-64 and aarch64 kernels) end up a learning rate apart there. SGD
     keeps the update proportional to the gradient: the native and emulated rounds then agree to float noise.
     """
-    torch = pytest.importorskip("torch")
-    transformers = pytest.importorskip("transformers")
-    from fmfl.datasets.fashion_mnist import FASHION_MNIST_CLASSES
-    from fmfl.export.pipeline import ExportConfig, export_bundle
-
-    torch.manual_seed(0)
-    root = tmp_path_factory.mktemp("vit-sgd")
-    config = transformers.ViTConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2,
-                                    num_attention_heads=2, intermediate_size=64)
-    transformers.ViTModel(config, add_pooling_layer=False).save_pretrained(root / "model")
-    out = root / "bundle"
-    export_bundle(ExportConfig(model=str(root / "model"), task="classify", train="last:1", out=out,
-                               labels=tuple(FASHION_MNIST_CLASSES), optimizer="sgd", lr=0.05))
-    return out
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    return export_tiny_vit(tmp_path_factory.mktemp("vit-sgd"), optimizer="sgd", lr=0.05)
 
 
 @pytest.fixture(scope="session")
 def small_fmnist_shard(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """64 real Fashion-MNIST training images as the device's .npz (emulated inference is slow: keep it small)."""
-    from fmfl.datasets.fashion_mnist import load_fashion_mnist
-    from fmfl.edge_client.data import write_npz
-
-    data = load_fashion_mnist("train")
-    path = tmp_path_factory.mktemp("arm64-data") / "shard.npz"
-    write_npz(path, data.images[:64], data.labels[:64].astype(np.int64))
-    return path
+    return write_fmnist_shard(tmp_path_factory.mktemp("arm64-data") / "shard.npz", 64)
