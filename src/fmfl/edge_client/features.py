@@ -37,7 +37,7 @@ class PrefixRunner:
         name = manifest.artifacts.get("prefix_model")
         if not name:
             raise ValueError("bundle has no frozen prefix (its spec trains from the first block)")
-        check_runtime(manifest.versions.get("min_onnxruntime"), manifest.versions.get("opset"))
+        check_runtime(manifest)
         self.session = open_session(bundle / name, threads, arena=True)
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]

@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from fmfl.bundle.manifest import Manifest
 from fmfl.errors import FmflError
 
 CUDA, CPU = "CUDAExecutionProvider", "CPUExecutionProvider"
@@ -57,8 +58,9 @@ def session_options(threads: int | None) -> Any:
     return options
 
 
-def check_runtime(min_version: str | None, opset: int | None) -> None:
+def check_runtime(manifest: Manifest) -> None:
     """Refuse to start when the installed onnxruntime is older than the bundle's graphs need."""
+    min_version, opset = manifest.versions.get("min_onnxruntime"), manifest.versions.get("opset")
     if not min_version:
         return
     installed = onnxruntime_module().__version__
@@ -69,8 +71,7 @@ def check_runtime(min_version: str | None, opset: int | None) -> None:
         )
 
 
-def open_session(path: Path, threads: int | None, graph_providers: list[str] | None = None, *,
-                 arena: bool = False) -> Any:
+def open_session(path: Path, threads: int | None, *, arena: bool = False) -> Any:
     """An inference session on ``path``; a graph onnxruntime cannot load becomes a ``GraphLoadError``.
 
     Without onnxruntime's CPU arena (the default here) a run's working memory goes back to the system when it
@@ -83,7 +84,7 @@ def open_session(path: Path, threads: int | None, graph_providers: list[str] | N
     options = session_options(threads)
     options.enable_cpu_mem_arena = arena
     try:
-        return ort.InferenceSession(str(path), options, providers=graph_providers or providers())
+        return ort.InferenceSession(str(path), options, providers=providers())
     except Exception as exc:  # onnxruntime raises its own C++-backed exception types
         hint = ""
         if "opset" in str(exc).lower():

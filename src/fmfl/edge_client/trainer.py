@@ -16,7 +16,7 @@ import numpy as np
 from fmfl.bundle.graph_ops import check_standard_ops
 from fmfl.bundle.manifest import Manifest
 from fmfl.edge_client.optimizers import Optimizer, make_optimizer
-from fmfl.edge_client.runtime import check_runtime, open_session, providers
+from fmfl.edge_client.runtime import check_runtime, open_session
 from fmfl.errors import FmflError
 
 
@@ -44,7 +44,7 @@ class Trainer:
     def __init__(self, bundle: Path, manifest: Manifest, threads: int | None = None) -> None:
         self.manifest = manifest
         step = manifest.train_step()
-        check_runtime(manifest.versions.get("min_onnxruntime"), manifest.versions.get("opset"))
+        check_runtime(manifest)
         self.tensor_names = [t.name for t in manifest.trainable]
         #: the batch inputs (features, then targets), without the trainable tensors
         self.input_names: list[str] = list(step["inputs"])
@@ -54,8 +54,8 @@ class Trainer:
         step_path, eval_path = bundle / str(art["train_step_model"]), bundle / str(art["eval_model"])
         for path in (step_path, eval_path):  # before onnxruntime parses them: a clear error, not a C++ one
             check_standard_ops(path)
-        self.step_session = open_session(step_path, threads, providers())
-        self.eval_session = open_session(eval_path, threads, providers())
+        self.step_session = open_session(step_path, threads)
+        self.eval_session = open_session(eval_path, threads)
         #: the execution providers the train step really runs on (CUDA first with onnxruntime-gpu on a GPU)
         self.providers: list[str] = list(self.step_session.get_providers())
         feeds = self.tensor_names + self.input_names

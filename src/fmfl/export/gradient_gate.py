@@ -17,7 +17,7 @@ import torch
 
 from fmfl.errors import FmflError
 from fmfl.export.graphs import SuffixGraph
-from fmfl.export.train_step import grad_name
+from fmfl.export.train_step import TrainStep, step_signature
 
 RTOL = 1e-4
 ATOL = 1e-5
@@ -43,15 +43,10 @@ class GateReport:
 def torch_reference(
     suffix: SuffixGraph, tensors: list[str], params: list[torch.Tensor], feed: tuple[torch.Tensor, ...],
 ) -> dict[str, np.ndarray]:
-    """Loss, output and gradients by plain torch autograd on the unexported module."""
-    leaves = [p.detach().clone().requires_grad_() for p in params]
-    loss, output = torch.func.functional_call(suffix, dict(zip(tensors, leaves, strict=True)), feed, strict=False)
-    grads = torch.autograd.grad(loss, leaves, allow_unused=True)
-    names = suffix.signature.outputs
-    out = {names[0]: loss.detach().numpy(), names[1]: output.detach().numpy()}
-    for name, leaf, grad in zip(tensors, leaves, grads, strict=True):
-        out[grad_name(name)] = (torch.zeros_like(leaf) if grad is None else grad).numpy()
-    return out
+    """Loss, output and gradients by plain torch autograd: the exported wrapper run eagerly, untraced."""
+    values = TrainStep(suffix, tensors, with_grads=True)(*params, *feed)
+    names = step_signature(suffix, tensors, with_grads=True).outputs
+    return {name: value.detach().numpy() for name, value in zip(names, values, strict=True)}
 
 
 def _run(path: Path, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
