@@ -182,7 +182,7 @@ def _write_bundle(
     onnx_names = [ONNX_PREFIX + n for n in trainable]
     params = dict(model.named_parameters())
     second = _suffix_feed(model, points, keys, _example_inputs(built, model, batch=GATE_BATCH, seed=1))
-    step_graph = _train_graphs(suffix, onnx_names, [params[n] for n in trainable], suffix_feed, second, tmp)
+    step_graph, opset = _train_graphs(suffix, onnx_names, [params[n] for n in trainable], suffix_feed, second, tmp)
     artifacts.update(train_step_model=TRAIN_STEP_FILE, eval_model=EVAL_FILE)
 
     infer_outputs = ("logits",) if isinstance(model, Classifier) else ("image_embeds", "text_embeds")
@@ -206,7 +206,7 @@ def _write_bundle(
         if has_external_data(graph):
             raise ExportError(f"{graph.name} stores tensors as external data (a graph over 2 GB?); not supported")
 
-    manifest = _manifest(cfg, spec, built, model, points, features, suffix, tensors, artifacts, step_graph, tmp)
+    manifest = _manifest(cfg, spec, built, model, points, features, suffix, tensors, artifacts, step_graph, opset, tmp)
     (tmp / MANIFEST_FILE).write_bytes(manifest.to_json())
     if cfg.sign_key is not None:
         (tmp / SIGNATURE_FILE).write_bytes(sign(load_private_key(cfg.sign_key), manifest.to_json()))
@@ -216,10 +216,10 @@ def _write_bundle(
 def _train_graphs(
     suffix: SuffixGraph, onnx_names: list[str], values: list[torch.Tensor], feed: dict[str, torch.Tensor],
     second: dict[str, torch.Tensor], tmp: Path,
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], int]:
     """Export the train-step and eval graphs, check their operators, run the gradient gate on two batches
-    (the traced one and ``second``, smaller: a batch size frozen into a graph fails too); the manifest's
-    ``graph.train_step`` section."""
+    (the traced one and ``second``, smaller: a batch size frozen into a graph fails too); returns the manifest's
+    ``graph.train_step`` section and the graphs' ai.onnx opset."""
     names = suffix.signature.inputs
     batch = tuple(feed[n] for n in names)
     step_path, eval_path = tmp / TRAIN_STEP_FILE, tmp / EVAL_FILE
@@ -233,10 +233,9 @@ def _train_graphs(
         "inputs": list(names),
         "outputs": list(suffix.signature.outputs),
         "gradients": [grad_name(n) for n in onnx_names],
-        "opset": step_ops.onnx_opset,
         "gate": {"batch_sizes": list(gate.batch_sizes), "rtol": RTOL, "atol": ATOL,
                  "max_abs_diff": float(gate.worst[1])},
-    }
+    }, step_ops.onnx_opset
 
 
 def min_onnxruntime(opset: int) -> str:
@@ -273,7 +272,7 @@ def _dtype(tensor: torch.Tensor) -> str:
 def _manifest(
     cfg: ExportConfig, spec: TrainSpec, built: BuiltModel, model: TaskModel, points: dict[str, int],
     features: list[dict[str, Any]], suffix: SuffixGraph, tensors: list[TrainableTensor],
-    artifacts: dict[str, str | None], step_graph: dict[str, Any], root: Path,
+    artifacts: dict[str, str | None], step_graph: dict[str, Any], opset: int, root: Path,
 ) -> Manifest:
     import onnxruntime
 
@@ -306,8 +305,7 @@ def _manifest(
         trainable=tuple(tensors),
         artifacts=artifacts,
         versions={
-            "opset": step_graph["opset"], "prefix_opset": OPSET,
-            "min_onnxruntime": min_onnxruntime(int(step_graph["opset"])),
+            "opset": opset, "prefix_opset": OPSET, "min_onnxruntime": min_onnxruntime(opset),
             "onnx": onnx.__version__,  # type: ignore[attr-defined]
             "onnxruntime": onnxruntime.__version__,
             "torch": torch.__version__, "fmfl": fmfl.__version__, "schema": SCHEMA,
