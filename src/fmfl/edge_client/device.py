@@ -90,7 +90,7 @@ class EdgeDevice:
         )
         self.train_data, self.eval_data = suffix.split(cfg.eval_fraction, cfg.seed)
         self.trainer = Trainer(cfg.bundle, self.manifest, cfg.threads)
-        self.initial = np.load(cfg.bundle / str(self.manifest.artifacts["initial_weights"]))
+        self.initial = self.trainer.get_weights()  # the trainer starts from the bundle's initial weights
         self.tensor_sizes = [t.size for t in self.manifest.trainable]
         self._global: tuple[int, np.ndarray] | None = None  # read from the state folder once, then kept
 
