@@ -20,9 +20,11 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "fmfl.export.cli",
     "fmfl.edge_client.cli",
     "fmfl.aggregator.cli",
+    "fmfl.aggregator.worker_cli",
     "fmfl.demo.cli",
     "fmfl.provision.cli",
     "fmfl.conformance.cli",
+    "fmfl.web.cli",
 )
 
 Handler = Callable[[argparse.Namespace], int]

@@ -1,6 +1,7 @@
 """``fmfl aggregator-worker``: one more process taking a share of the update stream (scale-out).
 
-Only argparse at import time, like ``cli.py``. See docs/scaling.md.
+Only argparse at import time, like ``cli.py``; listed in ``fmfl.cli.SUBCOMMAND_MODULES`` on its own.
+See docs/scaling.md.
 """
 
 from __future__ import annotations
@@ -9,10 +10,10 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from fmfl.aggregator.cli_options import add_aggregation_args, add_mqtt_args, mqtt_options, parse_strategy_option
+
 
 def register(sub: Any) -> None:
-    from fmfl.aggregator.cli import add_aggregation_args, add_mqtt_args
-
     p = sub.add_parser(
         "aggregator-worker",
         help="take a share of the update stream for an `fmfl aggregator --workers ...` (gateway)",
@@ -32,7 +33,6 @@ def register(sub: Any) -> None:
 
 
 def run_worker(args: argparse.Namespace) -> int:
-    from fmfl.aggregator.cli import _option, mqtt_options
     from fmfl.aggregator.round_config import RoundConfig
     from fmfl.aggregator.server import ServerSettings, serve
     from fmfl.errors import FmflError
@@ -58,7 +58,7 @@ def run_worker(args: argparse.Namespace) -> int:
         state_dir=args.state_dir,
         round=config,
         strategy=args.strategy,
-        strategy_options=dict(_option(o) for o in args.strategy_option),
+        strategy_options=dict(parse_strategy_option(o) for o in args.strategy_option),
         max_norm=args.max_norm,
         trust_key=args.trust_key,
         metrics_port=args.metrics_port,
