@@ -34,11 +34,14 @@ class Mosquitto:
 
     With ``config_file`` (e.g. the one ``fmfl provision`` writes) the broker runs that configuration instead
     of the built-in anonymous one; ``port`` must then be the port it listens on, and ``tls`` whether that
-    listener speaks TLS (``url`` becomes ``mqtts://``).
+    listener speaks TLS (``url`` becomes ``mqtts://``). ``websockets=True`` adds a second, MQTT over WebSockets
+    listener (the web device's transport) on ``ws_port``, also bound to 127.0.0.1: Mosquitto 2.0.11's libwebsockets
+    listener was seen listening on every interface despite a bind address (tests/web check what this one does).
     """
 
     def __init__(self, workdir: Path, port: int | None = None, persistence: bool = False,
-                 extra_config: str = "", *, config_file: Path | None = None, tls: bool = False) -> None:
+                 extra_config: str = "", *, config_file: Path | None = None, tls: bool = False,
+                 websockets: bool = False) -> None:
         if config_file is not None and port is None:
             raise ValueError("Mosquitto(config_file=...) needs the port that configuration listens on")
         self.workdir = workdir
@@ -47,11 +50,19 @@ class Mosquitto:
         self.extra_config = extra_config
         self.config_file = config_file
         self.tls = tls
+        self.ws_port = free_port() if websockets else None
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         return f"{'mqtts' if self.tls else 'mqtt'}://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        """The WebSockets listener's URL, as a browser on this machine reaches it."""
+        if self.ws_port is None:
+            raise ValueError("this broker has no WebSockets listener (Mosquitto(websockets=True))")
+        return f"ws://127.0.0.1:{self.ws_port}"
 
     @property
     def pid(self) -> int | None:
@@ -79,6 +90,7 @@ class Mosquitto:
             "log_dest stderr",
             "log_type error",
             "log_type warning",
+            *([f"listener {self.ws_port} 127.0.0.1", "protocol websockets"] if self.ws_port is not None else []),
             self.extra_config,
         ]
         if self.config_file is None:
