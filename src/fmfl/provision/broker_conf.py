@@ -1,6 +1,7 @@
 """The provisioned broker's ``mosquitto.conf`` (options as in mosquitto.conf(5), Mosquitto 2.0).
 
-One TLS listener; no anonymous clients; users from the password file, topics from the ACL file. With client
+One TLS listener (and, for web devices, one speaking MQTT over secure WebSockets); no anonymous clients;
+users from the password file, topics from the ACL file. With client
 certificates the broker requires one signed by the CA, takes the certificate's CN as the username (so the
 same ACL applies) and refuses serials listed in the CRL. ``use_username_as_clientid`` pins every session's
 client id to its authenticated name, so a device cannot take over (and kick off) another client's session
@@ -54,10 +55,15 @@ class ListenerSpec:
     #: None listens on every interface
     bind_address: str | None = None
     client_certs: bool = False
+    #: a second TLS listener speaking MQTT over WebSockets (wss://) for web devices; None: none
+    websockets_port: int | None = None
 
     def __post_init__(self) -> None:
-        if not 0 < self.port < 65536:
-            raise ValueError(f"port {self.port} is not in 1..65535")
+        for port in (self.port, self.websockets_port):
+            if port is not None and not 0 < port < 65536:
+                raise ValueError(f"port {port} is not in 1..65535")
+        if self.websockets_port == self.port:
+            raise ValueError(f"the WebSockets listener needs its own port, not {self.port} again")
 
 
 def conf_text(files: BrokerFiles, listener: ListenerSpec) -> str:
@@ -83,5 +89,19 @@ def conf_text(files: BrokerFiles, listener: ListenerSpec) -> str:
             "require_certificate true",
             "use_identity_as_username true",
             f"crlfile {f.crlfile}",
+        ]
+    if listener.websockets_port is not None:
+        # Browsers cannot present a client certificate to a page's WebSocket in practice, so web devices log in
+        # with their password (same password file and ACL: per_listener_settings is false). Mosquitto 2.0.11
+        # opens WebSockets listeners on every interface whatever the bind address (docs/web.md).
+        lines += [
+            "",
+            f"listener {listener.websockets_port}" + (f" {listener.bind_address}" if listener.bind_address else ""),
+            "protocol websockets",
+            "tls_version tlsv1.2",
+            f"cafile {f.cafile}",
+            f"certfile {f.certfile}",
+            f"keyfile {f.keyfile}",
+            "use_username_as_clientid true",
         ]
     return "\n".join(lines) + "\n"

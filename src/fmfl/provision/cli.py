@@ -33,6 +33,8 @@ def register(sub: Any) -> None:
     p.add_argument("--ip", action="append", help="broker IP address for its certificate (repeatable; "
                    "default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8883, help="TLS listener port (default 8883)")
+    p.add_argument("--websockets-port", type=int, metavar="PORT",
+                   help="also listen for web devices: MQTT over secure WebSockets (wss://) on PORT, password login")
     p.add_argument("--bind", help="listen on this address only (default: every interface)")
     p.add_argument("--days", type=int, default=365, help="validity of the broker and client certificates")
     p.add_argument("--force", action="store_true", help="replace an existing CA and every credential in --out")
@@ -65,7 +67,8 @@ def _provision(args: argparse.Namespace) -> int:
     if not hostnames and not ips:
         hostnames, ips = ["localhost"], ["127.0.0.1"]
     try:
-        listener = ListenerSpec(port=args.port, bind_address=args.bind, client_certs=args.client_certs)
+        listener = ListenerSpec(port=args.port, bind_address=args.bind, client_certs=args.client_certs,
+                                websockets_port=args.websockets_port)
     except ValueError as exc:
         raise ProvisionError(f"--port: {exc}") from exc
     registry = provision(ProvisionSpec(
@@ -88,6 +91,9 @@ def _provision(args: argparse.Namespace) -> int:
             else f"--username ID --password \"$(cat {dev.password})\"")
     print(f"  device ID:  fmfl client --broker {url} --federation {registry.federation} --client-id ID "
           f"--cafile {dev.cafile} {auth} ...")
+    if args.websockets_port is not None:
+        print(f"  web device ID: fmfl web --broker wss://{host}:{args.websockets_port} --federation "
+              f"{registry.federation} ...; open the page with the fragment in {dev.web_fragment} appended")
     blocked = untraversable_by_broker(broker.root)
     if blocked is not None:
         print(f"warning: the mosquitto user cannot enter {blocked}, so a broker started as root cannot read "

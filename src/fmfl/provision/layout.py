@@ -50,6 +50,12 @@ class IdentityFiles:
     def signing_public_key(self) -> Path:
         return self.root / "signing.key.pub"
 
+    @property
+    def web_fragment(self) -> Path:
+        """The web device's identity as a URL fragment (``#client=...&password=...&key=...``): appended to the
+        page's address it never reaches a server or its logs."""
+        return self.root / "web-fragment"
+
 
 @dataclass(frozen=True)
 class Layout:

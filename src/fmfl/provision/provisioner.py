@@ -11,6 +11,7 @@ import base64
 import ipaddress
 import shutil
 import tempfile
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -86,9 +87,19 @@ def _write_identity(target: IdentityFiles, ca: pki.Issued, issued: pki.Issued, p
     files.write_public(target.cafile, ca.cert_pem)
 
 
-def _write_signing_key(target: IdentityFiles) -> str:
-    """A fresh Ed25519 key (same PEM forms as ``fmfl keygen``); returns the raw public key, base64."""
+def _write_web_fragment(target: IdentityFiles, device_id: str, password: str, key: Ed25519PrivateKey) -> None:
+    der = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())
+    query = urllib.parse.urlencode({"client": device_id, "password": password,
+                                    "key": base64.b64encode(der).decode()})
+    files.write_private(target.web_fragment, f"#{query}\n".encode())
+
+
+def _write_signing_key(target: IdentityFiles, device_id: str, password: str) -> str:
+    """A fresh Ed25519 key (same PEM forms as ``fmfl keygen``) and the web device's link fragment; returns the
+    raw public key, base64."""
     key = Ed25519PrivateKey.generate()
+    _write_web_fragment(target, device_id, password, key)
     files.write_private(target.signing_key, key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
     public = key.public_key()
@@ -152,7 +163,8 @@ def _build(spec: ProvisionSpec, stage: Layout, final: Layout) -> None:
         cert = pki.make_client_cert(ca, device_id, spec.days)
         target = stage.device(device_id)
         _write_identity(target, ca, cert, passwords[device_id])
-        records.append(DeviceRecord(device_id, _write_signing_key(target), cert.cert.serial_number))
+        records.append(DeviceRecord(device_id, _write_signing_key(target, device_id, passwords[device_id]),
+                                    cert.cert.serial_number))
     registry = Registry(spec.federation, spec.prefix, spec.gateway_id, gateway.cert.serial_number,
                         spec.listener.client_certs, tuple(records))
 
