@@ -85,7 +85,7 @@ def test_web_fragment_carries_the_registered_identity(web_federation: tuple[Fede
 
 def test_conf_without_websockets_has_one_listener(tmp_path: Path) -> None:
     text = conf_text(BrokerFiles(tmp_path), ListenerSpec(port=8883))
-    assert text.count("listener ") == 1 and "websockets" not in text
+    assert text.count("listener ") == 1 and "protocol websockets" not in text
 
 
 @pytest.mark.parametrize(("port", "ws", "message"), [(8883, 8883, "its own port"), (8883, 70000, "1..65535")])
