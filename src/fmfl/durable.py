@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 
 def fsync_dir(folder: Path) -> None:
@@ -22,9 +25,15 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: Path, data: bytes, *, mode: int | None = None, gid: int | None = None) -> None:
-    """Replace ``path`` with ``data`` atomically and durably; ``mode``/``gid`` are set before any byte is written
-    (a private key is never readable by others, not even for an instant)."""
+@contextmanager
+def atomic_writer(
+    path: Path, *, mode: int | None = None, gid: int | None = None, durable: bool = True
+) -> Iterator[BinaryIO]:
+    """A binary stream whose bytes replace ``path`` atomically and durably when the block ends without an
+    exception; an exception (raise one to abandon the write) leaves the old file as it was and no temporary file.
+    ``mode``/``gid`` are set before any byte is written (a private key is never readable by others, not even
+    for an instant). ``durable=False`` keeps the atomic rename but skips both fsyncs: for files rebuilt from
+    their source when lost (a demo's data shards), where one fsync per small file would dominate the write."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
@@ -34,11 +43,19 @@ def atomic_write(path: Path, data: bytes, *, mode: int | None = None, gid: int |
         if gid is not None:
             os.fchown(fd, -1, gid)
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+            yield f
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    fsync_dir(path.parent)
+    if durable:
+        fsync_dir(path.parent)
+
+
+def atomic_write(path: Path, data: bytes, *, mode: int | None = None, gid: int | None = None) -> None:
+    """Replace ``path`` with ``data`` atomically and durably (see ``atomic_writer``)."""
+    with atomic_writer(path, mode=mode, gid=gid) as f:
+        f.write(data)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,6 +26,7 @@ import numpy.typing as npt
 
 from fmfl.datasets.errors import DatasetUnavailable
 from fmfl.datasets.idx import IdxFormatError, read_idx
+from fmfl.durable import atomic_writer
 
 FASHION_MNIST_CLASSES: tuple[str, ...] = (
     "T-shirt/top",
@@ -189,26 +189,27 @@ def _fetch(url: str, target: Path, sha256: str) -> str | None:
     import http.client
     import urllib.request
 
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-    tmp = Path(tmp_name)
     try:
-        digest = hashlib.sha256()
-        # wbits=16+MAX_WBITS: the stream is gzip; hashing while downloading avoids a second pass.
-        inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        # The temporary file is entered first so that a failed connection still closes its descriptor.
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=_DOWNLOAD_TIMEOUT_S) as response:
+        # The temporary file is entered first so that a failed connection still removes it.
+        with atomic_writer(target) as out, urllib.request.urlopen(url, timeout=_DOWNLOAD_TIMEOUT_S) as response:
+            digest = hashlib.sha256()
+            # wbits=16+MAX_WBITS: the stream is gzip; hashing while downloading avoids a second pass.
+            inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
             while chunk := response.read(1 << 20):
                 out.write(chunk)
                 digest.update(inflate.decompress(chunk))
             digest.update(inflate.flush())
-        if digest.hexdigest() != sha256:
-            return f"{url}: checksum mismatch (got sha256 {digest.hexdigest()}, expected {sha256})"
-        os.replace(tmp, target)
+            if (got := digest.hexdigest()) != sha256:
+                raise _ChecksumMismatch(f"{url}: checksum mismatch (got sha256 {got}, expected {sha256})")
         return None
+    except _ChecksumMismatch as exc:  # raised inside the block: the old file stays, the download is dropped
+        return str(exc)
     except (OSError, http.client.HTTPException, zlib.error, ValueError) as exc:  # URLError is an OSError
         return f"{url}: {exc}"
-    finally:
-        tmp.unlink(missing_ok=True)
+
+
+class _ChecksumMismatch(Exception):
+    """Abandons a download whose content is not the one pinned."""
 
 
 def _missing_message(root: str | os.PathLike[str] | None, tried: list[str]) -> str:

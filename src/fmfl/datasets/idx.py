@@ -10,13 +10,13 @@ from __future__ import annotations
 import gzip
 import os
 import struct
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
 from fmfl.datasets.errors import DatasetCorrupt
+from fmfl.durable import atomic_write
 
 _UBYTE = 0x08
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -71,7 +71,7 @@ def read_idx(path: str | os.PathLike[str], *, ndim: int | None = None) -> npt.ND
 
 
 def write_idx(path: str | os.PathLike[str], array: npt.ArrayLike) -> Path:
-    """Write a uint8 array as an IDX file, gzipped when ``path`` ends in ``.gz``; atomic replace."""
+    """Write a uint8 array as an IDX file, gzipped when ``path`` ends in ``.gz``; atomic, durable replace."""
     values = np.asarray(array)
     if values.dtype != np.uint8:
         raise ValueError(f"IDX files hold unsigned bytes; got dtype {values.dtype}")
@@ -82,13 +82,5 @@ def write_idx(path: str | os.PathLike[str], array: npt.ArrayLike) -> Path:
     payload = header + np.ascontiguousarray(values).tobytes()
     if path.suffix == ".gz":
         payload = gzip.compress(payload, mtime=0)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(payload)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, payload)
     return path

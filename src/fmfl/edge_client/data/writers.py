@@ -1,37 +1,23 @@
 """Writers for each client's shard in the formats the readers take (the demo materialises its clients' data).
 
-Every writer replaces its files atomically (write to a temporary name, then ``os.replace``), so a reader never
-sees half a file.
+Every writer replaces its files through ``fmfl.durable.atomic_writer``, so a reader (or a restart after a crash)
+never sees half a file. Not fsynced (``durable=False``): a shard is rebuilt from its source data if a power
+cut loses it.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
-from typing import IO
 
 import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
+from fmfl.durable import atomic_writer
 from fmfl.edge_client.data.labels import RawLabel
-
-
-@contextmanager
-def _atomic(path: Path, mode: str = "wb") -> Iterator[IO[bytes]]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, mode) as stream:
-            yield stream
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _check_images(images: npt.NDArray[np.generic]) -> None:
@@ -66,7 +52,7 @@ def write_npz(path: str | os.PathLike[str], images: npt.ArrayLike, labels: npt.A
         raise ValueError(f"labels must be a 1-D integer array, got {label_array.dtype} {label_array.shape}")
     _check_length("labels", label_array, len(image_array))
     target = Path(path)
-    with _atomic(target) as stream:
+    with atomic_writer(target, durable=False) as stream:
         np.savez(stream, images=image_array, labels=label_array.astype(np.int64))
     return target
 
@@ -77,7 +63,7 @@ def write_text_jsonl(
     """Write ``{"text": ..., "label": ...}`` lines; labels are class names or integer indices."""
     _check_length("labels", labels, len(texts))
     target = Path(path)
-    with _atomic(target) as stream:
+    with atomic_writer(target, durable=False) as stream:
         for text, label in zip(texts, labels, strict=True):
             record = {"text": text, "label": _label_value(label)}
             stream.write((json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8"))
@@ -106,13 +92,13 @@ def write_caption_jsonl(
     for i, image in enumerate(image_array):
         name = f"images/{i:0{width}d}.png"
         pixels = image[:, :, 0] if image.ndim == 3 and image.shape[2] == 1 else image
-        with _atomic(folder / name) as stream:
+        with atomic_writer(folder / name, durable=False) as stream:
             Image.fromarray(pixels).save(stream, format="PNG")
         record: dict[str, RawLabel] = {"image": name, "caption": captions[i]}
         if labels is not None:
             record["label"] = _label_value(labels[i])
         lines.append(json.dumps(record, ensure_ascii=False) + "\n")
-    with _atomic(folder / "captions.jsonl") as stream:
+    with atomic_writer(folder / "captions.jsonl", durable=False) as stream:
         stream.write("".join(lines).encode("utf-8"))
     return folder
 
@@ -136,6 +122,6 @@ def write_image_folder(
         if not name or "/" in name or name.startswith(".") or "\0" in name:
             raise ValueError(f"class name {name!r} cannot be a folder name")
         pixels = image[:, :, 0] if image.ndim == 3 and image.shape[2] == 1 else image
-        with _atomic(folder / name / f"{i:0{width}d}.png") as stream:
+        with atomic_writer(folder / name / f"{i:0{width}d}.png", durable=False) as stream:
             Image.fromarray(pixels).save(stream, format="PNG")
     return folder
