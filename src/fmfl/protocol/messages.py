@@ -34,6 +34,7 @@ _COMPACT_NEEDS_CONTEXT = "a compact ClientUpdate is read with its topic's contex
 UPDATE_SIGNATURE_DOMAIN = b"fmfl-update-sig/1\n"
 SIGNATURE_BYTES = 64  # Ed25519 (RFC 8032)
 _NONCE = re.compile(r"[0-9a-f]{32,128}")
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 
 def new_update_id() -> str:
@@ -257,6 +258,8 @@ class GlobalModel(_Wire):
 
     With ``base_version`` set, the payload is the delta from that version (apply it only if you hold exactly
     that version, as ``w = float32(w + delta)``); with ``base_version`` None it is the dense weights.
+    ``weights_sha256`` (1.2, optional): the SHA-256 of the weights of ``model_version`` (float32 little-endian),
+    so a device checks that what it reconstructed is bit for bit the gateway's (``fmfl.protocol.downlink``).
     """
 
     TYPE: ClassVar[MessageType] = MessageType.GLOBAL_MODEL
@@ -265,10 +268,15 @@ class GlobalModel(_Wire):
     base_version: int | None
     payload: bytes = field(repr=False)
     run: int | None = None  # protocol 1.2
+    weights_sha256: str | None = None  # protocol 1.2 (downlink deltas)
 
     def __post_init__(self) -> None:
         check_bundle_id(self.bundle_id)
         check_run(self.run)
+        if self.weights_sha256 is not None and not _SHA256_HEX.fullmatch(self.weights_sha256):
+            raise ProtocolError(
+                Reason.BAD_METADATA, f"weights_sha256 {self.weights_sha256[:80]!r} must be 64 lowercase hex digits"
+            )
         check_int("model_version", self.model_version)
         if (
             self.base_version is not None
@@ -282,6 +290,7 @@ class GlobalModel(_Wire):
             "model_version": self.model_version,
             "base_version": self.base_version,
             **_run_key(self.run),
+            **({} if self.weights_sha256 is None else {"weights_sha256": self.weights_sha256}),
         }
 
     def _payload(self) -> bytes:
@@ -295,6 +304,7 @@ class GlobalModel(_Wire):
             base_version=fields.optional_integer("base_version"),
             payload=payload,
             run=fields.optional_integer("run", 1),
+            weights_sha256=fields.string("weights_sha256") if fields.optional("weights_sha256") else None,
         )
 
 

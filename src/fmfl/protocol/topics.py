@@ -4,6 +4,8 @@
     {prefix}/{federation}/status/{client_id}  ClientStatus  device -> gateway   QoS 1, retained; the will
     {prefix}/{federation}/task                RoundTask     gateway -> devices  QoS 1, retained
     {prefix}/{federation}/global/{chunk}      GlobalModel   gateway -> devices  QoS 1, retained per chunk
+    {prefix}/{federation}/delta/{chunk}       GlobalModel   gateway -> devices  QoS 1, retained per chunk (1.2:
+                                              the change from the previous version; docs/protocol.md 2b)
     {prefix}/{federation}/update/{client_id}  ClientUpdate  device -> gateway   QoS 1 (chunks)
     {prefix}/{federation}/ack/{client_id}     Ack           gateway -> device   QoS 1
 
@@ -64,6 +66,17 @@ class Topics:
         """The filter a device subscribes to for the global model (all chunks)."""
         return f"{self.root}/global/+"
 
+    def global_delta_chunk(self, index: int) -> str:
+        """Where chunk ``index`` of the current downlink delta (a GlobalModel with a base version) is retained."""
+        if not 0 <= index < 2**32:
+            raise ValueError(f"chunk index {index} out of range")
+        return f"{self.root}/delta/{index}"
+
+    @property
+    def global_delta(self) -> str:
+        """The filter a delta-capable device subscribes to for the downlink deltas (all chunks)."""
+        return f"{self.root}/delta/+"
+
     @property
     def all_hellos(self) -> str:
         return f"{self.root}/hello/+"
@@ -85,7 +98,7 @@ class Topics:
         """``(kind, client_id or chunk index or None)`` of a topic in this federation, or ProtocolError.
 
         Kinds: ``hello``, ``status``, ``update``, ``ack`` (with a client id), ``task`` (None),
-        ``global`` (the chunk index as a string).
+        ``global`` and ``delta`` (the chunk index as a string).
         """
         head = self.root + "/"
         if not topic.startswith(head):
@@ -95,6 +108,6 @@ class Topics:
             return "task", None
         if len(levels) == 2 and levels[0] in KINDS:
             return levels[0], check_id(levels[1])
-        if len(levels) == 2 and levels[0] == "global" and levels[1].isascii() and levels[1].isdigit():
-            return "global", levels[1]
+        if len(levels) == 2 and levels[0] in ("global", "delta") and levels[1].isascii() and levels[1].isdigit():
+            return levels[0], levels[1]
         raise ProtocolError(Reason.INVALID_ID, f"topic {topic[:120]!r} is not an fmfl topic")
