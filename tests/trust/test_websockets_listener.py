@@ -29,7 +29,8 @@ def web_federation() -> Iterator[tuple[Federation, int]]:
         listener=ListenerSpec(port=port, bind_address="127.0.0.1", websockets_port=ws_port),
     ))
     fed = Federation(root, registry, port)
-    fed.broker = Mosquitto(root / "run", port=port, config_file=fed.layout.broker.conf, tls=True).start()
+    fed.broker = Mosquitto(root / "run", port=port, config_file=fed.layout.broker.conf, tls=True,
+                           ws_port=ws_port).start()
     try:
         yield fed, ws_port
     finally:

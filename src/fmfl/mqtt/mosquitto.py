@@ -41,7 +41,7 @@ class Mosquitto:
 
     def __init__(self, workdir: Path, port: int | None = None, persistence: bool = False,
                  extra_config: str = "", *, config_file: Path | None = None, tls: bool = False,
-                 websockets: bool = False) -> None:
+                 websockets: bool = False, ws_port: int | None = None) -> None:
         if config_file is not None and port is None:
             raise ValueError("Mosquitto(config_file=...) needs the port that configuration listens on")
         self.workdir = workdir
@@ -50,12 +50,18 @@ class Mosquitto:
         self.extra_config = extra_config
         self.config_file = config_file
         self.tls = tls
-        self.ws_port = free_port() if websockets else None
+        # With config_file, ws_port names that configuration's WebSockets listener (to wait for it).
+        self.ws_port = ws_port or (free_port() if websockets else None)
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         return f"{'mqtts' if self.tls else 'mqtt'}://127.0.0.1:{self.port}"
+
+    @property
+    def ports(self) -> tuple[int, ...]:
+        """Every port this broker listens on (the WebSockets listener opens after the plain one)."""
+        return (self.port,) if self.ws_port is None else (self.port, self.ws_port)
 
     @property
     def ws_url(self) -> str:
@@ -77,6 +83,7 @@ class Mosquitto:
             # Mosquitto drops privileges to its own user; let it write its persistence file here.
             shutil.chown(self.workdir, user="mosquitto")
         conf = self.config_file or self.workdir / "mosquitto.conf"
+        websockets_listener = self.ws_port is not None and self.config_file is None
         lines = [
             f"listener {self.port} 127.0.0.1",
             "allow_anonymous true",
@@ -90,7 +97,7 @@ class Mosquitto:
             "log_dest stderr",
             "log_type error",
             "log_type warning",
-            *([f"listener {self.ws_port} 127.0.0.1", "protocol websockets"] if self.ws_port is not None else []),
+            *([f"listener {self.ws_port} 127.0.0.1", "protocol websockets"] if websockets_listener else []),
             self.extra_config,
         ]
         if self.config_file is None:
@@ -103,13 +110,11 @@ class Mosquitto:
                 raise MosquittoUnavailable(
                     f"mosquitto exited with {self.process.returncode}; see {self.workdir / 'mosquitto.log'}"
                 )
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return self
-            except OSError:
-                time.sleep(0.05)
+            if all(_listening(port) for port in self.ports):
+                return self
+            time.sleep(0.05)
         self.stop()
-        raise MosquittoUnavailable(f"mosquitto did not listen on port {self.port} within 10 s")
+        raise MosquittoUnavailable(f"mosquitto did not listen on port(s) {self.ports} within 10 s")
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -132,6 +137,14 @@ class Mosquitto:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.stop()
+
+
+def _listening(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
 
 
 def _has_user(name: str) -> bool:
