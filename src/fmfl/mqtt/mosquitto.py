@@ -41,7 +41,8 @@ class Mosquitto:
 
     def __init__(self, workdir: Path, port: int | None = None, persistence: bool = False,
                  extra_config: str = "", *, config_file: Path | None = None, tls: bool = False,
-                 websockets: bool = False, ws_port: int | None = None) -> None:
+                 websockets: bool = False, ws_port: int | None = None,
+                 ws_password_file: Path | None = None) -> None:
         if config_file is not None and port is None:
             raise ValueError("Mosquitto(config_file=...) needs the port that configuration listens on")
         self.workdir = workdir
@@ -52,6 +53,8 @@ class Mosquitto:
         self.tls = tls
         # With config_file, ws_port names that configuration's WebSockets listener (to wait for it).
         self.ws_port = ws_port or (free_port() if websockets else None)
+        #: a Mosquitto password file the WebSockets listener requires (it opens on every interface, see above)
+        self.ws_password_file = ws_password_file
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -84,7 +87,9 @@ class Mosquitto:
             shutil.chown(self.workdir, user="mosquitto")
         conf = self.config_file or self.workdir / "mosquitto.conf"
         websockets_listener = self.ws_port is not None and self.config_file is None
+        ws_auth = websockets_listener and self.ws_password_file is not None
         lines = [
+            *(["per_listener_settings true"] if ws_auth else []),
             f"listener {self.port} 127.0.0.1",
             "allow_anonymous true",
             "max_queued_messages 100000",
@@ -98,6 +103,7 @@ class Mosquitto:
             "log_type error",
             "log_type warning",
             *([f"listener {self.ws_port} 127.0.0.1", "protocol websockets"] if websockets_listener else []),
+            *(["allow_anonymous false", f"password_file {self.ws_password_file}"] if ws_auth else []),
             self.extra_config,
         ]
         if self.config_file is None:
