@@ -33,14 +33,19 @@ class Child:
 
 def spawn(name: str, args: list[str], log: Path, threads: int | None = 1) -> Child:
     """``python -m fmfl.cli ARGS`` in its own process group, stdout and stderr to ``log``."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {"PYTHONUNBUFFERED": "1"}
     if threads:
         # One ORT/BLAS thread per client: ten clients on two cores must not oversubscribe them tenfold.
         env.update(OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    return spawn_command(name, [sys.executable, "-m", "fmfl.cli", *args], log, env)
+
+
+def spawn_command(name: str, argv: list[str], log: Path, env: dict[str, str] | None = None) -> Child:
+    """``argv`` in its own process group (so stopping it stops its children too), output to ``log``."""
+    log.parent.mkdir(parents=True, exist_ok=True)
     handle = log.open("ab")
-    process = subprocess.Popen([sys.executable, "-m", "fmfl.cli", *args], stdout=handle, stderr=subprocess.STDOUT,
-                               env=env, start_new_session=True)
+    process = subprocess.Popen(argv, stdout=handle, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
+                               start_new_session=True)
     handle.close()
     return Child(name, process, log)
 
