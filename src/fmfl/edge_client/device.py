@@ -51,6 +51,10 @@ def resolved_preprocessing(bundle: Path, manifest: Manifest) -> dict[str, Any]:
     return pre
 
 
+#: what this device calls itself in ``capabilities.device_kind`` (the web device says "web")
+DEVICE_KIND = "python"
+
+
 def capabilities(threads: int | None, in_use: list[str] | None = None) -> dict[str, Any]:
     """What the device tells the gateway in its hello; ``in_use`` = the providers its training session runs on."""
     ort = onnxruntime_module()
@@ -69,6 +73,7 @@ def capabilities(threads: int | None, in_use: list[str] | None = None) -> dict[s
         "training_providers": list(used),
         "training_device": "cuda" if used[0] == CUDA else "cpu",
         "fmfl_version": fmfl.__version__,
+        "device_kind": DEVICE_KIND,
     }
 
 
