@@ -19,6 +19,9 @@ def register(sub: Any) -> None:
     p.add_argument("--broker-kind", default="auto", choices=("auto", "mosquitto", "amqtt"),
                    help="which local broker to start (auto: mosquitto when installed, else embedded amqtt)")
     p.add_argument("--centralized", action="store_true", help="also train centrally on the pooled data")
+    p.add_argument("--baselines", action="store_true",
+                   help="also measure the baselines (classic model, linear probe, tuned centralized, local-only) "
+                        "and each device's personalized accuracy, after the federated run")
     p.add_argument("--clients-per-round", type=int)
     p.add_argument("--local-epochs", type=int, default=1)
     p.add_argument("--round-timeout", type=float, default=120.0)
@@ -47,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = DemoConfig(task=args.task, clients=args.clients, rounds=args.rounds, alpha=args.alpha, codec=args.codec,
                      strategy=args.strategy, broker=args.broker, broker_kind=args.broker_kind,
-                     centralized=args.centralized, clients_per_round=args.clients_per_round,
+                     centralized=args.centralized, baselines=args.baselines, clients_per_round=args.clients_per_round,
                      local_epochs=args.local_epochs, round_timeout=args.round_timeout, seed=args.seed,
                      runs_dir=args.runs_dir, cache_dir=args.cache_dir, run_id=args.run_id,
                      max_samples=args.max_samples, data=args.data, model=args.model, train=args.train,

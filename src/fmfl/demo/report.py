@@ -21,6 +21,8 @@ def _plots(run_dir: Path, record: Any) -> list[str]:
         ax.plot(versions, [100 * record.accuracy[v] for v in versions], marker="o", label="federated (global model)")
         if record.centralized.get("accuracy") is not None:
             ax.axhline(100 * record.centralized["accuracy"], color="gray", linestyle="--", label="centralized")
+        for (label, value), style in zip(baseline_lines(record.baselines), (":", "-.", "--", ":"), strict=False):
+            ax.axhline(100 * value, linestyle=style, linewidth=1, label=label, color=None)
         ax.set_xlabel("global model version (round)")
         ax.set_ylabel("test accuracy (%)")
         ax.grid(alpha=0.3)
@@ -75,6 +77,7 @@ def write_report(run_dir: Path, record: Any) -> Path:
         gap = 100 * (record.accuracy.get(last, float("nan")) - c["accuracy"])
         lines += [f"**Centralized** (same trainable set, pooled {c['samples']:,} samples, {c['sample_passes']:,} "
                   f"sample passes): {100 * c['accuracy']:.2f}%; federated minus centralized: {gap:+.2f} points."]
+    lines += baselines_section(record.baselines, record.accuracy, getattr(record, "baselines_seconds", 0.0))
     if ok:
         up = sum(r["bytes_up"] for r in ok) / sum(r["participants"] for r in ok)
         dense = 4 * record.num_trainable
@@ -97,3 +100,38 @@ def write_report(run_dir: Path, record: Any) -> Path:
     path = run_dir / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def baseline_lines(baselines: dict[str, Any]) -> list[tuple[str, float]]:
+    """(label, test accuracy) of each measured baseline, for the plot and the table."""
+    if not baselines:
+        return []
+    return [(f"classic: {baselines['classic']['what']}", baselines["classic"]["accuracy"]),
+            ("linear probe (frozen features)", baselines["linear_probe"]["accuracy"]),
+            ("centralized fine-tuning, tuned on validation", baselines["centralized_tuned"]["accuracy"]),
+            ("local-only, mean device", baselines["local_only"]["mean"])]
+
+
+def baselines_section(baselines: dict[str, Any], accuracy: dict[int, float], seconds: float) -> list[str]:
+    """The report's baseline table (test set) and personalized table (each device's held-out split)."""
+    if not baselines:
+        return []
+    final = accuracy[max(accuracy)]
+    c, local, pers = baselines["centralized_tuned"], baselines["local_only"], baselines["personalized"]
+    lines = ["", f"## Baselines (same training data, same test set; measured in {seconds:.0f} s)", "",
+             "| model | test accuracy | federated (this run) minus it |", "|---|---:|---:|"]
+    for label, value in baseline_lines(baselines):
+        lines.append(f"| {label} | {100 * value:.2f}% | {100 * (final - value):+.2f} |")
+    lines += [f"| local-only, worst device | {100 * local['worst']:.2f}% | {100 * (final - local['worst']):+.2f} |",
+              f"| **federated, this run** | **{100 * final:.2f}%** | |", "",
+              f"Centralized: lr {c['lr']:g}, {c['epochs']} epochs (of at most {c['max_epochs']}), chosen on a "
+              f"{c['samples']:,}-sample training part's held-out validation split (validation accuracy "
+              f"{100 * c['validation_accuracy']:.2f}%). Local-only: lr {local['lr']:g}, epochs chosen on a tenth of "
+              f"each device's own training split.", "",
+              "### Personalized: each device's own held-out split", "",
+              "| model | mean device | worst device |", "|---|---:|---:|"]
+    names = {"global": "global model", "local_only": "local-only model",
+             "global_finetuned": "global model + 1 local epoch"}
+    for key, label in names.items():
+        lines.append(f"| {label} | {100 * pers[key]['mean']:.2f}% | {100 * pers[key]['worst']:.2f}% |")
+    return [*lines, ""]

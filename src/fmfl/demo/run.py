@@ -39,6 +39,9 @@ class DemoConfig:
     broker: str | None = None
     broker_kind: str = "auto"
     centralized: bool = False
+    #: also measure the baselines a user would compare against and the personalized evaluation
+    #: (``fmfl.demo.baselines``); runs after the federated part
+    baselines: bool = False
     clients_per_round: int | None = None
     local_epochs: int = 1
     round_timeout: float = 120.0
@@ -74,6 +77,8 @@ class RunRecord:
     rounds: list[dict[str, Any]] = field(default_factory=list)
     accuracy: dict[int, float] = field(default_factory=dict)
     centralized: dict[str, Any] = field(default_factory=dict)
+    baselines: dict[str, Any] = field(default_factory=dict)
+    baselines_seconds: float = 0.0
     events: list[str] = field(default_factory=list)
     seconds: float = 0.0
     #: from start to the last round's report (excludes the centralized baseline)
@@ -91,6 +96,8 @@ def run_demo(cfg: DemoConfig) -> Path:
         cfg = replace(cfg, rounds=task.default_rounds)
     if cfg.data is None and (cfg.model or cfg.train):
         raise FmflError("--model and --train choose the bundle for --data; the preset tasks use their own")
+    if cfg.baselines and cfg.data is not None:
+        raise FmflError("--baselines compares against the preset tasks' data sets; it does not take --data")
     _dp_args(cfg)  # refuse half-given DP options before exporting anything
     local_dp_from_options(cfg.local_dp_clip, cfg.local_dp_noise_multiplier, 1e-5)  # the same, for local DP
     start = time.perf_counter()
@@ -150,6 +157,17 @@ def run_demo(cfg: DemoConfig) -> Path:
             progress.note("centralized baseline: same trainable set, pooled data, same sample passes")
             record.centralized = centralized_baseline(bundle, manifest, shards, record, cfg, task, evaluator,
                                                       run_dir)
+        if cfg.baselines and record.accuracy:
+            from fmfl.aggregator.store import GlobalStore
+            from fmfl.demo.baselines import measure_baselines
+
+            t0 = time.perf_counter()
+            _, final = GlobalStore(run_dir / "aggregator" / "models").load_weights(max(record.accuracy))
+            parts = dirichlet_partition(data.train_y, cfg.clients, cfg.alpha, cfg.seed)  # the shards' rows
+            record.baselines = measure_baselines(task=task, data=data, bundle=bundle, shards=shards, parts=parts,
+                                                 run_dir=run_dir, evaluator=evaluator, global_weights=final,
+                                                 seed=cfg.seed, progress=progress)
+            record.baselines_seconds = time.perf_counter() - t0
     except KeyboardInterrupt:
         record.events.append("interrupted by the user (Ctrl-C): report covers the rounds that completed")
         progress.note("interrupted: stopping every process the demo started")

@@ -22,7 +22,7 @@ from fmfl.bundle import Manifest
 from fmfl.datasets.partition import dirichlet_partition
 from fmfl.demo.bundles import ensure_bundle
 from fmfl.demo.evaluate import Evaluator, image_inputs
-from fmfl.demo.tasks import TASKS, ZERO_SHOT_NAMES
+from fmfl.demo.tasks import TASKS, ZERO_SHOT_NAMES, DemoData
 from fmfl.edge_client.data import LocalDataset
 from fmfl.edge_client.data.preprocessing import Preprocessing
 from fmfl.edge_client.device import resolved_preprocessing
@@ -64,6 +64,23 @@ class Population:
         return tuple(c.client_id for c in self.clients)
 
 
+def carve_validation(data: DemoData, fraction: float, seed: int) -> DemoData:
+    """``data`` with a seeded random ``fraction`` of its training set moved into the test slot (a validation
+    set for choosing settings); the real test set is dropped so nothing downstream can score on it."""
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"validation_fraction must be in (0, 1), got {fraction}")
+    assert isinstance(data.train_x, np.ndarray)
+    n = len(data.train_y)
+    order = np.random.default_rng(_VALIDATION_SEED + seed).permutation(n)
+    val, train = np.sort(order[: round(fraction * n)]), np.sort(order[round(fraction * n):])
+    return DemoData(data.train_x[train], data.train_y[train], data.train_x[val], data.train_y[val],
+                    data.label_names)
+
+
+#: keeps the validation draw independent of the partition's and the devices' draws from the same seed
+_VALIDATION_SEED = 7_919
+
+
 def build_population(
     *,
     task: str = "vision",
@@ -74,10 +91,16 @@ def build_population(
     cache_dir: Path = Path(".fmfl-cache"),
     eval_fraction: float = 0.2,
     threads: int | None = None,
+    validation_fraction: float = 0.0,
+    train_spec: str | None = None,
+    image_size: int | None = None,
 ) -> Population:
     """The demo task ``task`` split over ``clients`` devices as ``fmfl demo`` splits it (same seed, same shards).
 
     ``max_samples`` subsamples the training set (test: a fifth, at least 1,000), as ``--max-samples`` does.
+    ``validation_fraction > 0`` carves that share of the training set out (``carve_validation``) before the
+    split and makes it the referee instead of the test set: settings are chosen on it, never on the test set.
+    ``train_spec`` and ``image_size`` replace the task's trainable set and input size (another cached bundle).
     """
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
@@ -88,8 +111,10 @@ def build_population(
         raise ValueError(f"clients must be >= 1 and alpha > 0, got {clients}, {alpha}")
     start = time.perf_counter()
     data = spec.load(seed, max_samples)
-    bundle, manifest, _ = ensure_bundle(cache_dir, spec.model, spec.export_task, spec.train_spec, data.label_names,
-                                        spec.image_size, spec.max_seq_len, spec.lr)
+    if validation_fraction > 0:
+        data = carve_validation(data, validation_fraction, seed)
+    bundle, manifest, _ = ensure_bundle(cache_dir, spec.model, spec.export_task, train_spec or spec.train_spec,
+                                        data.label_names, image_size or spec.image_size, spec.max_seq_len, spec.lr)
     pre = Preprocessing.from_manifest(resolved_preprocessing(bundle, manifest))
     assert pre.image is not None and isinstance(data.train_x, np.ndarray)
     parts = dirichlet_partition(data.train_y, clients, alpha, seed)
