@@ -27,6 +27,9 @@ from fmfl.web.server import SiteServer
 from fmfl.web.site import SiteConfig, build_site
 
 REPO = Path(__file__).resolve().parents[2]
+# Makes this folder's helper modules (training_node) importable from its tests, as tests/aggregator does.
+if str(Path(__file__).parent) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).parent))
 TOOLS = REPO / "web" / "tools"
 CHROMIUM = Path("/usr/bin/chromium")
 FEDERATION = "webtest"
@@ -83,7 +86,7 @@ def make_site(tmp_path: Path) -> Iterator[Callable[..., Site]]:
 def run_page(url: str, *, wait: str | None = None, upload: dict[str, list[Path]] | None = None,
              result: str | None = None, screenshot: Path | None = None, init: str | None = None,
              reload_when: str | None = None, wait_after_reload: str | None = None, viewport: str = "390x844",
-             timeout_s: float = 120) -> dict[str, Any]:
+             profile: Path | None = None, timeout_s: float = 120) -> dict[str, Any]:
     """One page through web/tools/run_page.mjs; returns its JSON report (``ok``, ``result``, ``console``...)."""
     require_browser()
     args = ["node", str(TOOLS / "run_page.mjs"), "--url", url, "--viewport", viewport,
@@ -96,6 +99,8 @@ def run_page(url: str, *, wait: str | None = None, upload: dict[str, list[Path]]
             args += [flag, value]
     if screenshot is not None:
         args += ["--screenshot", str(screenshot)]
+    if profile is not None:  # the same browser profile again: its IndexedDB (outbox, identity) survives
+        args += ["--profile", str(profile)]
     proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout_s + 60, cwd=REPO)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     if not lines:

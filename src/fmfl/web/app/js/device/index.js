@@ -7,7 +7,7 @@
  *
  *   import * as ort from "onnxruntime-web";
  *   import { WebDevice } from "./device/index.js";
- *   ort.env.wasm.wasmPaths = "./vendor/ort/";
+ *   ort.env.wasm.wasmPaths = new URL("./vendor/ort/", location.href).href;  // relative paths resolve against ort.wasm.min.mjs
  *   const device = await WebDevice.open({ ort, bundleUrl: "bundle/", trustKey: config.trust_key,
  *                                         data: { kind: "npz", file }, onProgress: console.log });
  *   const [version, weights] = [0, device.initialWeights];       // or the global model from the gateway
