@@ -109,7 +109,7 @@
  */
 
 export { BundleError, DataError, GraphMismatch, NonFiniteGradient, OptimizerError } from "./errors.js";
-export { parseManifest, canonicalJson, trainStepSpec } from "./manifest.js";
+export { parseManifest, canonicalJson, canonicalJsonText, trainStepSpec } from "./manifest.js";
 export { loadBundle, sha256Hex } from "./bundle.js";
 export { openStore } from "./store.js";
 export { parseNpy } from "./npy.js";

@@ -120,6 +120,12 @@ export function canonicalJson(v) {
   return `{${keys.map((k) => `${pyString(k)}:${canonicalJson(v[k])}`).join(",")}}`;
 }
 
+/**
+ * Python's canonical ``json.dumps(json.loads(text), sort_keys=True, separators=(",", ":"))`` of a JSON text.
+ * @param {string} text
+ */
+export const canonicalJsonText = (text) => canonicalJson(parseRaw(text));
+
 /** Num tokens to plain numbers. @param {any} v @returns {any} */
 function plain(v) {
   if (v instanceof Num) return Number(v.text);
