@@ -1,0 +1,124 @@
+"""Choose the demo's federated settings by measurement on VALIDATION data, in-process (``fmfl.simulation``).
+
+    python -m benchmarks.federated_search --grid head64 [--rounds 60] [--log runs/search/search.jsonl]
+
+10% of the training set is carved out as the validation set (``build_population(validation_fraction=0.1)``);
+the clients are split from the rest with the demo's Dirichlet(0.5) and seed. The test set is never loaded
+as a referee here. Every configuration tried is appended to the log (one JSON line: settings, validation
+accuracy by round, final, best, the largest drop between consecutive evaluations after round 20, seconds),
+so docs/results.md can list all of them, not only the winner.
+
+Server optimizers tried: FedAvg (McMahan et al. 2017), FedAvgM (Hsu et al. 2019, server momentum) and FedAdam
+(Reddi et al. 2021, "Adaptive Federated Optimization"), all from ``fmfl.aggregator.rules``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fmfl.simulation import SimulationConfig, build_population, run_simulation
+
+DEFAULT_CODEC = "topk:0.01+int8+ef"
+
+
+@dataclass(frozen=True)
+class Trial:
+    name: str
+    strategy: str = "fedavg"
+    options: dict[str, Any] = field(default_factory=dict)
+    codec: str = "dense"
+    lr: float = 1e-3
+    local_epochs: int = 1
+
+
+def _head_grid() -> list[Trial]:
+    trials = []
+    for codec in ("dense", DEFAULT_CODEC):
+        tag = "dense" if codec == "dense" else "topk1%"
+        trials += [
+            Trial(f"fedavg lr1e-3 {tag}", codec=codec),
+            Trial(f"fedavg lr3e-4 {tag}", codec=codec, lr=3e-4),
+            Trial(f"fedavg lr1e-4 {tag}", codec=codec, lr=1e-4),
+            Trial(f"fedavgm m0.9 slr1 lr1e-4 {tag}", "fedavgm", {"momentum": 0.9, "server_lr": 1.0}, codec, 1e-4),
+            Trial(f"fedavgm m0.9 slr0.3 lr3e-4 {tag}", "fedavgm", {"momentum": 0.9, "server_lr": 0.3}, codec, 3e-4),
+            Trial(f"fedadam slr1e-2 lr3e-4 {tag}", "fedadam", {"server_lr": 1e-2}, codec, 3e-4),
+            Trial(f"fedadam slr3e-3 lr3e-4 {tag}", "fedadam", {"server_lr": 3e-3}, codec, 3e-4),
+        ]
+    return trials
+
+
+#: uplink codecs whose whole message stays under 2% of the 12,810-float head's dense bytes (payload + ~100 B)
+CODECS = ("dense", DEFAULT_CODEC, "topk:0.02+int8+ef", "topk:0.03+int4+ef", "topk:0.05+sign+ef",
+          "topk:0.05+int4+ef+zstd")
+
+
+def _codec_grid(base: Trial) -> list[Trial]:
+    return [Trial(f"{base.name} {codec}", base.strategy, base.options, codec, base.lr, base.local_epochs)
+            for codec in CODECS]
+
+
+def _base_trial(text: str) -> Trial:
+    """``NAME=strategy,lr=..,key=value,...`` from the command line (e.g. ``fedavgm,lr=1e-4,momentum=0.9``)."""
+    strategy, *pairs = text.split(",")
+    values = {k: float(v) for k, v in (pair.split("=") for pair in pairs)}
+    lr = values.pop("lr", 1e-3)
+    epochs = int(values.pop("local_epochs", 1))
+    return Trial(text, strategy, values, "dense", lr, epochs)
+
+
+GRIDS = {"head": lambda _base: _head_grid(), "codec": _codec_grid,
+         "server": lambda base: [Trial(base.name, base.strategy, base.options, base.codec, base.lr,
+                                       base.local_epochs)]}
+
+
+def max_drop_after(accuracy: dict[int, float], after: int) -> float:
+    """The largest fall (points) between consecutive evaluations at rounds > ``after``."""
+    rounds = sorted(r for r in accuracy if r > after)
+    drops = [100 * (accuracy[a] - accuracy[b]) for a, b in itertools.pairwise(rounds)]
+    return max([0.0, *drops])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--grid", default="head", choices=sorted(GRIDS))
+    parser.add_argument("--train", help="trainable set (default: the task's)")
+    parser.add_argument("--image-size", type=int)
+    parser.add_argument("--rounds", type=int, default=60)
+    parser.add_argument("--eval-every", type=int, default=2)
+    parser.add_argument("--base", default="fedavg,lr=1e-3",
+                        help="strategy and settings for the codec/server grids: fedavgm,lr=1e-4,momentum=0.9")
+    parser.add_argument("--only", help="comma-separated trial names to run (default: the whole grid)")
+    parser.add_argument("--log", type=Path, default=Path("runs/search/search.jsonl"))
+    args = parser.parse_args()
+    population = build_population(task="vision", clients=10, alpha=0.5, seed=0, validation_fraction=0.1,
+                                  train_spec=args.train, image_size=args.image_size, threads=1)
+    print(f"population ready in {population.setup_seconds:.0f} s", flush=True)
+    args.log.parent.mkdir(parents=True, exist_ok=True)
+    wanted = set(args.only.split(",")) if args.only else None
+    for trial in GRIDS[args.grid](_base_trial(args.base)):
+        if wanted is not None and trial.name not in wanted:
+            continue
+        start = time.perf_counter()
+        result = run_simulation(population, SimulationConfig(
+            strategy=trial.strategy, strategy_options=trial.options, codec=trial.codec, rounds=args.rounds,
+            lr=trial.lr, local_epochs=trial.local_epochs, seed=0, eval_every=args.eval_every))
+        entry = {"trial": trial.name, "train": args.train or "task default", "image_size": args.image_size,
+                 "strategy": trial.strategy, "options": trial.options, "codec": trial.codec, "lr": trial.lr,
+                 "local_epochs": trial.local_epochs, "rounds": args.rounds,
+                 "validation_accuracy": result.accuracy, "final": result.final_accuracy,
+                 "best": max(result.accuracy.values()), "max_drop_after_20": max_drop_after(result.accuracy, 20),
+                 "seconds": time.perf_counter() - start}
+        with args.log.open("a") as f:
+            f.write(json.dumps(entry) + "\n")
+        print(f"{trial.name:40s} final {100 * entry['final']:.2f} best {100 * entry['best']:.2f} "
+              f"drop>20 {entry['max_drop_after_20']:.2f} ({entry['seconds']:.0f} s)", flush=True)
+
+
+if __name__ == "__main__":
+    main()
