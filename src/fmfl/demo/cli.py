@@ -10,7 +10,10 @@ from typing import Any
 def register(sub: Any) -> None:
     p = sub.add_parser("demo", help="federated fine-tuning end to end on this machine, with a report")
     p.add_argument("--task", default="vision", choices=("vision", "text", "multimodal"))
-    p.add_argument("--clients", type=int, default=10)
+    p.add_argument("--clients", type=int, default=10, help="Python devices (default 10)")
+    p.add_argument("--web-clients", type=int, default=0, metavar="N",
+                   help="also N web devices: the web device's page in headless Chromium, one page each, joining "
+                        "over the broker's WebSockets listener (needs scripts/install.sh web)")
     p.add_argument("--rounds", type=int, help="federated rounds (default: 200 for vision, 60 for text and multimodal)")
     p.add_argument("--alpha", type=float, default=0.5, help="Dirichlet label skew (smaller: more skewed)")
     p.add_argument("--codec", help="update codec (default: top-k 1%% + int8 + error feedback)")
@@ -48,7 +51,8 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from fmfl.demo.run import DemoConfig, run_demo
 
-    cfg = DemoConfig(task=args.task, clients=args.clients, rounds=args.rounds, alpha=args.alpha, codec=args.codec,
+    cfg = DemoConfig(task=args.task, clients=args.clients, web_clients=args.web_clients,
+                     rounds=args.rounds, alpha=args.alpha, codec=args.codec,
                      strategy=args.strategy, broker=args.broker, broker_kind=args.broker_kind,
                      centralized=args.centralized, baselines=args.baselines, clients_per_round=args.clients_per_round,
                      local_epochs=args.local_epochs, round_timeout=args.round_timeout, seed=args.seed,

@@ -10,7 +10,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -22,7 +22,11 @@ from fmfl.demo.processes import Child, spawn, stop_all
 from fmfl.demo.progress import Progress
 from fmfl.demo.tasks import TASKS, ZERO_SHOT_NAMES, DemoData
 from fmfl.errors import FmflError
+from fmfl.mqtt.mosquitto import Mosquitto
 from fmfl.privacy.local import local_dp_from_options
+
+if TYPE_CHECKING:
+    from fmfl.demo.web_fleet import WebFleet
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +35,8 @@ log = logging.getLogger(__name__)
 class DemoConfig:
     task: str = "vision"
     clients: int = 10
+    #: browser devices added to the ``clients`` Python devices (``fmfl.demo.web_fleet``); they get the last shards
+    web_clients: int = 0
     #: None: the task's default (``DemoTask.default_rounds``)
     rounds: int | None = None
     alpha: float = 0.5
@@ -89,8 +95,17 @@ class RunRecord:
 def run_demo(cfg: DemoConfig) -> Path:
     if cfg.task not in TASKS:
         raise FmflError(f"unknown task {cfg.task!r}; choose one of {', '.join(TASKS)}")
-    if cfg.clients < 1 or (cfg.rounds is not None and cfg.rounds < 1) or cfg.alpha <= 0:
-        raise FmflError("--clients and --rounds must be >= 1 and --alpha > 0")
+    if cfg.clients < 0 or cfg.web_clients < 0 or fleet_size(cfg) < 1:
+        raise FmflError("--clients and --web-clients must be >= 0, with at least one device in all")
+    if (cfg.rounds is not None and cfg.rounds < 1) or cfg.alpha <= 0:
+        raise FmflError("--rounds must be >= 1 and --alpha > 0")
+    if cfg.web_clients:
+        from fmfl.demo.web_fleet import check_web_prerequisites
+
+        if cfg.broker or cfg.broker_kind == "amqtt":
+            raise FmflError("--web-clients needs the demo's own Mosquitto (its WebSockets listener): drop --broker "
+                            "and --broker-kind amqtt")
+        check_web_prerequisites()
     task = TASKS[cfg.task]
     if cfg.rounds is None:
         cfg = replace(cfg, rounds=task.default_rounds)
@@ -111,6 +126,7 @@ def run_demo(cfg: DemoConfig) -> Path:
     progress = Progress(rounds)
     children: list[Child] = []
     broker: Broker | None = None
+    web: WebFleet | None = None
     try:
         if cfg.data is not None:
             from fmfl.demo.user_data import user_task
@@ -131,14 +147,29 @@ def run_demo(cfg: DemoConfig) -> Path:
         record.num_trainable = manifest.num_trainable
         record.total_parameters = int(manifest.extra.get("total_parameters", 0))
         shards = _write_shards(run_dir, data, cfg, task.write_shard)
+        credentials = None
         if cfg.broker:
             url = cfg.broker
+        elif cfg.web_clients:
+            from fmfl.demo.web_fleet import WebCredentials
+
+            credentials = WebCredentials.create(_client_ids(cfg)[cfg.clients:])
+            broker = Mosquitto(run_dir / "broker", websockets=True,
+                               ws_password_file=credentials.password_file).start()
+            url = broker.url
         else:
             broker = start_broker(run_dir / "broker", cfg.broker_kind)
             url = broker.url
         record.broker = url
-        progress.note(f"broker {url}; {cfg.clients} clients, Dirichlet alpha {cfg.alpha}")
-        children = _start_processes(cfg, task, bundle, url, run_dir, shards)
+        kinds = f"{cfg.clients} clients" + (f" + {cfg.web_clients} web clients" if cfg.web_clients else "")
+        progress.note(f"broker {url}; {kinds}, Dirichlet alpha {cfg.alpha}")
+        children = _start_processes(cfg, task, bundle, url, run_dir, shards[:cfg.clients])
+        if credentials is not None and isinstance(broker, Mosquitto):
+            from fmfl.demo.web_fleet import start_web_fleet
+
+            web = start_web_fleet(run_dir, bundle, broker.ws_url, "demo", shards[cfg.clients:], credentials)
+            children.append(web.browser)
+            progress.note(f"web devices: {cfg.web_clients} pages in headless Chromium, site {web.server.url}")
         test_x: Any = data.test_x
         if cfg.data is not None:
             from fmfl.demo.user_data import read_user_test
@@ -163,7 +194,7 @@ def run_demo(cfg: DemoConfig) -> Path:
 
             t0 = time.perf_counter()
             _, final = GlobalStore(run_dir / "aggregator" / "models").load_weights(max(record.accuracy))
-            parts = dirichlet_partition(data.train_y, cfg.clients, cfg.alpha, cfg.seed)  # the shards' rows
+            parts = dirichlet_partition(data.train_y, fleet_size(cfg), cfg.alpha, cfg.seed)  # the shards' rows
             record.baselines = measure_baselines(task=task, data=data, bundle=bundle, shards=shards, parts=parts,
                                                  run_dir=run_dir, evaluator=evaluator, global_weights=final,
                                                  seed=cfg.seed, progress=progress)
@@ -176,6 +207,8 @@ def run_demo(cfg: DemoConfig) -> Path:
         interrupted = False
     finally:
         stop_all(children)
+        if web is not None:
+            web.stop()
         if broker is not None:
             broker.stop()
         record.seconds = time.perf_counter() - start
@@ -187,11 +220,22 @@ def run_demo(cfg: DemoConfig) -> Path:
     return run_dir
 
 
+def fleet_size(cfg: DemoConfig) -> int:
+    """Every device of the run, Python and web: the data is partitioned among all of them."""
+    return cfg.clients + cfg.web_clients
+
+
+def _client_ids(cfg: DemoConfig) -> list[str]:
+    from fmfl.demo.web_fleet import web_client_ids
+
+    return [f"c{i:02d}" for i in range(cfg.clients)] + web_client_ids(cfg.web_clients)
+
+
 def _write_shards(run_dir: Path, data: DemoData, cfg: DemoConfig, writer: Any) -> list[Path]:
-    parts = dirichlet_partition(data.train_y, cfg.clients, cfg.alpha, cfg.seed)
+    parts = dirichlet_partition(data.train_y, fleet_size(cfg), cfg.alpha, cfg.seed)
     shards = []
-    for i, index in enumerate(parts):
-        folder = run_dir / "clients" / f"c{i:02d}"
+    for i, (cid, index) in enumerate(zip(_client_ids(cfg), parts, strict=True)):
+        folder = run_dir / "clients" / cid
         folder.mkdir(parents=True)
         shards.append(writer(folder, data, index, cfg.seed + i))
     return shards
@@ -199,7 +243,7 @@ def _write_shards(run_dir: Path, data: DemoData, cfg: DemoConfig, writer: Any) -
 
 def _start_processes(cfg: DemoConfig, task: Any, bundle: Path, url: str, run_dir: Path,
                      shards: list[Path]) -> list[Child]:
-    k = cfg.clients_per_round or cfg.clients
+    k = cfg.clients_per_round or fleet_size(cfg)
     agg = [
         "aggregator", "--bundle", str(bundle), "--broker", url, "--federation", "demo",
         "--rounds", str(cfg.rounds), "--clients-per-round", str(k),
@@ -232,7 +276,7 @@ def _dp_args(cfg: DemoConfig) -> list[str]:
     if cfg.dp_noise_multiplier is None or cfg.dp_clip is None:
         raise FmflError("--dp-noise-multiplier and --dp-clip go together")
     out = ["--dp-noise-multiplier", str(cfg.dp_noise_multiplier), "--dp-clip", str(cfg.dp_clip),
-           "--dp-fleet-size", str(cfg.clients)]
+           "--dp-fleet-size", str(fleet_size(cfg))]
     if cfg.strategy == "fedavg":
         out += ["--strategy", "dp-fedavg"]  # argparse keeps the last --strategy
     return out + (["--dp-adaptive-clip"] if cfg.dp_adaptive_clip else [])
