@@ -31,8 +31,8 @@ def _good() -> Sparse:
 
 
 BAD_UPDATES: list[tuple[str, object, float, str, RejectReason]] = [
-    ("wrong size", Sparse(np.array([1]), np.array([1.0], np.float32), SIZE + 1), 1.0, "c", RejectReason.SIZE),
-    ("size not int", Sparse(np.array([1]), np.array([1.0], np.float32), 64.0), 1.0, "c", RejectReason.SIZE),  # type: ignore[arg-type]
+    ("wrong size", Sparse(np.array([1]), np.array([1.0], np.float32), SIZE + 1), 1.0, "c", RejectReason.SIZE_MISMATCH),
+    ("size not int", Sparse(np.array([1]), np.array([1.0], np.float32), 64.0), 1.0, "c", RejectReason.SIZE_MISMATCH),  # type: ignore[arg-type]
     ("2-D values", Sparse(np.array([1]), np.ones((1, 1), np.float32), SIZE), 1.0, "c", RejectReason.SHAPE),
     ("length mismatch", Sparse(np.array([1, 2]), np.ones(3, np.float32), SIZE), 1.0, "c", RejectReason.SHAPE),
     (
@@ -91,8 +91,8 @@ BAD_UPDATES: list[tuple[str, object, float, str, RejectReason]] = [
     ("absurd weight", _good(), 1e12, "c", RejectReason.WEIGHT),
     ("bool weight", _good(), True, "c", RejectReason.WEIGHT),
     ("str weight", _good(), "10", "c", RejectReason.WEIGHT),  # type: ignore[list-item]
-    ("empty client id", _good(), 1.0, "", RejectReason.CLIENT_ID),
-    ("long client id", _good(), 1.0, "x" * 300, RejectReason.CLIENT_ID),
+    ("empty client id", _good(), 1.0, "", RejectReason.INVALID_ID),
+    ("long client id", _good(), 1.0, "x" * 300, RejectReason.INVALID_ID),
     ("duplicate client", _good(), 1.0, "seen", RejectReason.DUPLICATE_CLIENT),
 ]
 

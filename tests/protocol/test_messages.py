@@ -90,7 +90,7 @@ MESSAGES = [
     GlobalModel("minilm-head@3f2a", model_version=0, base_version=None, payload=b""),
     _update(),
     Ack("dev-1", round=4, update_id="0f" * 16, accepted=True),
-    Ack("dev-1", round=4, update_id="0f" * 16, accepted=False, reason="stale round"),
+    Ack("dev-1", round=4, update_id="0f" * 16, accepted=False, reason="stale_round", detail="round 3 is over"),
 ]
 
 

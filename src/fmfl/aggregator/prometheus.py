@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from fmfl.aggregator.observer import RoundObserver
-from fmfl.aggregator.round_report import RoundSummary
+from fmfl.aggregator.round_report import RoundStatus, RoundSummary
 from fmfl.errors import FmflError
 
 
@@ -58,7 +58,7 @@ class PrometheusObserver(RoundObserver):
         self.rounds.labels(summary.status).inc()
         self.duration.observe(summary.duration_s)
         self.participants.set(summary.participants)
-        if summary.status == "ok":
+        if summary.status == RoundStatus.OK:
             self.version.set(summary.version)
         if "dp_epsilon" in summary.extra:
             self.dp_epsilon.set(summary.extra["dp_epsilon"])

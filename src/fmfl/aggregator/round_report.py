@@ -14,15 +14,24 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from fmfl.aggregator.journal import AcceptedRow
+from fmfl.compat import StrEnum
+
+
+class RoundStatus(StrEnum):
+    """How a round ended (``status`` in ``metrics.jsonl``, the label of ``fmfl_rounds_total``)."""
+
+    OK = "ok"  # closed with a new global version
+    FAILED = "failed"  # below its quorum at the deadline: no new version
+    FORWARDED = "forwarded"  # a lower tier's round, summed and sent to the parent tier
 
 
 @dataclass(frozen=True)
 class RoundSummary:
-    """One round's outcome (``status`` "ok" or "failed")."""
+    """One round's outcome."""
 
     round: int
-    version: int  # the global version the round produced (ok) or was based on (failed)
-    status: str
+    version: int  # the global version the round produced (ok) or was based on (failed, forwarded)
+    status: RoundStatus
     participants: int
     selected: int
     rejected_by_reason: dict[str, int]
@@ -45,7 +54,7 @@ class RoundSummary:
         acc = self.metrics.get("eval_accuracy")
         acc_text = f"eval_accuracy {acc:.4f}" if acc is not None else "eval_accuracy n/a"
         head = f"round {self.round}"
-        if self.status != "ok":
+        if self.status != RoundStatus.OK:
             head += f" FAILED ({self.detail})"
         else:
             head += f" -> v{self.version}"

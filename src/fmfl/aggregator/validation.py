@@ -3,7 +3,8 @@
 Any MQTT peer can publish anything, so every property the accumulators rely on (indices sorted,
 unique and in range; finite values; a sane weight) is established here, once, in O(nnz). The
 accumulators then trust their input. A failed check raises ``RejectedUpdate`` whose ``reason`` is a
-short stable code (for metrics labels) and whose message says what was wrong.
+short stable code (``fmfl.protocol.AckReason``: the Ack's reason and the metric label) and whose message
+says what was wrong.
 """
 
 from __future__ import annotations
@@ -17,35 +18,25 @@ from typing import NamedTuple
 import numpy as np
 
 from fmfl.aggregator.sparse import Float32Array, IndexArray, SparseVector
-from fmfl.compat import StrEnum
 from fmfl.errors import FmflError
+from fmfl.protocol.reasons import AckReason
 
 # A sample count above this is a bug or an attack; no edge device trains on a billion samples a round.
 DEFAULT_MAX_WEIGHT = 1e9
 MAX_CLIENT_ID_LEN = 256
 
 
-class RejectReason(StrEnum):
-    """Why an update was refused; the values are metric labels, keep them stable."""
-
-    SHAPE = "shape"
-    DTYPE = "dtype"
-    SIZE = "size"
-    INDICES = "indices"
-    NON_FINITE = "non-finite"
-    NORM = "norm"
-    WEIGHT = "weight"
-    CLIENT_ID = "client-id"
-    DUPLICATE_CLIENT = "duplicate-client"
-    CAPACITY = "capacity"
+# The validation's name for the one vocabulary of refusals (fmfl.protocol.AckReason): the values are wire
+# strings and metric labels.
+RejectReason = AckReason
 
 
 class RejectedUpdate(FmflError):
-    """An update refused before it changed anything; ``reason`` is a ``RejectReason`` value."""
+    """An update refused before it changed anything; ``reason`` says why (the Ack's reason)."""
 
-    def __init__(self, reason: RejectReason, message: str) -> None:
+    def __init__(self, reason: AckReason, message: str) -> None:
         super().__init__(f"update rejected ({reason}): {message}")
-        self.reason: str = str(reason)
+        self.reason = AckReason(reason)
         self.detail = message  # what was expected and what came, for the device's Ack
 
 
@@ -141,7 +132,7 @@ def validate_update(
 def _check_client(client_id: object, seen_clients: Collection[str]) -> str:
     if not isinstance(client_id, str) or not client_id or len(client_id) > MAX_CLIENT_ID_LEN:
         raise RejectedUpdate(
-            RejectReason.CLIENT_ID,
+            RejectReason.INVALID_ID,
             f"client id must be a non-empty string of at most {MAX_CLIENT_ID_LEN} chars",
         )
     if client_id in seen_clients:
@@ -177,7 +168,7 @@ def _check_arrays(update: SparseVector, size: int) -> tuple[np.ndarray, np.ndarr
             RejectReason.SHAPE, f"indices {idx.shape} and values {val.shape} must be 1-D of equal length"
         )
     if isinstance(declared, bool) or not isinstance(declared, _INTEGRAL) or int(declared) != size:
-        raise RejectedUpdate(RejectReason.SIZE, f"vector size {declared!r} != model size {size}")
+        raise RejectedUpdate(RejectReason.SIZE_MISMATCH, f"vector size {declared!r} != model size {size}")
     if idx.shape[0] > size:
         raise RejectedUpdate(RejectReason.SHAPE, f"{idx.shape[0]} entries exceed the vector size {size}")
     return idx, val

@@ -35,6 +35,7 @@ from fmfl.protocol import (
     DEFAULT_CODEC,
     DEFAULT_MAX_PACKET_BYTES,
     Ack,
+    AckReason,
     ClientHello,
     ClientStatus,
     ClientUpdate,
@@ -50,10 +51,11 @@ from fmfl.protocol import (
 from fmfl.protocol.chunking import CHUNK_OVERHEAD
 
 #: one round per negative Ack reason of docs/protocol.md section 8 (one per row of its table): each is final
-REFUSALS: tuple[str, ...] = (
-    "client_mismatch", "wrong_run", "wrong_bundle", "no_open_round", "wrong_round", "stale_round",
-    "wrong_version", "not_selected", "too_stale", "duplicate-client", "norm", "bad_metadata", "size_mismatch",
-    "unsigned",
+R = AckReason
+REFUSALS: tuple[AckReason, ...] = (
+    R.CLIENT_MISMATCH, R.WRONG_RUN, R.WRONG_BUNDLE, R.NO_OPEN_ROUND, R.WRONG_ROUND, R.STALE_ROUND,
+    R.WRONG_VERSION, R.NOT_SELECTED, R.TOO_STALE, R.DUPLICATE_CLIENT, R.NORM, R.BAD_METADATA, R.SIZE_MISMATCH,
+    R.UNSIGNED,
 )  # fmt: skip
 OTHER_CLIENT = "conformance-other"  # selected beside (or instead of) the device under test
 MODEL_CHUNKS = 4  # the first run's global model goes out in this many chunks, the new run's in 2

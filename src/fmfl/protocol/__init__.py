@@ -28,6 +28,7 @@ from fmfl.protocol.messages import (
     new_nonce,
     new_update_id,
 )
+from fmfl.protocol.reasons import AckReason
 from fmfl.protocol.topics import Topics
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "MAJOR_VERSION",
     "MINOR_VERSION",
     "Ack",
+    "AckReason",
     "Chunk",
     "ClientHello",
     "ClientStatus",

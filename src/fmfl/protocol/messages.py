@@ -23,6 +23,7 @@ from fmfl.protocol.fields import MAX_SAFE_INT, Capability, Fields, check_float, 
 from fmfl.protocol.framing import MessageType, canonical_json, frame, unframe
 from fmfl.protocol.ids import check_bundle_id, check_id, is_valid_id
 from fmfl.protocol.limits import Limits
+from fmfl.protocol.reasons import AckReason
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -34,6 +35,7 @@ _COMPACT_NEEDS_CONTEXT = "a compact ClientUpdate is read with its topic's contex
 UPDATE_SIGNATURE_DOMAIN = b"fmfl-update-sig/1\n"
 SIGNATURE_BYTES = 64  # Ed25519 (RFC 8032)
 _NONCE = re.compile(r"[0-9a-f]{32,128}")
+_ACK_REASONS = frozenset(AckReason)
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 
@@ -499,6 +501,10 @@ class Ack(_Wire):
             raise ProtocolError(Reason.TOO_LARGE, f"ack detail longer than {MAX_REASON_CHARS} bytes")
 
     def _metadata(self) -> dict[str, Any]:
+        # Checked when encoding only: a gateway speaks the one vocabulary, while a device must still read an
+        # Ack from a newer gateway whose reason it does not know (any negative Ack is final).
+        if self.reason and self.reason not in _ACK_REASONS:
+            raise ProtocolError(Reason.BAD_METADATA, f"ack reason {self.reason!r} is not an AckReason (section 8)")
         meta: dict[str, Any] = {
             "client_id": self.client_id,
             "round": self.round,

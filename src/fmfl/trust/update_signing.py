@@ -31,16 +31,16 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from fmfl.bundle.signing import load_private_key
 from fmfl.errors import FmflError
-from fmfl.protocol import ClientUpdate, new_nonce
+from fmfl.protocol import AckReason, ClientUpdate, new_nonce
 from fmfl.provision.registry import DeviceStatus, Registry, RegistryError
 
 log = logging.getLogger(__name__)
 
-UNKNOWN_DEVICE = "unknown_device"
-REVOKED_DEVICE = "revoked_device"
-UNSIGNED = "unsigned"
-BAD_SIGNATURE = "bad_signature"
-REGISTRY_UNREADABLE = "registry_unreadable"
+UNKNOWN_DEVICE = AckReason.UNKNOWN_DEVICE
+REVOKED_DEVICE = AckReason.REVOKED_DEVICE
+UNSIGNED = AckReason.UNSIGNED
+BAD_SIGNATURE = AckReason.BAD_SIGNATURE
+REGISTRY_UNREADABLE = AckReason.REGISTRY_UNREADABLE
 
 
 def load_signing_key(path: Path) -> Ed25519PrivateKey:
@@ -75,7 +75,7 @@ class UpdateVerifier:
         if self._error is not None:
             raise FmflError(f"--device-registry {self.path}: {self._error}")
 
-    def check(self, update: ClientUpdate) -> str | None:
+    def check(self, update: ClientUpdate) -> AckReason | None:
         """The refusal reason for ``update``, or None if its sender signed it and is active."""
         with self._lock:
             self._reload_if_changed()
