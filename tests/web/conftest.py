@@ -84,6 +84,7 @@ def make_site(tmp_path: Path) -> Iterator[Callable[..., Site]]:
 
 
 def run_page(url: str, *, wait: str | None = None, upload: dict[str, list[Path]] | None = None,
+             select: dict[str, str] | None = None,
              result: str | None = None, screenshot: Path | None = None, init: str | None = None,
              reload_when: str | None = None, wait_after_reload: str | None = None, viewport: str = "390x844",
              profile: Path | None = None, timeout_s: float = 120) -> dict[str, Any]:
@@ -91,6 +92,8 @@ def run_page(url: str, *, wait: str | None = None, upload: dict[str, list[Path]]
     require_browser()
     args = ["node", str(TOOLS / "run_page.mjs"), "--url", url, "--viewport", viewport,
             "--timeout", str(int(timeout_s * 1000))]
+    for selector, value in (select or {}).items():
+        args += ["--select", f"{selector}={value}"]
     for selector, files in (upload or {}).items():
         args += ["--upload", f"{selector}={','.join(str(f) for f in files)}"]
     for flag, value in (("--wait", wait), ("--result", result), ("--init", init), ("--reload-when", reload_when),

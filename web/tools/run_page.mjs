@@ -1,12 +1,16 @@
 // Opens one page in Debian's headless Chromium (puppeteer-core; no browser download) and prints a JSON result.
 //
-//   node web/tools/run_page.mjs --url URL [--viewport 390x844] [--upload SELECTOR=FILE[,FILE...]]...
+//   node web/tools/run_page.mjs --url URL [--viewport 390x844] [--select SELECTOR=VALUE]...
+//        [--upload SELECTOR=FILE[,FILE...]]...
 //        [--wait JS_EXPRESSION] [--result JS_EXPRESSION] [--screenshot PNG] [--timeout MS]
 //        [--init JS_SOURCE] [--reload-when JS_EXPRESSION [--wait-after-reload JS_EXPRESSION]]
-//        [--chromium PATH]
+//        [--profile DIR] [--chromium PATH]
 //
-// --init runs before every document of the page (e.g. "delete window.WebAssembly" to play an old browser);
-// --upload puts local files into an <input type=file> (as a person picking them would); --wait is awaited
+// --profile keeps the browser profile (IndexedDB included) in DIR, so a later run is the same browser coming
+// back (the default is a fresh, throwaway profile); --init runs before every document of the page (e.g.
+// "delete window.WebAssembly" to play an old browser);
+// --select chooses an option of a <select> (waiting until the page has that option); --upload puts local
+// files into an <input type=file> (as a person picking them would); --wait is awaited
 // (polled until truthy), then --reload-when (if given) is awaited, the page reloaded (the files picked before
 // are gone, as after a real reload) and --wait-after-reload awaited; --result is evaluated last.
 // stdout: one JSON object {ok, result, error, console, page_errors, reloaded, seconds}; exit status 0 when
@@ -16,12 +20,12 @@ import puppeteer from "puppeteer-core";
 
 /** @param {string[]} argv */
 function parseArgs(argv) {
-  const args = { viewport: "390x844", upload: [], timeout: 120000, chromium: "/usr/bin/chromium" };
+  const args = { viewport: "390x844", upload: [], select: [], timeout: 120000, chromium: "/usr/bin/chromium" };
   for (let i = 0; i < argv.length; i += 2) {
     const key = argv[i].replace(/^--/, "").replace(/-(.)/g, (_, c) => c.toUpperCase());
     const value = argv[i + 1];
     if (value === undefined) throw new Error(`${argv[i]} needs a value`);
-    if (key === "upload") args.upload.push(value);
+    if (key === "upload" || key === "select") args[key].push(value);
     else args[key] = key === "timeout" ? Number(value) : value;
   }
   if (!args.url) throw new Error("--url is required");
@@ -34,7 +38,7 @@ const consoleLines = [];
 const pageErrors = [];
 const [width, height] = args.viewport.split("x").map(Number);
 const browser = await puppeteer.launch({
-  executablePath: args.chromium, headless: true,
+  executablePath: args.chromium, headless: true, userDataDir: args.profile,
   args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
 });
 let out = { ok: false, result: null, error: null, reloaded: false };
@@ -45,6 +49,12 @@ try {
   page.on("pageerror", (e) => pageErrors.push(String(e && e.message ? e.message : e)));
   if (args.init) await page.evaluateOnNewDocument(args.init);
   await page.goto(args.url, { waitUntil: "load", timeout: args.timeout });
+  for (const spec of args.select) {
+    const eq = spec.indexOf("=");
+    const [selector, value] = [spec.slice(0, eq), spec.slice(eq + 1)];
+    await page.waitForSelector(`${selector} option[value="${value.replace(/"/g, '\\"')}"]`, { timeout: args.timeout });
+    await page.select(selector, value);
+  }
   for (const spec of args.upload) {
     const eq = spec.indexOf("=");
     const input = await page.waitForSelector(spec.slice(0, eq), { timeout: args.timeout });

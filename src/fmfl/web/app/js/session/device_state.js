@@ -39,7 +39,7 @@ export class DeviceState {
     const meta = await this.store.get(this.key("meta"));
     if (meta && meta.bundleId && meta.bundleId !== bundleId) {
       const dropped = (await this.pending()).length;
-      await this.store.clearClient(this.clientId, ["meta", "global", "residual"].map((n) => this.key(n)));
+      await this.store.clearClient(this.clientId, ["meta", "global", "residual", "summary"].map((n) => this.key(n)));
       this.meta = { bundleId, modelVersion: null, lastRound: -1, run: 0 };
       return { dropped };
     }
@@ -115,6 +115,21 @@ export class DeviceState {
     };
     await this.store.commitOutbox(record, { [this.key("meta")]: meta });
     this.meta = meta;
+  }
+
+  /**
+   * What the page showed after the last round (its metrics, the Acks so far), so a reload shows it again.
+   * @returns {Promise<{round: number | null, metrics: Record<string, number>, num_samples: number | null,
+   *                    acked: number, refused: number}>}
+   */
+  async summary() {
+    const kept = await this.store.get(this.key("summary"));
+    return { round: null, metrics: {}, num_samples: null, acked: 0, refused: 0, ...(kept ?? {}) };
+  }
+
+  /** @param {Record<string, any>} changes */
+  async updateSummary(changes) {
+    await this.store.put(this.key("summary"), { ...(await this.summary()), ...changes });
   }
 
   /** @returns {Promise<OutboxRecord[]>} */

@@ -14,7 +14,8 @@ export class EventLog {
     this.events = [];
     /** What the page shows, as data (tests read it through `window.fmfl.status`). */
     this.status = { connected: false, joined: false, round: null, modelVersion: null, loss: null, accuracy: null,
-      bytesSent: 0, acked: 0, refused: 0, pending: 0, error: null, errorKind: null, dataReady: false };
+      bytesSent: 0, acked: 0, refused: 0, pending: 0, error: null, errorKind: null,
+      /** @type {string[]} */ errorKinds: [], dataReady: false };
     /** @type {() => {bytesSent: number, pending: number}} */
     this.counters = () => ({ bytesSent: this.status.bytesSent, pending: this.status.pending });
     this.api = { events: this.events, status: this.status };
@@ -43,6 +44,8 @@ export class EventLog {
     if (e.type === "connected") Object.assign(s, { connected: true, joined: Boolean(e.joined), error: null,
       errorKind: null });
     if (e.type === "joined") s.joined = true;
+    if (e.type === "restored") Object.assign(s, { acked: e.acked ?? 0, refused: e.refused ?? 0,
+      round: e.round ?? null, loss: e.metrics?.train_loss ?? null, accuracy: e.metrics?.eval_accuracy ?? null });
     if (e.type === "offline") Object.assign(s, { connected: false, joined: false });
     if (e.type === "global") s.modelVersion = e.model_version;
     if (e.type === "task" || e.type === "training") s.round = e.round;
@@ -53,6 +56,9 @@ export class EventLog {
       else s.refused += 1;
     }
     if (e.type === "data") s.dataReady = true;
-    if (e.type === "error") Object.assign(s, { error: e.message, errorKind: e.kind });
+    if (e.type === "error") {
+      Object.assign(s, { error: e.message, errorKind: e.kind });
+      if (!s.errorKinds.includes(e.kind)) s.errorKinds.push(e.kind);
+    }
   }
 }

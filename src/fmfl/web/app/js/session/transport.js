@@ -55,6 +55,7 @@ export class Transport {
     /** @type {any} */
     this.client = null;
     this.everConnected = false;
+    this.unreachableShown = false;
     this.refused = false;
   }
 
@@ -80,6 +81,7 @@ export class Transport {
     });
     this.client.on("connect", () => {
       this.everConnected = true;
+      this.unreachableShown = false;
       this.handlers.onConnect();
     });
     this.client.on("message", (/** @type {string} */ topic, /** @type {Uint8Array} */ payload) => {
@@ -94,6 +96,9 @@ export class Transport {
     this.client.on("close", () => {
       if (this.refused) return;
       if (!this.everConnected) {
+        // Once per streak of failed attempts: mqtt.js retries every reconnectPeriod, the message stays.
+        if (this.unreachableShown) return;
+        this.unreachableShown = true;
         this.handlers.onUnreachable(`cannot reach the broker at ${o.url} (retrying every `
           + `${Math.round((o.reconnectPeriodMs ?? 2000) / 1000)} s)`);
       } else {

@@ -72,6 +72,18 @@ export class View {
   }
 
   /**
+   * @param {number | null} round
+   * @param {Record<string, number>} m
+   * @param {number | null} samples
+   */
+  showRound(round, m, samples) {
+    if (round !== null && round !== undefined) this.set("round", round);
+    if (Number.isFinite(m.train_loss)) this.set("loss", m.train_loss.toFixed(4));
+    if (Number.isFinite(m.eval_accuracy)) this.set("accuracy", `${(100 * m.eval_accuracy).toFixed(1)} %`);
+    if (samples) this.set("samples", samples);
+  }
+
+  /**
    * Renders one session event.
    * @param {SessionEvent} event
    * @param {{bytesSent: number, pending: number}} counters
@@ -85,6 +97,15 @@ export class View {
         if (event.pending) this.log(`connected; resent ${event.pending} update(s) waiting for an Ack`);
         else this.log("connected to the broker");
         break;
+      case "restored": {
+        // What an earlier visit left: the last round's numbers and the Acks so far.
+        this.acked = event.acked ?? 0;
+        this.set("acked", this.acked);
+        if (event.model_version) this.set("model-version", event.model_version);
+        this.showRound(event.round, event.metrics ?? {}, event.num_samples);
+        if (event.pending) this.log(`${event.pending} update(s) from an earlier visit wait for an Ack`);
+        break;
+      }
       case "joined":
         this.connection("joined", "Joined");
         this.log(`joined as ${event.client_id}`);
@@ -106,10 +127,7 @@ export class View {
         this.log(`round ${event.round}: training on this device`);
         break;
       case "trained": {
-        const m = event.metrics ?? {};
-        if (Number.isFinite(m.train_loss)) this.set("loss", m.train_loss.toFixed(4));
-        if (Number.isFinite(m.eval_accuracy)) this.set("accuracy", `${(100 * m.eval_accuracy).toFixed(1)} %`);
-        this.set("samples", event.num_samples);
+        this.showRound(event.round, event.metrics ?? {}, event.num_samples);
         this.log(`round ${event.round}: trained, update of ${formatBytes(event.bytes)} ready`);
         break;
       }
