@@ -376,6 +376,8 @@ class Harness:
             "over_select": 1.0,
             "local_epochs": 1,
             "codec": "topk:0.25+int8",
+            # Versions equal to the rule's models, as the oracles compute them; deltas: tests/aggregator/test_downlink*.
+            "downlink_codec": "dense",
         }
         settings.update(cfg)
         self.config = RoundConfig(**settings)  # type: ignore[arg-type]
@@ -543,6 +545,9 @@ def aggregator_args(
         "--clients-per-round", str(k),
         "--min-clients", str(m if m is not None else k),
     ]  # fmt: skip
+    # The oracles of these tests are the aggregation rule's models; downlink deltas re-base versions
+    # (docs/protocol.md 2b) and have their own tests (tests/aggregator/test_downlink*).
+    extra.setdefault("downlink_codec", "dense")
     for key, value in extra.items():
         flag = "--" + key.replace("_", "-")
         if value is True:

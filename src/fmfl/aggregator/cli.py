@@ -70,6 +70,10 @@ def register(sub: Any) -> None:
     t.add_argument("--batch-size", type=int, default=16)
     t.add_argument("--lr", type=float, help="client learning rate (default: the bundle's)")
     t.add_argument("--codec", help="update codec spec told to clients (default: fmfl.protocol.DEFAULT_CODEC)")
+    t.add_argument("--downlink-codec",
+                   help="codec of the global model's change sent to devices that hold the previous version, "
+                        "with server-side error feedback (docs/protocol.md 2b; default topk:0.1+int8+ef, "
+                        "fmfl.aggregator.downlink.DEFAULT_DOWNLINK_CODEC; dense: no deltas)")
 
     add_aggregation_args(p)
     add_dp_args(p)
@@ -114,6 +118,7 @@ def run_aggregator(args: argparse.Namespace) -> int:
 
 def settings_from_args(args: argparse.Namespace) -> Any:
     """``ServerSettings`` from parsed arguments; bad values become one-line ``FmflError``s."""
+    from fmfl.aggregator.downlink import DEFAULT_DOWNLINK_CODEC
     from fmfl.aggregator.requirements import Requirement
     from fmfl.aggregator.round_config import RoundConfig
     from fmfl.aggregator.server import ServerSettings
@@ -137,6 +142,7 @@ def settings_from_args(args: argparse.Namespace) -> Any:
             min_clients=args.min_clients if args.min_clients is not None else args.clients_per_round,
             round_timeout=args.round_timeout,
             codec=args.codec or str(DEFAULT_CODEC),
+            downlink_codec=args.downlink_codec or DEFAULT_DOWNLINK_CODEC,
             batch_size=args.batch_size,
             lr=lr,
             local_epochs=args.local_epochs or (1 if args.local_steps is None else None),

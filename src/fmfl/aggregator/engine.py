@@ -23,6 +23,7 @@ from pathlib import Path
 from fmfl.aggregator.accumulator import WeightedSum
 from fmfl.aggregator.clients import ClientRegistry, select_clients
 from fmfl.aggregator.coordination import WorkerPool
+from fmfl.aggregator.downlink import DownlinkCompressor
 from fmfl.aggregator.ingest import UpdateIngest, Verdict
 from fmfl.aggregator.journal import AcceptedRow, RoundJournal
 from fmfl.aggregator.observer import RoundObserver
@@ -31,12 +32,13 @@ from fmfl.aggregator.outbound import (
     ack_packets,
     clear_stale_chunks,
     clear_task,
+    global_delta_packets,
     global_model_packets,
     task_packets,
 )
 from fmfl.aggregator.partial import GatewayTopics, PartialError, PartialRound, Progress
 from fmfl.aggregator.round_config import RoundConfig
-from fmfl.aggregator.round_report import MetricsLog, RoundStatus, RoundSummary, mean_metrics
+from fmfl.aggregator.round_report import MetricsLog, RoundSummary, mean_metrics
 from fmfl.aggregator.round_state import OpenRound
 from fmfl.aggregator.run_identity import PriorRun
 from fmfl.aggregator.sparse import Float32Array
@@ -57,6 +59,7 @@ from fmfl.protocol import (
     RoundTask,
     Topics,
 )
+from fmfl.protocol.downlink import weights_sha256
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +157,10 @@ class RoundEngine:
         self.bad_messages: dict[str, int] = {}
         self._published_version: int | None = None
         self._published_chunks = 0
+        self._published_delta_chunks = 0
+        # Downlink deltas (docs/protocol.md 2b): every version is what devices rebuild from its delta.
+        self.downlink = DownlinkCompressor(config.downlink_codec, self.size)
+        self._model_cache: tuple[int, list[Outgoing], list[Outgoing]] | None = None
         self._quorum_since: float | None = None
         self._opened_any = False
         self._parent_task: RoundTask | None = None
@@ -176,6 +183,7 @@ class RoundEngine:
             self.prior = self._read_prior()
             self._clear_prior_task = self.prior.task_retained
             self._published_chunks = max(self.prior.chunk_topics, default=-1) + 1
+            self._published_delta_chunks = max(self.prior.delta_topics, default=-1) + 1
             self.run, self.first_version = self.prior.new_run_id(now), self.prior.first_version
             self.journal.put("identity", identity)
             self.journal.put("run", {"run": self.run, "first_version": self.first_version})
@@ -198,7 +206,9 @@ class RoundEngine:
             self.journal.put("run", run)
         self.run, self.first_version = int(run["run"]), int(run["first_version"])
         entry, weights = self.store.load_weights()
-        self.strategy.load_state_dict(self.store.load_state(entry.version))
+        # The saved delta and residual come back too: a resume republishes the same delta.
+        self.strategy.load_state_dict(self.downlink.load_state(self.store.load_state(entry.version), entry.version,
+                                                               weights))
         for record in self.journal.clients():
             # Online flags are re-learned from the retained status messages after reconnecting.
             record.online = False
@@ -221,7 +231,7 @@ class RoundEngine:
                 self.metrics_log.append(
                     self._summary(
                         OpenRound(task, last.opened, task.deadline, dict(last.counters)),
-                        RoundStatus.OK,
+                        "ok",
                         self.version,
                         len(rows),
                         now,
@@ -475,6 +485,7 @@ class RoundEngine:
             if latest is None or task.model_version > latest.version:
                 self.store.save(task.model_version, weights, server_state=self.strategy.state_dict())
             self.weights, self.version = weights, task.model_version
+            self.downlink.forget()  # the parent's version: no delta of ours leads to it
         self._parent_task = task
 
     def _open(self, eligible: list[str], now: float) -> list[Outgoing]:
@@ -517,21 +528,23 @@ class RoundEngine:
             # The workers' accepted updates join the journal so the metrics line covers them.
             for row in self.pool.merged_rows:
                 self.journal.record_accepted(row, current.counters)
-            current.merge(self.pool.merged_counters)
+            for key, value in self.pool.merged_counters.items():
+                current.count(key, value)
         accepted = len(self.strategy.clients)
         self.open_round = None
         self._waiting_since = now
         if accepted >= self.config.min_clients and self.upstream is not None:
             return self._forward(current, accepted, now)
         if accepted >= self.config.min_clients:
-            new = self.strategy.aggregate()
             version = current.version + 1
+            # Re-based: the version is the previous one plus what its delta decodes to (protocol.md 2b).
+            new = self.downlink.rebase(self.weights, current.version, self.strategy.aggregate())
             failpoint("aggregator.before_save_version")
             # Order matters for crash safety: the version first (the WAL still holds the round),
             # then the metrics line, the journal, and only then the log is pruned.
-            self.store.save(version, new, server_state=self.strategy.state_dict())
+            self.store.save(version, new, server_state={**self.strategy.state_dict(), **self.downlink.state_dict()})
             failpoint("aggregator.after_save_version")
-            summary = self._summary(current, RoundStatus.OK, version, accepted, now)
+            summary = self._summary(current, "ok", version, accepted, now, model=new)
             self.metrics_log.append(summary)
             failpoint("aggregator.after_metrics")
             self.journal.finish_round(current.round, "closed", current.counters)
@@ -544,7 +557,7 @@ class RoundEngine:
             self.observer.round_closed(summary)
             return self._sent(self._global_packets()) if self.finished else []
         detail = f"{accepted} accepted < --min-clients {self.config.min_clients}"
-        summary = self._summary(current, RoundStatus.FAILED, current.version, accepted, now, detail=detail)
+        summary = self._summary(current, "failed", current.version, accepted, now, detail=detail)
         self.metrics_log.append(summary)
         self.journal.finish_round(current.round, "failed", current.counters)
         self.journal.forget_accepted(current.round)
@@ -561,7 +574,7 @@ class RoundEngine:
         parent = RoundTask.from_bytes(bytes.fromhex(self.journal.get("parent_task")), self.limits)
         total: WeightedSum = getattr(self.strategy, "weighted_sum")  # noqa: B009 - checked in __init__
         summary = self._summary(
-            current, RoundStatus.FORWARDED, current.version, accepted, now, detail=f"parent round {parent.round}"
+            current, "forwarded", current.version, accepted, now, detail=f"parent round {parent.round}"
         )
         out = self.upstream.forward(parent, total, summary.metrics)
         self.metrics_log.append(summary)
@@ -573,8 +586,16 @@ class RoundEngine:
         return self._sent(out)
 
     def _summary(
-        self, current: OpenRound, status: RoundStatus, version: int, accepted: int, now: float, detail: str = ""
+        self,
+        current: OpenRound,
+        status: str,
+        version: int,
+        accepted: int,
+        now: float,
+        detail: str = "",
+        model: Float32Array | None = None,
     ) -> RoundSummary:
+        """``model``: the weights of the version the round made, whose downlink sizes the line records."""
         return RoundSummary(
             round=current.round,
             version=version,
@@ -582,29 +603,54 @@ class RoundEngine:
             participants=accepted,
             selected=len(current.task.selected),
             rejected_by_reason=current.rejected_by_reason(),
-            bytes_up=current.tally().bytes_up,
-            bytes_down=current.tally().bytes_down,
+            bytes_up=current.counters.get("bytes_up", 0),
+            bytes_down=current.counters.get("bytes_down", 0),
             metrics=mean_metrics(self.journal.accepted(current.round)),
             duration_s=max(0.0, now - current.opened),
             strategy=self.strategy.name,
             codec=self.config.codec,
-            late_updates=current.tally().late,
+            late_updates=current.counters.get("late", 0),
             detail=detail,
-            extra=self.strategy.round_metrics(),
+            extra={**self.strategy.round_metrics(), **self._downlink_bytes(version, model)},
         )
+
+    def _downlink_bytes(self, version: int, model: Float32Array | None) -> dict[str, float]:
+        """One copy of each form of ``version`` as published: what a device on deltas and a device taking
+        the dense model each receive for it (docs/protocol.md 2b, "Bytes")."""
+        if model is None:
+            return {}
+        delta, dense = self._model_packets(version, model)
+        return {"downlink_delta_bytes": sum(len(o.payload) for o in delta),
+                "downlink_dense_bytes": sum(len(o.payload) for o in dense)}
 
     # --- outputs -----------------------------------------------------------------------------------
 
     def _global_packets(self) -> list[Outgoing]:
+        """The delta (when this version has one) before the dense model; each clears its surplus topics."""
         if self._published_version == self.version:
             return []
-        out = global_model_packets(
-            self.topics, self.bundle_id, self.version, self.weights, self.config.max_packet_bytes, run=self.run
-        )
-        chunks = len(out)
-        out += clear_stale_chunks(self.topics, chunks, self._published_chunks)
-        self._published_version, self._published_chunks = self.version, chunks
+        delta, dense = self._model_packets(self.version, self.weights)
+        out = delta + clear_stale_chunks(self.topics, len(delta), self._published_delta_chunks, delta=True)
+        out += dense + clear_stale_chunks(self.topics, len(dense), self._published_chunks)
+        self._published_version, self._published_chunks = self.version, len(dense)
+        self._published_delta_chunks = len(delta)
         return out
+
+    def _model_packets(self, version: int, weights: Float32Array) -> tuple[list[Outgoing], list[Outgoing]]:
+        """``(delta chunks, dense chunks)`` of ``version`` (no delta chunks when it has none), built once."""
+        if self._model_cache is not None and self._model_cache[0] == version:
+            return self._model_cache[1], self._model_cache[2]
+        limit, delta = self.config.max_packet_bytes, self.downlink.delta
+        if delta is not None and delta.model_version == version:
+            digest = delta.weights_sha256
+            delta_out = global_delta_packets(self.topics, self.bundle_id, delta, limit, run=self.run)
+        else:
+            digest, delta_out = weights_sha256(weights), []
+        dense = global_model_packets(
+            self.topics, self.bundle_id, version, weights, limit, run=self.run, weights_sha256=digest
+        )
+        self._model_cache = (version, delta_out, dense)
+        return delta_out, dense
 
     def _sent(self, out: list[Outgoing]) -> list[Outgoing]:
         nbytes = sum(len(o.payload) for o in out)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from fmfl.aggregator.downlink import DEFAULT_DOWNLINK_CODEC
 from fmfl.aggregator.requirements import Requirement
 from fmfl.protocol import DEFAULT_CODEC, DEFAULT_MAX_PACKET_BYTES, CodecSpec, ProtocolError, check_id
 from fmfl.protocol.chunking import MIN_PACKET_BYTES
@@ -37,11 +38,15 @@ class RoundConfig:
     max_failed_rounds: int = 5
     max_packet_bytes: int = DEFAULT_MAX_PACKET_BYTES
     requirements: tuple[Requirement, ...] = field(default_factory=tuple)
+    #: the codec of the global model's change sent to devices holding the previous version ("dense": none)
+    downlink_codec: str = DEFAULT_DOWNLINK_CODEC
 
     def __post_init__(self) -> None:
         try:
             check_id(self.federation, "federation")
             CodecSpec.parse(self.codec)
+            if CodecSpec.parse(self.downlink_codec).needs_tensor_sizes:
+                raise ValueError(f"downlink_codec {self.downlink_codec!r}: per_tensor options are not supported")
         except ProtocolError as exc:
             raise ValueError(str(exc)) from exc
         _positive_int("rounds", self.rounds)

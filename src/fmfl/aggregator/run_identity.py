@@ -41,6 +41,7 @@ class PriorRun:
     last_version: int = -1  # the highest model version of a retained task or model (-1: none)
     task_retained: bool = False
     chunk_topics: frozenset[int] = field(default_factory=frozenset)  # indices of retained global/{i}
+    delta_topics: frozenset[int] = field(default_factory=frozenset)  # indices of retained delta/{i} (2b)
 
     @property
     def first_round(self) -> int:
@@ -59,7 +60,7 @@ def prior_from_retained(messages: Iterable[tuple[str, bytes]], topics: Topics, l
 
     Unreadable messages still count as retained topics to clear; their numbers are just unknown.
     """
-    run, last_round, last_version, task_retained, chunks = 0, 0, -1, False, set()
+    run, last_round, last_version, task_retained, chunks, deltas = 0, 0, -1, False, set(), set()
     reassembler = Reassembler(max(64 * 2**20, 4 * limits.max_message_bytes), max_pending_messages=16)
     for topic, payload in messages:
         if not payload:
@@ -70,6 +71,8 @@ def prior_from_retained(messages: Iterable[tuple[str, bytes]], topics: Topics, l
             continue
         if kind == "global" and index is not None:
             chunks.add(int(index))
+        elif kind == "delta" and index is not None:
+            deltas.add(int(index))
         elif kind == "task":
             task_retained = True
         else:
@@ -86,7 +89,7 @@ def prior_from_retained(messages: Iterable[tuple[str, bytes]], topics: Topics, l
         last_version = max(last_version, message.model_version)
         if isinstance(message, RoundTask):
             last_round = max(last_round, message.round)
-    return PriorRun(run, last_round, last_version, task_retained, frozenset(chunks))
+    return PriorRun(run, last_round, last_version, task_retained, frozenset(chunks), frozenset(deltas))
 
 
 def read_prior_run(opts: MqttOptions, topics: Topics, limits: Limits) -> PriorRun:
@@ -108,7 +111,7 @@ def read_prior_run(opts: MqttOptions, topics: Topics, limits: Limits) -> PriorRu
 
     def on_connect(client: Any, _userdata: Any, _flags: Any, reason: Any, _props: Any = None) -> None:
         if not getattr(reason, "is_failure", False):
-            client.subscribe([(topics.task, 1), (topics.global_model, 1)])
+            client.subscribe([(topics.task, 1), (topics.global_model, 1), (topics.global_delta, 1)])
 
     client = make_client(f"fmfl-run-probe-{uuid.uuid4().hex[:12]}", opts, clean_session=True)
     client.on_message = on_message
