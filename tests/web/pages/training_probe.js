@@ -19,6 +19,9 @@ function dataInput(spec) {
   return { kind: "images", files: picked(spec.kind === "folder" ? "folder" : "images"), label: spec.label };
 }
 
+/** @param {Float32Array} a */
+const toBase64 = (a) => btoa(Array.from(new Uint8Array(a.buffer, a.byteOffset, a.byteLength), (b) => String.fromCharCode(b)).join(""));
+
 /** Counts how many onnxruntime sessions were created (a refused bundle must create none). */
 let sessionsCreated = 0;
 const create = ort.InferenceSession.create.bind(ort.InferenceSession);
@@ -44,7 +47,8 @@ window.probe = {
       const tRound = performance.now();
       const firstStepMs = tOpen - t0 + (result.stats.step_ms[0] ?? 0);
       cache?.close();
-      return { delta: Array.from(result.delta), trained: Array.from(result.trained), stats: result.stats,
+      // base64 float32: exact and compact (run_page.mjs's report goes through a pipe)
+      return { delta: toBase64(result.delta), stats: result.stats,
         metrics: result.metrics, numSamples: dev.numSamples, cacheInfo: dev.cacheInfo, bundleStats: dev.bundle.stats,
         openMs: tOpen - t0, roundMs: tRound - tOpen, pageToFirstStepMs: performance.timeOrigin ? t0 + firstStepMs : firstStepMs,
         sessionsCreated, events: events.filter((e) => e.stage !== "bundle") };
