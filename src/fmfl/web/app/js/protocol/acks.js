@@ -29,7 +29,10 @@ const ACTIONS = {
   "duplicate-client": ["wait_for_task", "another update of this device already counts in this round"],
   weight: ["fix_device", "num_samples < 1"],
   norm: ["wait_for_task", "the update's L2 norm is above the gateway's bound"],
-  "non-finite": ["fix_device", "the update holds NaN"],
+  "non-finite": ["fix_device", "the update holds NaN"], // fmfl 0.1.0 gateways; now non_finite
+  shape: ["fix_device", "the gateway's validation: a delta of the wrong shape"],
+  dtype: ["fix_device", "the gateway's validation: a delta of the wrong dtype"],
+  indices: ["fix_device", "the gateway's validation: unsorted or repeated indices"],
   capacity: ["wait_for_task", "the gateway's buffer for this round is full"],
   size_mismatch: ["reprovision_bundle", "the payload's size is not the gateway's bundle's: re-export"],
   unknown_device: ["reprovision_key", "the gateway's device registry does not know this device"],

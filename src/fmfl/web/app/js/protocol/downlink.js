@@ -1,9 +1,15 @@
 /**
- * What a device does with a GlobalModel and with runs (docs/protocol.md, sections 2a and 5,
- * "GlobalModel"). Mirrors the reference device (fmfl.edge_client.runner): follow the newest run, never
- * take an older run's task or model, take a newer run's model whatever its version, apply a delta only
- * on exactly its base version (w[i] = float32(w[i] + v), so every device holds the gateway's bits).
+ * The downlink on the device (docs/protocol.md, sections 2a and 2b): follow the newest run, take dense
+ * models and downlink deltas, prove with `weights_sha256` that the weights are the gateway's bit for bit,
+ * and know when to be subscribed to the dense model's `global/+`. Mirrors fmfl.protocol.downlink (the
+ * arithmetic) and fmfl.edge_client.runner (the run rule).
+ *
+ * A delta applies only at its decoded indices, w[i] = float32(w[i] + x): adding the implicit zeros too
+ * would turn a -0.0 weight into +0.0 (equal as numbers, another hash).
  */
+import { ProtocolError } from "./errors.js";
+import { toHex } from "./bytes.js";
+import { sha256 } from "./sha256.js";
 import { decodeUpdatePayload } from "./codec/decoder.js";
 
 /** The newest run a device has seen on a task or a model (0: none yet, or a 1.1 gateway). */
@@ -26,35 +32,144 @@ export class RunFollower {
 }
 
 /**
- * @typedef {object} HeldModel
- * @property {number} version the version held (0: the bundle's initial weights)
- * @property {Float32Array} weights
+ * The `weights_sha256` of a weight vector: SHA-256 of its float32 little-endian bytes, lowercase hex.
+ * @param {Float32Array} weights
  */
+export function weightsSha256(weights) {
+  const bytes = new Uint8Array(4 * weights.length);
+  const dv = new DataView(bytes.buffer);
+  weights.forEach((w, i) => dv.setFloat32(4 * i, w, true));
+  return toHex(sha256(bytes));
+}
 
 /**
- * The weights after `model`, or null with why it was ignored. `held` is what the device holds; `newerRun`
- * is true when the model names a run newer than the one followed before it arrived (its version then
- * need not be newer). Throws ProtocolError for a payload that does not decode: the held model stays.
- * @param {import("./messages.js").GlobalModel} model
- * @param {HeldModel} held
- * @param {{bundleId: string, limits: import("./limits.js").Limits, newerRun?: boolean}} context
- * @returns {{weights: Float32Array|null, why: string}}
+ * `hash_mismatch` unless `weights` hash to the model's `weightsSha256` (when it carries one).
+ * @param {Float32Array} weights @param {import("./messages.js").GlobalModel} model
  */
-export function applyGlobalModel(model, held, { bundleId, limits, newerRun = false }) {
-  if (model.bundleId !== bundleId) return { weights: null, why: `global model for bundle ${model.bundleId}, this device holds ${bundleId}` };
-  if (model.modelVersion <= held.version && !newerRun) return { weights: null, why: `global v${model.modelVersion} is not newer than v${held.version}` };
-  const size = held.weights.length;
-  if (model.baseVersion === null) {
-    const update = decodeUpdatePayload(model.payload, size, limits);
-    const weights = new Float32Array(size);
-    update.indices.forEach((i, j) => (weights[i] = update.values[j]));
-    return { weights, why: "dense" };
+export function checkWeights(weights, model) {
+  if (model.weightsSha256 === null || model.weightsSha256 === undefined) return;
+  const got = weightsSha256(weights);
+  if (got !== model.weightsSha256) {
+    const origin = model.baseVersion === null ? "dense" : `the delta from v${model.baseVersion}`;
+    throw new ProtocolError("hash_mismatch", `global v${model.modelVersion} from ${origin} hashes to ${got.slice(0, 16)}..., weights_sha256 says ${model.weightsSha256.slice(0, 16)}...`);
   }
-  if (model.baseVersion !== held.version) {
-    return { weights: null, why: `global v${model.modelVersion} is a delta from v${model.baseVersion} but this device holds v${held.version}: waiting for a dense copy` };
-  }
+}
+
+/**
+ * The weights a dense GlobalModel carries, checked against `weightsSha256`.
+ * @param {import("./messages.js").GlobalModel} model @param {number} size @param {import("./limits.js").Limits} limits
+ * @returns {Float32Array}
+ */
+export function denseWeights(model, size, limits) {
+  if (model.baseVersion !== null) throw new TypeError(`global v${model.modelVersion} is a delta from v${model.baseVersion}, not dense`);
   const update = decodeUpdatePayload(model.payload, size, limits);
-  const weights = Float32Array.from(held.weights);
-  update.indices.forEach((i, j) => (weights[i] = weights[i] + update.values[j])); // binary32 store rounds once
-  return { weights, why: `delta from v${model.baseVersion}` };
+  const weights = new Float32Array(size);
+  update.indices.forEach((i, j) => (weights[i] = update.values[j]));
+  checkWeights(weights, model);
+  return weights;
+}
+
+/**
+ * The weights of `model.modelVersion` from `base` (the weights of `model.baseVersion`), as a new array;
+ * `base` is never modified. Throws ProtocolError when the payload does not decode for `base.length` (the
+ * decoder's reason) or the result does not hash to `weightsSha256` (`hash_mismatch`): keep `base`.
+ * @param {Float32Array} base @param {import("./messages.js").GlobalModel} model @param {import("./limits.js").Limits} limits
+ * @returns {Float32Array}
+ */
+export function applyDelta(base, model, limits) {
+  if (model.baseVersion === null) throw new TypeError(`global v${model.modelVersion} is dense, not a delta`);
+  const update = decodeUpdatePayload(model.payload, base.length, limits);
+  const weights = Float32Array.from(base);
+  update.indices.forEach((i, j) => (weights[i] = weights[i] + update.values[j])); // one binary32 rounding on store
+  checkWeights(weights, model);
+  return weights;
+}
+
+/**
+ * When a delta-capable device holds `global/+` (section 2b, "When a device takes the dense model"). Feed
+ * it what the device holds and the tasks and deltas it sees (of the run it follows, section 2a);
+ * `wantsDense` says whether to be subscribed to `global/+` now.
+ */
+export class DownlinkPolicy {
+  /**
+   * @param {{run: number, version: number}|null} held the run and version of the held GlobalModel (null:
+   *   the bundle's initial weights, which no GlobalModel named)
+   * @param {number|null} [deltaRun] the run of the last delta received (kept with the model), if any
+   */
+  constructor(held, deltaRun = null) {
+    this.held = held;
+    this.deltaRun = deltaRun;
+    /** @type {{run: number, version: number}|null} the newest version a task or model of the newest run named */
+    this.newest = held;
+    // At connect: dense, unless it holds a model of run r and has received a delta of run r.
+    this.dense = !(held !== null && deltaRun === held.run);
+  }
+
+  get wantsDense() {
+    return this.dense;
+  }
+
+  /**
+   * What to do with a complete delta: "apply" (then call `took`), "ignore" (already held) or "dense" (it
+   * cannot be applied: keep the held weights, take the dense model).
+   * @param {{run: number|null, modelVersion: number, baseVersion: number|null}} delta
+   * @returns {"apply"|"ignore"|"dense"}
+   */
+  onDelta(delta) {
+    const run = delta.run ?? 0;
+    this.deltaRun = run;
+    this.saw(run, delta.modelVersion);
+    const held = this.held;
+    if (held !== null && held.run === run && delta.modelVersion <= held.version) {
+      this.settle();
+      return "ignore";
+    }
+    if (held === null || held.run !== run || delta.baseVersion !== held.version) {
+      this.dense = true;
+      return "dense";
+    }
+    return "apply";
+  }
+
+  /** A delta that did not decode or failed its `weights_sha256`: the held weights stay; take the dense model. */
+  refused() {
+    this.dense = true;
+  }
+
+  /**
+   * A RoundTask of the run followed (or a newer one): the dense model when it names a version newer than
+   * the held one, or any version while the held model is of another run.
+   * @param {{run: number|null, modelVersion: number}} task
+   */
+  onTask(task) {
+    const run = task.run ?? 0;
+    this.saw(run, task.modelVersion);
+    const held = this.held;
+    if (held === null || held.run !== run || task.modelVersion > held.version) this.dense = true;
+    else this.settle();
+  }
+
+  /**
+   * The device now holds `version` of `run` (a delta applied, or a dense model taken).
+   * @param {number|null} run @param {number} version
+   */
+  took(run, version) {
+    this.held = { run: run ?? 0, version };
+    this.saw(run ?? 0, version);
+    this.settle();
+  }
+
+  /** @param {number} run @param {number} version */
+  saw(run, version) {
+    if (this.newest === null || run > this.newest.run) this.newest = { run, version };
+    else if (run === this.newest.run) this.newest = { run, version: Math.max(this.newest.version, version) };
+  }
+
+  /** Leave `global/+` once the newest named version of the held run is held and a delta of that run came. */
+  settle() {
+    const { held, newest } = this;
+    if (held !== null && newest !== null && this.deltaRun === held.run && newest.run === held.run && held.version >= newest.version) {
+      this.dense = false;
+    }
+  }
 }

@@ -6,9 +6,15 @@
  */
 import { ProtocolError } from "./errors.js";
 import { utf8Length } from "./bytes.js";
+import { PyFloat } from "./json.js";
 
 export const MAX_SAFE_INT = 2 ** 53 - 1;
 const KEY = /^[A-Za-z0-9_.-]{1,64}$/;
+
+/** A parsed JSON object (not a list, not null, not a parsed float). @param {unknown} v @returns {v is Record<string, unknown>} */
+export function isJsonObject(v) {
+  return typeof v === "object" && v !== null && !Array.isArray(v) && !(v instanceof PyFloat);
+}
 
 /** @param {string} key @param {string} why */
 function bad(key, why) {
@@ -19,7 +25,7 @@ function bad(key, why) {
 function typeName(v) {
   if (v === null) return "NoneType";
   if (typeof v === "bigint") return "int";
-  if (typeof v === "number") return "float";
+  if (typeof v === "number" || v instanceof PyFloat) return "float";
   if (typeof v === "boolean") return "bool";
   if (typeof v === "string") return "str";
   if (Array.isArray(v)) return "list";
@@ -27,7 +33,8 @@ function typeName(v) {
 }
 
 /**
- * An integer in [low, high]: a BigInt from the parser, or (for locally built values) a safe integer.
+ * An integer in [low, high]: a BigInt from the parser, or (for locally built values) a safe integer; a
+ * parsed float such as `1.0` (a PyFloat) is not an integer.
  * @param {string} key @param {unknown} value @param {number} [low] @param {number} [high]
  * @returns {number}
  */
@@ -46,6 +53,7 @@ export function checkInt(key, value, low = 0, high = MAX_SAFE_INT) {
  * @returns {number}
  */
 export function checkFloat(key, value) {
+  if (value instanceof PyFloat) value = value.value;
   if (typeof value !== "number" && typeof value !== "bigint") throw bad(key, `expected a number, got ${typeName(value)}`);
   const n = Number(value);
   if (!Number.isFinite(n)) throw new ProtocolError("non_finite", `field '${key}' is not finite`);
@@ -123,7 +131,7 @@ export class Fields {
   /** @param {string} key @returns {Record<string, number>} */
   numberMap(key) {
     const value = this.get(key);
-    if (typeof value !== "object" || value === null || Array.isArray(value)) throw bad(key, `expected an object, got ${typeName(value)}`);
+    if (!isJsonObject(value)) throw bad(key, `expected an object, got ${typeName(value)}`);
     const entries = Object.entries(value);
     this.count(key, entries.length);
     /** @type {Record<string, number>} */
@@ -140,7 +148,7 @@ export class Fields {
    */
   capabilities(key) {
     const value = this.get(key);
-    if (typeof value !== "object" || value === null || Array.isArray(value)) throw bad(key, `expected an object, got ${typeName(value)}`);
+    if (!isJsonObject(value)) throw bad(key, `expected an object, got ${typeName(value)}`);
     const entries = Object.entries(value);
     this.count(key, entries.length);
     /** @type {Record<string, string|number|boolean|string[]>} */
@@ -154,7 +162,7 @@ export class Fields {
       } else if (typeof item === "string") values[name] = this.itemString(`${key}.${name}`, item);
       else if (typeof item === "boolean") values[name] = item;
       else if (typeof item === "bigint") values[name] = checkInt(`${key}.${name}`, item, -MAX_SAFE_INT, MAX_SAFE_INT);
-      else if (typeof item === "number") {
+      else if (typeof item === "number" || item instanceof PyFloat) {
         values[name] = checkFloat(`${key}.${name}`, item);
         floats.add(name);
       } else throw bad(`${key}.${name}`, "a capability is a string, number, boolean or list of strings");

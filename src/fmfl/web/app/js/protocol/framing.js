@@ -12,6 +12,7 @@ import { asBytes, concat, utf8, view } from "./bytes.js";
 import { crc32 } from "./crc32.js";
 import { canonicalJson, parseStrictJson } from "./json.js";
 import { decodeCompact, FLAG_BINARY_METADATA } from "./compact.js";
+import { isJsonObject } from "./fields.js";
 
 export const MAGIC = Uint8Array.of(0x46, 0x4d, 0x46, 0x4c); // "FMFL"
 export const MAJOR_VERSION = 1;
@@ -121,6 +122,6 @@ export function parseMetadata(raw) {
   } catch (error) {
     throw new ProtocolError("bad_metadata", `metadata is not valid JSON: ${String(/** @type {Error} */ (error).message).slice(0, 200)}`);
   }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) throw new ProtocolError("bad_metadata", "metadata must be a JSON object");
-  return /** @type {Record<string, unknown>} */ (value);
+  if (!isJsonObject(value)) throw new ProtocolError("bad_metadata", "metadata must be a JSON object");
+  return value;
 }

@@ -10,7 +10,8 @@
  *   Topics and limits
  *     topics(prefix, federation) / new Topics(federation, prefix="fmfl")
  *         .hello(id) .status(id) .update(id) .ack(id) .task .globalModel ("…/global/+")
- *         .globalModelChunk(i) .deviceSubscriptions(id) .parse(topic) -> [kind, level] .source(topic)
+ *         .globalDelta ("…/delta/+", 1.2) .globalModelChunk(i) .globalDeltaChunk(i)
+ *         .deviceSubscriptions(id) .parse(topic) -> [kind, level] .source(topic) (groups global/i, delta/i)
  *     Limits.forVectorSize(manifestTrainableSize)           decode bounds (section 6, "Bounds")
  *
  *   Messages (section 5; fields in camelCase, absent optional keys are null)
@@ -42,9 +43,14 @@
  *     Every spec the Python parser accepts is parsed and encoded byte for byte (stochastic rounding
  *     included: numpy's PCG64 is ported); zstd is written as raw blocks (same body, other frame bytes).
  *
- *   Downlink and runs (sections 2a, 5)
+ *   Downlink and runs (sections 2a, 2b, 5)
  *     new RunFollower().follow(run) -> false for an older run
- *     applyGlobalModel(model, {version, weights}, {bundleId, limits, newerRun}) -> {weights|null, why}
+ *     denseWeights(model, size, limits) -> Float32Array (checks weightsSha256 when present)
+ *     applyDelta(baseWeights, deltaModel, limits) -> new Float32Array (only at the decoded indices; throws
+ *         the decoder's reason or hash_mismatch, base untouched); weightsSha256(weights); checkWeights
+ *     new DownlinkPolicy(held {run, version} | null, deltaRun).onDelta(m) -> "apply"|"ignore"|"dense",
+ *         .refused(), .onTask(task), .took(run, version), .wantsDense (be subscribed to topics.globalDelta
+ *         always, to topics.globalModel while wantsDense)
  *
  *   Signed updates (section 5, "Signed updates"; WebCrypto Ed25519, secure contexts only)
  *     signingInput(update) -> bytes; importSigningKey(pemOrSeed) -> CryptoKey; sign(key, bytes);
@@ -76,6 +82,6 @@ export { parseCodecSpec, codecSpecToString, makeCodecSpec, DEFAULT_CODEC } from 
 export { UpdateEncoder } from "./codec/encoder.js";
 export { decodeUpdatePayload, toDense } from "./codec/decoder.js";
 export { ErrorFeedback } from "./codec/error_feedback.js";
-export { RunFollower, applyGlobalModel } from "./downlink.js";
+export { RunFollower, weightsSha256, checkWeights, denseWeights, applyDelta, DownlinkPolicy } from "./downlink.js";
 export { signingInput, importSigningKey, sign, signUpdate, newUpdateId, newNonce } from "./signing.js";
 export { ackAction, KNOWN_REFUSALS } from "./acks.js";

@@ -5,7 +5,7 @@
  * NaN/Infinity, no number that overflows a double, no integer longer than 4,300 digits, no duplicate
  * key, no byte-order mark, bounded nesting. JSON.parse cannot be used: it takes the last of duplicate
  * keys and cannot tell `1` from `1.0`, which section 5 tells apart (an integer field refuses `1.0`).
- * So integers come back as BigInt and every other number as a Number.
+ * So integers come back as BigInt and every other number as a PyFloat.
  *
  * Writing: Python's `json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=True)`, byte for
  * byte, including Python's float repr (`1e-05`, `100.0`, `1e+16`), because frames, chunk ids and
@@ -30,7 +30,7 @@ class JsonSyntaxError extends Error {}
  * Parse JSON text with section 5's rules. Throws a plain Error with a reason-free message on any
  * violation (framing.js turns it into `bad_metadata`).
  * @param {string} text
- * @returns {unknown} objects are null-prototype objects; integers BigInt; other numbers Number
+ * @returns {unknown} objects are null-prototype objects; integers BigInt; other numbers PyFloat
  */
 export function parseStrictJson(text) {
   const p = new Parser(text);
@@ -164,7 +164,7 @@ class Parser {
     }
     const value = Number(text);
     if (!Number.isFinite(value)) this.fail(`number ${text.slice(0, 20)} overflows`);
-    return value;
+    return new PyFloat(value);
   }
 }
 

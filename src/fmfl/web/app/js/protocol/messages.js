@@ -18,6 +18,7 @@ import { utf8Length } from "./bytes.js";
 const MAX_REASON_CHARS = 256;
 const SIGNATURE_BYTES = 64;
 const NONCE = /^[0-9a-f]{32,128}$/;
+const SHA256_HEX = /^[0-9a-f]{64}$/;
 const COMPACT_NEEDS_CONTEXT = "a compact ClientUpdate is read with its topic's context (decodeUpdate)";
 
 /**
@@ -52,6 +53,8 @@ const COMPACT_NEEDS_CONTEXT = "a compact ClientUpdate is read with its topic's c
  * @property {number|null} baseVersion null: dense weights; else the delta from that version
  * @property {Uint8Array} payload an update payload (section 6)
  * @property {number|null} run (1.2)
+ * @property {string|null} weightsSha256 (1.2, downlink deltas) SHA-256 of the weights of modelVersion as
+ *   float32 little-endian, 64 lowercase hex digits (section 2b)
  *
  * @typedef {object} ClientUpdate
  * @property {string} federation
@@ -136,13 +139,14 @@ export function makeTask({ federation, bundleId, round, modelVersion, selected, 
   return { federation, bundleId, round, modelVersion, selected, batchSize, lr, codec, deadline, seed, localSteps, localEpochs, run };
 }
 
-/** @param {Omit<GlobalModel, "run"> & {run?: number|null}} m @returns {GlobalModel} */
-export function makeGlobalModel({ bundleId, modelVersion, baseVersion = null, payload, run = null }) {
+/** @param {Omit<GlobalModel, "run"|"weightsSha256"> & {run?: number|null, weightsSha256?: string|null}} m @returns {GlobalModel} */
+export function makeGlobalModel({ bundleId, modelVersion, baseVersion = null, payload, run = null, weightsSha256 = null }) {
   checkBundleId(bundleId);
   checkRun(run);
+  if (weightsSha256 !== null && !SHA256_HEX.test(weightsSha256)) throw new ProtocolError("bad_metadata", `weights_sha256 ${JSON.stringify(weightsSha256.slice(0, 80))} must be 64 lowercase hex digits`);
   checkInt("model_version", modelVersion);
   if (baseVersion !== null && checkInt("base_version", baseVersion) >= modelVersion) throw new ProtocolError("bad_metadata", "base_version must be older than model_version");
-  return { bundleId, modelVersion, baseVersion, payload, run };
+  return { bundleId, modelVersion, baseVersion, payload, run, weightsSha256 };
 }
 
 /**
@@ -212,7 +216,8 @@ export function encodeTask(t) {
 /** The framed GlobalModel (the gateway's message). @param {Parameters<typeof makeGlobalModel>[0]} g */
 export function encodeGlobalModel(g) {
   const m = makeGlobalModel(g);
-  return frame(MessageType.GLOBAL_MODEL, { bundle_id: m.bundleId, model_version: m.modelVersion, base_version: m.baseVersion, ...runKey(m.run) }, m.payload);
+  const meta = { bundle_id: m.bundleId, model_version: m.modelVersion, base_version: m.baseVersion, ...runKey(m.run) };
+  return frame(MessageType.GLOBAL_MODEL, m.weightsSha256 === null ? meta : { ...meta, weights_sha256: m.weightsSha256 }, m.payload);
 }
 
 /** The framed Ack (the gateway's message). @param {Parameters<typeof makeAck>[0]} a */
@@ -312,7 +317,7 @@ function taskFrom(f) {
 function globalModelFrom(f, payload) {
   return makeGlobalModel({
     bundleId: f.string("bundle_id"), modelVersion: f.integer("model_version"), baseVersion: f.optionalInteger("base_version"),
-    payload, run: f.optionalInteger("run", 1),
+    payload, run: f.optionalInteger("run", 1), weightsSha256: f.optionalString("weights_sha256"),
   });
 }
 

@@ -5,6 +5,8 @@
  *     {prefix}/{federation}/status/{client_id}  ClientStatus  device -> gateway   QoS 1, retained; the will
  *     {prefix}/{federation}/task                RoundTask     gateway -> devices  QoS 1, retained
  *     {prefix}/{federation}/global/{chunk}      GlobalModel   gateway -> devices  QoS 1, retained per chunk
+ *     {prefix}/{federation}/delta/{chunk}       GlobalModel   gateway -> devices  QoS 1, retained per chunk (1.2:
+ *                                                              the downlink delta, section 2b)
  *     {prefix}/{federation}/update/{client_id}  ClientUpdate  device -> gateway   QoS 1
  *     {prefix}/{federation}/ack/{client_id}     Ack           gateway -> device   QoS 1
  */
@@ -61,8 +63,20 @@ export class Topics {
     return `${this.root}/global/+`;
   }
 
+  /** Where chunk `index` of the current downlink delta is retained (1.2, section 2b). @param {number} index */
+  globalDeltaChunk(index) {
+    if (!Number.isInteger(index) || index < 0 || index >= 2 ** 32) throw new RangeError(`chunk index ${index} out of range`);
+    return `${this.root}/delta/${index}`;
+  }
+
+  /** The filter a delta-capable device subscribes to for the downlink deltas (all chunks). */
+  get globalDelta() {
+    return `${this.root}/delta/+`;
+  }
+
   /**
-   * What a device subscribes to, in order, before it says hello (section 2, "Device subscriptions").
+   * What a device subscribes to, in order, before it says hello (section 2, "Device subscriptions"); a
+   * delta-capable device adds globalDelta and drops globalModel while on deltas (section 2b).
    * @param {string} clientId
    * @returns {string[]}
    */
@@ -72,7 +86,8 @@ export class Topics {
 
   /**
    * `[kind, level]` of a topic in this federation, or ProtocolError `invalid_id`. Kinds: hello, status,
-   * update, ack (level = the client id), task (level null), global (level = the chunk index as a string).
+   * update, ack (level = the client id), task (level null), global and delta (level = the chunk index as a
+   * string).
    * @param {string} topic
    * @returns {[string, string|null]}
    */
@@ -82,18 +97,19 @@ export class Topics {
     const levels = topic.slice(head.length).split("/");
     if (levels.length === 1 && levels[0] === "task") return ["task", null];
     if (levels.length === 2 && KINDS.includes(levels[0])) return [levels[0], checkId(levels[1])];
-    if (levels.length === 2 && levels[0] === "global" && /^[0-9]+$/.test(levels[1])) return ["global", levels[1]];
+    if (levels.length === 2 && (levels[0] === "global" || levels[0] === "delta") && /^[0-9]+$/.test(levels[1])) return [levels[0], levels[1]];
     throw new ProtocolError("invalid_id", `topic ${JSON.stringify(topic.slice(0, 120))} is not an fmfl topic`);
   }
 
   /**
    * The reassembly source of a topic (section 3, rule 2): the topic without its chunk level, so every
-   * `global/{i}` chunk of one model groups under `.../global`; any other topic is its own source.
+   * `global/{i}` chunk of one model groups under `.../global` (and `delta/{i}` under `.../delta`); any
+   * other topic is its own source.
    * @param {string} topic
    */
   source(topic) {
     const [kind] = this.parse(topic);
-    return kind === "global" ? `${this.root}/global` : topic;
+    return kind === "global" || kind === "delta" ? `${this.root}/${kind}` : topic;
   }
 }
 
