@@ -9,15 +9,16 @@ or failed -> next round ... -> finished once the global version reaches ``rounds
 
 On disk, in ``state_dir``: ``models/`` (``GlobalStore``: every global version with the strategy's
 server state), ``updates.sqlite`` (``UpdateLog``: the write-ahead log of the open round's accepted
-updates, fsynced before each Ack), ``journal.sqlite`` (``RoundJournal``: tasks, counters, client
-metrics, the registry) and ``metrics.jsonl`` (one line per round). See docs/aggregator.md.
+updates, fsynced before their Acks; ``handle_batch`` commits the updates that arrived together at
+once), ``journal.sqlite`` (``RoundJournal``: tasks, counters, client metrics, the registry) and
+``metrics.jsonl`` (one line per round). See docs/aggregator.md.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from fmfl.aggregator.accumulator import WeightedSum
@@ -168,6 +169,7 @@ class RoundEngine:
         self._read_prior = prior if callable(prior) else (lambda: prior or PriorRun())
         self.prior = PriorRun()
         self._clear_prior_task = False
+        self._acks_after_commit = 0  # counted updates of the open group: their Acks wait for its commit
         self.run = 0
         self.first_version = 0
         self.weights, self.version = self._load(initial_weights, resume, self._waiting_since)
@@ -317,6 +319,22 @@ class RoundEngine:
 
     # --- inputs ------------------------------------------------------------------------------------
 
+    def handle_batch(self, messages: Sequence[tuple[str, bytes]], now: float) -> list[Outgoing]:
+        """``(topic, payload)`` messages that arrived together, handled in order; their accepted updates
+        share one write-ahead log commit (group commit: one fsync instead of one per update).
+
+        Returns only after that commit is durable, so everything returned, the Acks included, may be
+        published at once. A round that reaches its quorum inside the batch is closed on its own commit.
+        """
+        out: list[Outgoing] = []
+        with self.ingest.group():
+            for topic, payload in messages:
+                out += self.handle(topic, payload, now)
+        held, self._acks_after_commit = self._acks_after_commit, 0
+        for _ in range(held):
+            failpoint("aggregator.before_ack")  # logged and journaled, the Ack not sent
+        return out
+
     def handle(self, topic: str, payload: bytes, now: float) -> list[Outgoing]:
         """One MQTT message (one chunk) on one of our topics; returns what to publish in answer."""
         if self.upstream is not None and self.upstream.owns(topic):
@@ -412,7 +430,9 @@ class RoundEngine:
             log.warning("update %s from %s rejected: %s (%s)%s", target[0] if target else "(no update id)", sender,
                         verdict.reason, verdict.detail, "" if target else "; no Ack: the sender cannot be told")
         if target is not None:
-            if verdict.counted:
+            if verdict.counted and self.ingest.grouped:
+                self._acks_after_commit += 1  # handle_batch passes the failpoint below after the commit
+            elif verdict.counted:
                 failpoint("aggregator.before_ack")  # logged and journaled, the Ack not yet sent
             ack = Ack(sender, target[1], target[0], verdict.accepted, verdict.reason, verdict.detail, run=self.run)
             out = self._sent(ack_packets(self.topics, ack, self.config.max_packet_bytes))
@@ -444,6 +464,7 @@ class RoundEngine:
                     return out
                 if self.pool is not None:
                     # Workers freeze and send their shares; the round closes when all have arrived.
+                    self.ingest.flush()
                     return self._sent(self.pool.start_close(current.round, now))
             out += self._close(current, now)
         if self.finished:
@@ -524,6 +545,8 @@ class RoundEngine:
         return self._sent(out)
 
     def _close(self, current: OpenRound, now: float) -> list[Outgoing]:
+        # A round closes on durable updates only: commit the open group (handle_batch) first.
+        self.ingest.flush()
         if self.pool is not None:
             # The workers' accepted updates join the journal so the metrics line covers them.
             for row in self.pool.merged_rows:

@@ -1,10 +1,14 @@
 """The thin MQTT adapter around ``RoundEngine``: subscribe, feed messages in, publish what it returns.
 
 Threads: paho's network thread only queues incoming messages; one loop (the caller's thread) takes
-them in order, runs the engine (which writes the WAL), publishes the engine's answer, and only then
-acknowledges the MQTT packet (``manual_ack``). So a packet is acknowledged to the broker only after
-its update is durably logged or refused: killed before that, the persistent session
-(``clean_session=False``) makes the broker deliver it again.
+what has queued (up to ``MAX_GROUP`` messages) in order, runs the engine on them as one batch (which
+writes the WAL and commits the batch's accepted updates with one fsync: group commit), publishes the
+engine's answer, and only then acknowledges the MQTT packets (``manual_ack``). So a packet is
+acknowledged to the broker, and an update Acked to its device, only after the update is durably logged
+or refused: killed before that, the persistent session (``clean_session=False``) makes the broker
+deliver it again. The batch forms by itself under load: what arrives while one commit runs is the next
+batch; the broker's in-flight window to the gateway (Mosquitto's ``max_inflight_messages``, 20 by
+default) bounds it.
 
 Intermediate chunks of a multi-chunk update are acknowledged as they are buffered: holding them back
 would stall the broker's in-flight window (Mosquitto's default is 20 messages per client) while
@@ -18,6 +22,7 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -34,6 +39,8 @@ FLUSH_TIMEOUT_S = 30.0
 # long before leaving (longer than the shortest --resend-after the tests use, 2 s).
 FINISHED_GRACE_S = 5.0
 POLL_S = 0.05
+# At most this many queued messages per engine batch (one WAL commit): bounds the wait of the first Ack.
+MAX_GROUP = 512
 
 
 class Engine(Protocol):
@@ -48,7 +55,7 @@ class Engine(Protocol):
 
     def start(self, now: float) -> list[Outgoing]: ...
 
-    def handle(self, topic: str, payload: bytes, now: float) -> list[Outgoing]: ...
+    def handle_batch(self, messages: Sequence[tuple[str, bytes]], now: float) -> list[Outgoing]: ...
 
     def tick(self, now: float) -> list[Outgoing]: ...
 
@@ -150,13 +157,20 @@ class MqttGateway:
             self._announced = self._generation
             self._publish(self.engine.start(time.time()))
         try:
-            item = self._inbox.get(timeout=POLL_S)
+            batch = [self._inbox.get(timeout=POLL_S)]
         except queue.Empty:
             self._publish(self.engine.tick(time.time()))
             return
-        self._publish(self.engine.handle(item.topic, item.payload, time.time()))
-        if item.generation == self._generation:
-            self.client.ack(item.mid, item.qos)
+        while len(batch) < MAX_GROUP:
+            try:
+                batch.append(self._inbox.get_nowait())
+            except queue.Empty:
+                break
+        # Returns after the batch's updates are durable (one commit): its Acks and PUBACKs may go out.
+        self._publish(self.engine.handle_batch([(i.topic, i.payload) for i in batch], time.time()))
+        for item in batch:
+            if item.generation == self._generation:
+                self.client.ack(item.mid, item.qos)
         # The clock also advances under a steady stream (a flood of garbage must not hold a deadline).
         if self._inbox.empty() or time.monotonic() - self._last_tick > POLL_S:
             self._publish(self.engine.tick(time.time()))

@@ -16,17 +16,24 @@ The checks run cheapest first and nothing is changed until all have passed:
    version, selection; a late update of an earlier round is refused
    as ``stale_round`` or, in async mode, folded into this round with FedBuff's staleness weight;
 5. decode the payload (bounded by the manifest's vector size), validate it (``strategy.check``);
-6. append it to the write-ahead log (fsynced), then ``strategy.accept``, then journal its metrics.
+6. append it to the write-ahead log, then ``strategy.accept``;
+7. commit the log (fsync), then journal the update's metrics.
 
-Only after step 6 does the engine publish the Ack and the adapter acknowledge the MQTT packet. Every
+Only after step 7 does the engine publish the Ack and the adapter acknowledge the MQTT packet. Every
 refusal carries a ``detail``: what the gateway expected and what it got, in words, for the Ack.
+
+Group commit: inside ``with ingest.group():`` step 7 waits for the end of the block (or ``flush``), so
+the updates judged in it share one commit and one fsync. The journal rows follow the commit because
+the journal (not fsynced) would otherwise name an update the log lost in a power cut, and a resend of
+it would be acknowledged as a duplicate without being counted.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from fmfl.aggregator.journal import AcceptedRow, RoundJournal
@@ -123,6 +130,41 @@ class UpdateIngest:
         self.verifier = verifier
         self.run: int | None = None  # this gateway's run (protocol 1.2); None: no run check
         self.times = StageTimes()
+        self.grouped = False  # inside ``group()``: accepted updates wait for one shared commit
+        self._unjournaled: list[AcceptedRow] = []  # accepted, their journal rows wait for the commit
+        self._counters: dict[str, int] = {}  # the open round's counters, journaled with those rows
+
+    @contextmanager
+    def group(self) -> Iterator[None]:
+        """Updates ingested inside the block share one write-ahead log commit (one fsync), made when it
+        ends or at ``flush``; nothing may acknowledge them before. On an error the block's updates are
+        committed too: the strategy already holds them, and the log must hold what the strategy holds."""
+        if self.grouped:  # nested: the outer block commits
+            yield
+            return
+        self.grouped = True
+        try:
+            yield
+        finally:
+            self.grouped = False
+            self.flush()
+
+    def flush(self) -> int:
+        """Make the updates accepted so far durable (one commit), then journal them; how many it committed."""
+        committed = 0
+        if self.wal.pending:
+            failpoint("aggregator.before_wal_commit")  # appended and folded in, not durable: no Ack may exist
+            t = time.perf_counter()
+            committed = self.wal.commit()
+            self.times.add("commit", t)
+            failpoint("aggregator.after_wal_commit")  # durable, not journaled, no Ack sent
+        else:
+            self.wal.commit()  # a prune or other write made inside the group
+        rows, self._unjournaled = self._unjournaled, []
+        t = time.perf_counter()
+        self.journal.record_accepted_many(rows, self._counters)
+        self.times.add("journal", t)
+        return committed
 
     def ingest(self, sender: str, data: bytes, open_round: OpenRound | None) -> Verdict:
         """Judge the reassembled message ``data`` that arrived on ``update/{sender}``."""
@@ -186,9 +228,10 @@ class UpdateIngest:
                 values=valid.values,
                 size=self.size,
                 nonce=update.nonce,
+                commit=not self.grouped,
             )
             t = self.times.add("wal", t)
-            failpoint("aggregator.after_wal_append")  # durable, not yet folded in nor journaled
+            failpoint("aggregator.after_wal_append")  # logged (durable unless grouped), not folded in nor journaled
             if stored:  # False only if the same update id raced in: already folded in
                 self.strategy.accept(sparse, valid.weight, update.client_id)
             t = self.times.add("accumulate", t)
@@ -197,7 +240,7 @@ class UpdateIngest:
         if late:
             open_round.count("late")
         open_round.count("accepted_bytes", len(data))
-        self.journal.record_accepted(
+        self._unjournaled.append(
             AcceptedRow(
                 update_id=update.update_id,
                 round=open_round.round,
@@ -207,10 +250,11 @@ class UpdateIngest:
                 num_samples=update.num_samples,
                 metrics=dict(update.metrics),
                 nonce=update.nonce,
-            ),
-            open_round.counters,
+            )
         )
-        self.times.add("journal", t)
+        self._counters = open_round.counters
+        if not self.grouped:
+            self.flush()
         return Verdict(True, "", update, late=late)
 
     def _nonce_owner(self, client_id: str, nonce: str) -> str | None:

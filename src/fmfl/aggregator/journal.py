@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -152,23 +153,26 @@ class RoundJournal:
 
     def record_accepted(self, row: AcceptedRow, counters: dict[str, int]) -> None:
         """Note an accepted (already logged) update and the round's counters, in one transaction."""
+        self.record_accepted_many([row], counters)
+
+    def record_accepted_many(self, rows: Sequence[AcceptedRow], counters: dict[str, int]) -> None:
+        """Note accepted (already durably logged) updates of one round and its counters, in one transaction:
+        the journal side of a group commit."""
+        if not rows:
+            return
         with self._db:
             self._db.execute("BEGIN")
-            self._db.execute(
+            self._db.executemany(
                 "INSERT OR IGNORE INTO accepted (update_id, round, client_id, update_round, bytes, "
                 "num_samples, metrics, nonce) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    row.update_id,
-                    row.round,
-                    row.client_id,
-                    row.update_round,
-                    row.bytes,
-                    row.num_samples,
-                    json.dumps(row.metrics),
-                    row.nonce,
-                ),
-            )
-            self._db.execute("UPDATE rounds SET counters = ? WHERE round = ?", (json.dumps(counters), row.round))
+                [
+                    (r.update_id, r.round, r.client_id, r.update_round, r.bytes, r.num_samples,
+                     json.dumps(r.metrics), r.nonce)
+                    for r in rows
+                ],
+            )  # fmt: skip
+            for round_no in sorted({r.round for r in rows}):
+                self._db.execute("UPDATE rounds SET counters = ? WHERE round = ?", (json.dumps(counters), round_no))
 
     def accepted_round_of(self, update_id: str) -> int | None:
         """The round that accepted ``update_id`` (None if it never was, or was pruned)."""

@@ -1,15 +1,22 @@
 """Write-ahead log of accepted updates, so a SIGKILLed aggregator loses no acknowledged update.
 
 Order of operations at the gateway: ``strategy.check`` -> ``log.append`` -> ``strategy.accept`` ->
-MQTT acknowledgement. An update is acknowledged only after ``append`` returned, and ``append``
-returns only after the row is durable; so after a crash, ``replay(round, fresh_strategy)`` rebuilds
-the open round from exactly the acknowledged updates.
+``log.commit`` -> MQTT acknowledgement. An update is acknowledged only after the commit that holds it
+returned, and a commit returns only after it is durable; so after a crash, ``replay(round,
+fresh_strategy)`` rebuilds the open round from at least the acknowledged updates (an update logged
+but not yet acknowledged is replayed too, and its resend is then acknowledged as a duplicate).
+
+Group commit: ``append(..., commit=False)`` leaves the row in an open transaction, and one ``commit()``
+makes every such row durable with one fsync. Updates that arrive together (the gateway takes what
+queued while it was busy) so pay one fsync between them instead of one each, which was the largest
+cost of a round (docs/benchmarks.md). ``append`` with ``commit=True`` (the default) commits at once.
 
 Why SQLite (stdlib ``sqlite3``) rather than a hand-made fsynced append-only file: a torn last record,
 checksums, crash recovery and "exactly once" by a UNIQUE key come for free and are tested by
 SQLite's own crash-test suite; the log is readable with any sqlite3 shell. WAL journal mode makes
 each commit one sequential append plus one fsync of the -wal file (``synchronous=FULL`` fsyncs
-at every commit, so acknowledged updates survive power loss, not only a process kill).
+at every commit, so acknowledged updates survive power loss, not only a process kill). Reads on the same
+connection see rows not yet committed, so the duplicate checks cover the open group.
 
 Dedupe: ``update_id`` is UNIQUE (an MQTT QoS 1 redelivery of a logged update is recognised and
 not stored twice) and so is ``(round, client_id)``. ``replay`` skips clients the strategy already
@@ -91,8 +98,8 @@ class UpdateLog:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         try:
-            # isolation_level=None: autocommit, so each INSERT is its own durable transaction and
-            # nothing lingers in an implicit transaction that a kill would discard.
+            # isolation_level=None: autocommit, so the only transactions are the groups ``append`` begins
+            # explicitly, and nothing else lingers in an implicit transaction that a kill would discard.
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if str(mode).lower() != "wal":
@@ -102,6 +109,8 @@ class UpdateLog:
             add_nonce_column(self._db, "updates")
         except sqlite3.DatabaseError as exc:
             raise LogError(f"cannot open update log {self.path}: {exc}") from exc
+        self.commits = 0  # commits (one fsync each) that stored at least one update
+        self.pending = 0  # updates appended with commit=False and not yet committed
 
     def append(
         self,
@@ -114,34 +123,56 @@ class UpdateLog:
         values: Float32Array,
         size: int,
         nonce: str | None = None,
+        commit: bool = True,
     ) -> bool:
-        """Durably store one validated update; True if stored, False if ``update_id`` was already logged.
+        """Store one validated update; True if stored, False if ``update_id`` was already logged.
 
         ``nonce``: a signed update's nonce, kept so a replay of it is recognised after a restart.
 
-        Returns only after the commit is fsynced. Raises ``RejectedUpdate(DUPLICATE_CLIENT)`` if the
-        client already has another update logged in this round.
+        With ``commit=True`` it returns only after the row is fsynced (with any row still pending). With
+        ``commit=False`` the row joins the open transaction and is durable only once ``commit()``
+        returned: nothing may acknowledge it before that. Raises ``RejectedUpdate(DUPLICATE_CLIENT)`` if
+        the client already has another update logged in this round (the pending group included).
         """
         idx = np.ascontiguousarray(indices, dtype="<i8")
         val = np.ascontiguousarray(values, dtype="<f4")
         row = (update_id, round, client_id, float(weight), int(size), idx.tobytes(), val.tobytes(), nonce)
+        if not self._db.in_transaction:
+            self._db.execute("BEGIN")
         try:
             cur = self._db.execute(
                 f"INSERT INTO updates ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (update_id) DO NOTHING",
                 row,
             )
+            self.pending += cur.rowcount
         except sqlite3.IntegrityError as exc:  # only (round, client_id) can still conflict
             raise RejectedUpdate(
                 RejectReason.DUPLICATE_CLIENT,
                 f"client {client_id!r} already has an update logged in round {round}",
             ) from exc
+        finally:
+            if commit:
+                self.commit()
         if cur.rowcount == 1:
             return True
         prior = self._db.execute("SELECT round, client_id FROM updates WHERE update_id = ?", (update_id,)).fetchone()
         if prior is not None and (prior[0], prior[1]) != (round, client_id):
             raise LogError(f"update id {update_id!r} was logged for round {prior[0]} client {prior[1]!r}")
         return False
+
+    def commit(self) -> int:
+        """Make every pending append durable in one commit (one fsync of the -wal file); how many it held.
+
+        A statement that failed inside the transaction (a duplicate client) was undone on its own by
+        SQLite; the rows before and after it stay in the transaction.
+        """
+        if not self._db.in_transaction:
+            return 0
+        self._db.execute("COMMIT")
+        stored, self.pending = self.pending, 0
+        self.commits += stored > 0
+        return stored
 
     def contains(self, update_id: str) -> bool:
         return self._db.execute("SELECT 1 FROM updates WHERE update_id = ?", (update_id,)).fetchone() is not None
@@ -198,6 +229,7 @@ class UpdateLog:
         return int(cur.rowcount)
 
     def close(self) -> None:
+        """Close the file; appends not yet committed are dropped (they were never acknowledged)."""
         self._db.close()
 
     def __enter__(self) -> UpdateLog:

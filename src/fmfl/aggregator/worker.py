@@ -15,7 +15,7 @@ No global model and no registry are needed (``not_selected`` is reported for eve
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -97,6 +97,16 @@ class WorkerEngine:
         return []
 
     # --- inputs ------------------------------------------------------------------------------------
+
+    def handle_batch(self, messages: Sequence[tuple[str, bytes]], now: float) -> list[Outgoing]:
+        """Messages that arrived together; their accepted updates share one write-ahead log commit, made
+        before this returns (so the Acks and progress it returns may be published)."""
+        out: list[Outgoing] = []
+        ingest = self.ingest  # a task inside the batch replaces it; this one still commits its group
+        with ingest.group():
+            for topic, payload in messages:
+                out += self.handle(topic, payload, now)
+        return out
 
     def handle(self, topic: str, payload: bytes, now: float) -> list[Outgoing]:
         if not payload and topic != self.gateway_topics.sync:
@@ -181,6 +191,7 @@ class WorkerEngine:
         current = self.open_round
         if current is None or request.round != current.round or request.seq == self.answered_seq:
             return []
+        self.ingest.flush()  # the share holds durable updates only (handle_batch's open group)
         self.frozen = True  # from now on this round's updates are refused as no_open_round
         self.answered_seq = request.seq
         exclude = set(request.exclude.get(self.worker_id, ()))
