@@ -45,6 +45,12 @@ class ClientRegistry:
     def get(self, client_id: str) -> ClientRecord | None:
         return self._clients.get(client_id)
 
+    def device_kind(self, client_id: str) -> str | None:
+        """What the device called itself in its hello (``capabilities.device_kind``: "python", "web", ...)."""
+        record = self._clients.get(client_id)
+        kind = None if record is None else record.capabilities.get("device_kind")
+        return kind if isinstance(kind, str) else None
+
     def on_hello(self, hello: ClientHello) -> ClientRecord:
         """A hello registers the device and means it is connected right now."""
         record = self._clients.setdefault(hello.client_id, ClientRecord(hello.client_id))

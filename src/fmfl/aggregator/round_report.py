@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -44,6 +44,9 @@ class RoundSummary:
     late_updates: int = 0
     detail: str = ""
     extra: dict[str, float] = field(default_factory=dict)
+    #: accepted updates and their bytes by the sender's ``capabilities.device_kind`` ("unknown" without one)
+    participants_by_kind: dict[str, int] = field(default_factory=dict)
+    bytes_up_by_kind: dict[str, int] = field(default_factory=dict)
 
     @property
     def rejected(self) -> int:
@@ -92,6 +95,21 @@ def mean_metrics(rows: Iterable[AcceptedRow]) -> dict[str, float]:
     if total_eval:
         out["eval_samples"] = total_eval
     return out
+
+
+UNKNOWN_KIND = "unknown"
+
+
+def by_device_kind(rows: Iterable[AcceptedRow], kind_of: Callable[[str], str | None]) -> tuple[
+        dict[str, int], dict[str, int]]:
+    """Accepted updates and their bytes per device kind (``kind_of(client_id)``, None: ``unknown``)."""
+    count: dict[str, int] = {}
+    nbytes: dict[str, int] = {}
+    for row in rows:
+        kind = kind_of(row.client_id) or UNKNOWN_KIND
+        count[kind] = count.get(kind, 0) + 1
+        nbytes[kind] = nbytes.get(kind, 0) + row.bytes
+    return dict(sorted(count.items())), dict(sorted(nbytes.items()))
 
 
 class MetricsLog:

@@ -85,11 +85,14 @@ def write_report(run_dir: Path, record: Any) -> Path:
                   f"of the trainable set ({dense:,} bytes)"
                   + (f" and {100 * up / (4 * record.total_parameters):.4f}% of the full model."
                      if record.total_parameters else ".")]
+    lines += kinds_lines(ok)
     lines += ["", "| round | status | participants | test accuracy | bytes up | bytes down | duration (s) |",
               "|---:|---|---:|---:|---:|---:|---:|"]
     for r in record.rounds:
         acc = r.get("test_accuracy")
-        lines.append(f"| {r.get('round')} | {r.get('status')} | {r.get('participants')}/{r.get('selected')} | "
+        kinds = r.get("participants_by_kind") or {}
+        by_kind = f" ({', '.join(f'{k} {n}' for k, n in kinds.items())})" if len(kinds) > 1 else ""
+        lines.append(f"| {r.get('round')} | {r.get('status')} | {r.get('participants')}/{r.get('selected')}{by_kind} | "
                      f"{'' if acc is None else f'{100 * acc:.2f}%'} | {r.get('bytes_up', 0):,} | "
                      f"{r.get('bytes_down', 0):,} | {r.get('duration_s', 0):.1f} |")
     lines += [""] + [f"![{p}]({p})" for p in plots]
@@ -100,6 +103,20 @@ def write_report(run_dir: Path, record: Any) -> Path:
     path = run_dir / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def kinds_lines(ok: list[dict[str, Any]]) -> list[str]:
+    """Who took part by device kind (the hello's ``device_kind``: python, web, ...), when more than one did."""
+    rounds: dict[str, int] = {}
+    nbytes: dict[str, int] = {}
+    for r in ok:
+        for kind, n in (r.get("participants_by_kind") or {}).items():
+            rounds[kind] = rounds.get(kind, 0) + n
+            nbytes[kind] = nbytes.get(kind, 0) + (r.get("bytes_up_by_kind") or {}).get(kind, 0)
+    if len(rounds) < 2:
+        return []
+    parts = [f"{kind} {n} client-rounds, {nbytes[kind] / n:,.0f} bytes up each" for kind, n in sorted(rounds.items())]
+    return [f"**Devices by kind**: {'; '.join(parts)}."]
 
 
 def baseline_lines(baselines: dict[str, Any]) -> list[tuple[str, float]]:
