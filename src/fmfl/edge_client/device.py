@@ -113,12 +113,13 @@ class EdgeDevice:
                 self._global = (int(self.state.model_version or 0), weights)
         return self._global
 
-    def accept_global(self, version: int, weights: np.ndarray) -> None:
+    def accept_global(self, version: int, weights: np.ndarray, run: int | None = None) -> None:
+        """Hold ``weights`` as global ``version`` (of ``run``, when the gateway names runs) from now on."""
         if weights.shape != self.initial.shape or not np.isfinite(weights).all():
             raise ValueError(
                 f"global model v{version} has shape {weights.shape} or non-finite values; kept the last good one"
             )
-        self.state.save_global(version, weights)
+        self.state.save_global(version, weights, run)
         self._global = (version, weights)
 
     def evaluate(self, weights: np.ndarray) -> dict[str, float]:

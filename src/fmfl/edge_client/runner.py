@@ -8,6 +8,9 @@ and ignored, never applied.
 Runs (protocol 1.2): the runner follows the newest run it has seen on a task or a model and ignores
 what an older run left behind (chunks, tasks, models); a newer run's model replaces the held one
 whatever its version. Messages without a run (a 1.1 gateway) are judged by versions and rounds alone.
+
+Downlink deltas (1.2, docs/protocol.md 2b): the runner always holds ``delta/+`` and holds ``global/+``
+only while ``ModelFeed`` wants a whole model, so a device that keeps up receives each version as a delta.
 """
 
 from __future__ import annotations
@@ -20,9 +23,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from fmfl.edge_client.device import EdgeDevice, capabilities
+from fmfl.edge_client.model_feed import ModelFeed
 from fmfl.failpoints import armed, failpoint
 from fmfl.mqtt import MqttOptions, connect_with_backoff, make_client
 from fmfl.protocol import (
@@ -36,7 +38,6 @@ from fmfl.protocol import (
     Reassembler,
     RoundTask,
     Topics,
-    decode_update,
     split_message,
 )
 from fmfl.protocol.chunking import chunk_run
@@ -71,6 +72,8 @@ class EdgeRunner:
         self.pending_task: RoundTask | None = None
         self.rounds_done = 0
         self.followed_run = 0  # the newest run seen on a task or model (0: none yet, or a 1.1 gateway)
+        self.feed = ModelFeed(device, self.limits)
+        self._dense_subscribed: bool | None = None  # holding global/+ (None: not known since connecting)
         self._last_upload = time.monotonic()
         # A status message is one chunk; the same bytes serve as the MQTT will and the clean-shutdown notice.
         self.offline_status = split_message(ClientStatus(self.client_id, online=False).to_bytes())[0]
@@ -88,8 +91,12 @@ class EdgeRunner:
             log.error("broker refused the connection: %s", reason)
             return
         t = self.topics
-        for topic in (t.task, t.global_model, t.ack(self.client_id)):
+        # delta/+ before the task, so a retained delta lands before the retained task that names its version.
+        for topic in (t.global_delta, t.task, t.ack(self.client_id)):
             client.subscribe(topic, qos=1)
+        self.feed.reset()
+        self._dense_subscribed = None  # a persistent session may still hold global/+: set it either way
+        self._sync_dense()
         version, _ = self.device.global_model()
         caps = capabilities(self.cfg.threads, self.device.trainer.providers)
         hello = ClientHello(self.client_id, caps, self.device.manifest.bundle_id, version)
@@ -108,6 +115,17 @@ class EdgeRunner:
 
     def _on_message(self, _client: Any, _userdata: Any, msg: Any) -> None:
         self.inbox.put((msg.topic, bytes(msg.payload)))
+
+    def _sync_dense(self) -> None:
+        """Subscribe to or drop ``global/+`` as the model feed wants (any thread: paho's calls are safe)."""
+        wanted = self.feed.wants_dense
+        if wanted == self._dense_subscribed:
+            return
+        if wanted:
+            self.client.subscribe(self.topics.global_model, qos=1)
+        else:
+            self.client.unsubscribe(self.topics.global_model)
+        self._dense_subscribed = wanted
 
     def _publish(self, topic: str, message: bytes, retain: bool = False, bare: bool = False) -> None:
         for chunk in split_message(message, self.cfg.max_packet_bytes, bare=bare):
@@ -159,6 +177,7 @@ class EdgeRunner:
                 except queue.Empty:
                     continue
                 self._handle(topic, payload)
+                self._sync_dense()
                 self._maybe_train()
                 if self.cfg.max_rounds is not None and self.rounds_done >= self.cfg.max_rounds:
                     self._drain_acks(timeout=10.0)
@@ -176,6 +195,7 @@ class EdgeRunner:
 
     def _shutdown(self) -> None:
         self.stop_event.set()
+        self.feed.counter.save(self.feed.counter_path)
         try:
             info = self.client.publish(self.topics.status(self.client_id), self.offline_status, qos=1, retain=True)
             info.wait_for_publish(timeout=2.0)
@@ -196,6 +216,7 @@ class EdgeRunner:
     def _handle(self, topic: str, payload: bytes) -> None:
         try:
             kind, _ = self.topics.parse(topic)
+            self.feed.counter.received(kind, len(payload))
             hint = chunk_run(payload)
             if hint is not None and hint < self.followed_run:
                 return  # an older run's leftover (e.g. a surplus retained chunk): never buffered
@@ -204,7 +225,7 @@ class EdgeRunner:
                 return
             if kind == "task":
                 self._on_task(RoundTask.from_bytes(message, self.limits))
-            elif kind == "global":
+            elif kind in ("global", "delta"):
                 self._on_global(GlobalModel.from_bytes(message, self.limits))
             elif kind == "ack":
                 self._on_ack(Ack.from_bytes(message, self.limits))
@@ -222,6 +243,7 @@ class EdgeRunner:
             if self.followed_run:
                 log.info("a new run %d replaces run %d", run, self.followed_run)
             self.followed_run = run
+            self.feed.new_run()
             if self.pending_task is not None and self.pending_task.run != run:
                 self.pending_task = None  # the old run's task will never be aggregated
         return True
@@ -233,6 +255,7 @@ class EdgeRunner:
             log.warning("round task for bundle %s, this device holds %s: ignored",
                         task.bundle_id, self.device.manifest.bundle_id)
             return
+        self.feed.on_task(task)
         if self.client_id not in task.selected or task.round <= self.device.state.last_round:
             return
         if task.deadline < time.time():
@@ -241,28 +264,12 @@ class EdgeRunner:
         self.pending_task = task
 
     def _on_global(self, model: GlobalModel) -> None:
-        held, weights = self.device.global_model()
         newer_run = model.run is not None and model.run > self.followed_run
         if not self._follow(model.run, f"global model v{model.model_version}"):
             return
         if model.bundle_id != self.device.manifest.bundle_id:
             return
-        if model.model_version <= held and not newer_run:
-            return
-        if model.base_version is not None:
-            if model.base_version != held:
-                log.info("global v%d is a delta from v%d but this device holds v%d: waiting for a dense copy",
-                         model.model_version, model.base_version, held)
-                return
-            new = weights + decode_update(model.payload, weights.size, self.limits).to_dense()
-        else:
-            new = decode_update(model.payload, self.device.initial.size, self.limits).to_dense()
-        try:
-            self.device.accept_global(model.model_version, np.asarray(new, dtype=np.float32))
-        except ValueError as exc:
-            log.warning("%s", exc)
-            return
-        log.info("global model v%d received", model.model_version)
+        self.feed.on_model(model, newer_run)  # a delta or the dense model (docs/protocol.md 2b)
 
     def _on_ack(self, ack: Ack) -> None:
         if ack.client_id != self.client_id:

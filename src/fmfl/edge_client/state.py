@@ -75,9 +75,26 @@ class ClientState:
         weights: np.ndarray = np.load(self.root / "global.npy")
         return weights
 
-    def save_global(self, version: int, weights: np.ndarray) -> None:
+    def save_global(self, version: int, weights: np.ndarray, run: int | None = None) -> None:
+        """``run``: the run of the GlobalModel the weights came from (0 for a gateway without runs)."""
         atomic_write(self.root / "global.npy", _npy_bytes(np.asarray(weights, dtype=np.float32)))
-        self._set_meta(model_version=version)
+        self._set_meta(model_version=version, model_run=run)
+
+    @property
+    def model_run(self) -> int | None:
+        """The run of the held model's GlobalModel; None for the bundle's initial weights (or an old folder)."""
+        run = self._meta().get("model_run")
+        return run if isinstance(run, int) and self.model_version is not None else None
+
+    @property
+    def delta_run(self) -> int | None:
+        """The last run whose gateway sent this device a downlink delta (docs/protocol.md 2b)."""
+        run = self._meta().get("delta_run")
+        return run if isinstance(run, int) else None
+
+    def note_delta_run(self, run: int) -> None:
+        if self.delta_run != run:
+            self._set_meta(delta_run=run)
 
     @property
     def last_round(self) -> int:
