@@ -39,7 +39,7 @@ from fmfl.aggregator.outbound import (
 )
 from fmfl.aggregator.partial import GatewayTopics, PartialError, PartialRound, Progress
 from fmfl.aggregator.round_config import RoundConfig
-from fmfl.aggregator.round_report import MetricsLog, RoundSummary, mean_metrics
+from fmfl.aggregator.round_report import MetricsLog, RoundSummary, by_device_kind, mean_metrics
 from fmfl.aggregator.round_state import OpenRound
 from fmfl.aggregator.run_identity import PriorRun
 from fmfl.aggregator.sparse import Float32Array
@@ -619,6 +619,8 @@ class RoundEngine:
         model: Float32Array | None = None,
     ) -> RoundSummary:
         """``model``: the weights of the version the round made, whose downlink sizes the line records."""
+        rows = self.journal.accepted(current.round)
+        by_kind, bytes_by_kind = by_device_kind(rows, self.registry.device_kind)
         return RoundSummary(
             round=current.round,
             version=version,
@@ -628,13 +630,15 @@ class RoundEngine:
             rejected_by_reason=current.rejected_by_reason(),
             bytes_up=current.counters.get("bytes_up", 0),
             bytes_down=current.counters.get("bytes_down", 0),
-            metrics=mean_metrics(self.journal.accepted(current.round)),
+            metrics=mean_metrics(rows),
             duration_s=max(0.0, now - current.opened),
             strategy=self.strategy.name,
             codec=self.config.codec,
             late_updates=current.counters.get("late", 0),
             detail=detail,
             extra={**self.strategy.round_metrics(), **self._downlink_bytes(version, model)},
+            participants_by_kind=by_kind,
+            bytes_up_by_kind=bytes_by_kind,
         )
 
     def _downlink_bytes(self, version: int, model: Float32Array | None) -> dict[str, float]:

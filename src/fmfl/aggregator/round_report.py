@@ -44,7 +44,8 @@ class RoundSummary:
     late_updates: int = 0
     detail: str = ""
     extra: dict[str, float] = field(default_factory=dict)
-    #: accepted updates and their bytes by the sender's ``capabilities.device_kind`` ("unknown" without one)
+    #: accepted updates and their message bytes (reassembled, without chunk headers) by the sender's
+    #: ``capabilities.device_kind`` ("unknown" without one)
     participants_by_kind: dict[str, int] = field(default_factory=dict)
     bytes_up_by_kind: dict[str, int] = field(default_factory=dict)
 
