@@ -6,15 +6,17 @@ to the same values, and the reference must read the browser's."""
 
 from __future__ import annotations
 
+import hashlib
 import struct
 from typing import Any
 
 import numpy as np
 import zstandard
 from protocol_cases import random_delta, random_spec, random_tensor_sizes
-from protocol_node import run_protocol_js
+from protocol_node import PROTOCOL_JS, run_protocol_js
 
 from fmfl.protocol import Limits, ProtocolError, UpdateEncoder, decode_update
+from fmfl.protocol.codec.randk import seeded_indices
 
 
 def _reference_cases(seed: int, count: int) -> list[dict[str, Any]]:
@@ -245,3 +247,19 @@ def test_js_decoder_reads_zstd_payloads_and_refuses_broken_frames_as_the_referen
     for payload, have in zip(inputs, got, strict=True):
         assert {k: v for k, v in have.items() if k != "message"} == _reference_decode(payload, size)
     assert sum("ok" in g for g in got) == 4 and all("message" in g for g in got if "error" in g)
+
+
+SEEDED = """
+const { seededIndices } = await import(input.module);
+output(input.cases.map(([s, n, k]) => hex(P.sha256(new Uint8Array(seededIndices(BigInt(s), n, k).buffer)))));
+"""
+
+
+def test_random_k_indices_match_the_reference_at_large_sizes() -> None:
+    # The browser picks the k smallest hashes by a radix select over 65,536 buckets; the reference by
+    # np.partition. Same sets at sizes where many buckets are filled, and at k = 1 and k = size - 1.
+    cases = [(2**64 - 1, 500_000, 5_000), (12_345, 300_000, 299_999), (0, 70_000, 1), (99, 2_000_000, 20_000)]
+    module = (PROTOCOL_JS.parent / "codec" / "randk.js").as_uri()
+    got = run_protocol_js(SEEDED, {"module": module, "cases": [[str(s), n, k] for s, n, k in cases]})
+    want = [hashlib.sha256(seeded_indices(s, n, k).astype("<u4").tobytes()).hexdigest() for s, n, k in cases]
+    assert got == want

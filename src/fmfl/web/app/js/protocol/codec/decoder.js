@@ -12,6 +12,7 @@ import { decodeIndices } from "./index_coding.js";
 import { blockCounts, decodeValues, ValueCoding, valueBytesLength } from "./values.js";
 import { decompressBounded } from "./zstd.js";
 import { FLAG_ZSTD, GroupMode, PAYLOAD_FORMAT } from "./encoder.js";
+import { allFinite } from "./numeric.js";
 
 /**
  * Decode an update payload for a vector of `size` floats.
@@ -86,7 +87,7 @@ function decodeBody(body, size) {
   take(body, cursor, 4 * counts.length, "scales");
   const scales = Float32Array.from(counts, (_, g) => dv.getFloat32(cursor + 4 * g, true));
   cursor += 4 * counts.length;
-  if (!scales.every(Number.isFinite)) throw new ProtocolError("non_finite", "a scale is NaN or infinite");
+  if (!allFinite(scales)) throw new ProtocolError("non_finite", "a scale is NaN or infinite");
   if (scales.some((s) => s < 0)) throw new ProtocolError("malformed", "a scale is negative");
 
   const valueLength = valueBytesLength(valueCoding, nnz);
@@ -95,7 +96,7 @@ function decodeBody(body, size) {
 
   const indices = decodeIndices(indexCoding, indexSection, size, nnz);
   const values = decodeValues(valueCoding, valueSection, nnz, scales, counts);
-  if (!values.every(Number.isFinite)) throw new ProtocolError("non_finite", "a value is NaN or infinite");
+  if (!allFinite(values)) throw new ProtocolError("non_finite", "a value is NaN or infinite");
   return { indices, values, size };
 }
 

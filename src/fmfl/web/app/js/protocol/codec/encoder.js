@@ -15,6 +15,7 @@ import { encodeIndices, encodeSeeded, IndexCoding } from "./index_coding.js";
 import { ErrorFeedback } from "./error_feedback.js";
 import { NumpyGenerator } from "./numpy_random.js";
 import { compressRaw } from "./zstd.js";
+import { allFinite, range } from "./numeric.js";
 
 export const PAYLOAD_FORMAT = 1;
 export const FLAG_ZSTD = 0x01;
@@ -80,7 +81,7 @@ export class UpdateEncoder {
    */
   encode(delta, { seed = null } = {}) {
     if (delta.length !== this.size) throw new RangeError(`update of ${delta.length} values, expected ${this.size}`);
-    if (!delta.every(Number.isFinite)) throw new ProtocolError("non_finite", "the update holds NaN or infinity; nothing was encoded");
+    if (!allFinite(delta)) throw new ProtocolError("non_finite", "the update holds NaN or infinity; nothing was encoded");
     const seeded = this.sparsifier !== null && this.sparsifier.seeded;
     let roundSeed = 0n;
     if (seed !== null) roundSeed = BigInt(seed) & MASK64;
@@ -124,7 +125,7 @@ export class UpdateEncoder {
     } else payload = join([Uint8Array.of(PAYLOAD_FORMAT, 0), body]);
 
     if (this.feedback) this.feedback.keep(compensated, indices, decoded);
-    const sentIndices = indices === null ? Uint32Array.from({ length: this.size }, (_, i) => i) : indices;
+    const sentIndices = indices === null ? range(this.size) : indices;
     return { payload, sent: { indices: sentIndices, values: decoded, size: this.size } };
   }
 

@@ -8,6 +8,7 @@
  * device's IndexedDB state (the Python device keeps the same values as a float64 .npy).
  */
 import { ProtocolError } from "../errors.js";
+import { allFinite } from "./numeric.js";
 
 export class ErrorFeedback {
   /** @param {number} size */
@@ -59,7 +60,7 @@ export class ErrorFeedback {
       values = Float64Array.from({ length: this.residual.length }, (_, i) => dv.getFloat64(8 * i, true));
     }
     if (values.length !== this.residual.length) throw new ProtocolError("residual_mismatch", `saved residual of ${values.length} values, expected ${this.residual.length}`);
-    if (!values.every(Number.isFinite)) throw new ProtocolError("non_finite", "saved residual holds NaN or infinity");
+    if (!allFinite(values)) throw new ProtocolError("non_finite", "saved residual holds NaN or infinity");
     this.residual = values;
   }
 }

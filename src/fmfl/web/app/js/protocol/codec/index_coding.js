@@ -6,6 +6,7 @@
  */
 import { ProtocolError } from "../errors.js";
 import { seededIndices } from "./randk.js";
+import { range } from "./numeric.js";
 
 export const IndexCoding = Object.freeze({ ALL: 0, DELTA_VARINT: 1, BITMAP: 2, SEEDED: 3 });
 const MAX_VARINT_BYTES = 5;
@@ -103,7 +104,7 @@ export function decodeIndices(coding, section, size, nnz) {
   if (coding === IndexCoding.ALL) {
     if (section.length) throw new ProtocolError("malformed", "index coding ALL carries no index bytes");
     if (nnz !== size) throw new ProtocolError("malformed", `index coding ALL needs nnz == size, got ${nnz} != ${size}`);
-    return Uint32Array.from({ length: size }, (_, i) => i);
+    return range(size);
   }
   if (coding === IndexCoding.DELTA_VARINT) {
     if (!(nnz <= section.length && section.length <= MAX_VARINT_BYTES * nnz)) throw new ProtocolError("malformed", `${section.length} index bytes cannot hold ${nnz} varints`);

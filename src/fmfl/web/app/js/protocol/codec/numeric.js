@@ -74,3 +74,16 @@ export function pairwiseSum(a, lo, n) {
   n2 -= n2 % 8;
   return pairwiseSum(a, lo, n2) + pairwiseSum(a, lo + n2, n - n2);
 }
+
+/** [0, 1, ..., n - 1] as a Uint32Array (a loop: Array.from with a callback is several times slower). @param {number} n */
+export function range(n) {
+  const out = new Uint32Array(n);
+  for (let i = 0; i < n; i++) out[i] = i;
+  return out;
+}
+
+/** True if every value is finite. @param {ArrayLike<number>} values */
+export function allFinite(values) {
+  for (let i = 0; i < values.length; i++) if (!Number.isFinite(values[i])) return false;
+  return true;
+}

@@ -8,6 +8,8 @@
  * decoder regenerates size hashes per payload, and BigInt is some 20x slower.
  */
 
+import { range } from "./numeric.js";
+
 export const MASK64 = (1n << 64n) - 1n;
 const GOLDEN = 0x9e3779b97f4a7c15n;
 const MIX1 = 0xbf58476d1ce4e5b9n;
@@ -86,23 +88,39 @@ export function positionHashes(seed, size) {
 
 /**
  * The k positions with the smallest (h_i, i), sorted. Allocates O(size).
+ *
+ * The k-th smallest hash is found by a radix select on its top 16 bits (one counting pass), then by
+ * sorting only the bucket that holds it (about size / 65536 hashes, since the hashes are uniform).
  * @param {bigint} seed @param {number} size @param {number} k
  * @returns {Uint32Array}
  */
 export function seededIndices(seed, size, k) {
-  if (k >= size) return Uint32Array.from({ length: size }, (_, i) => i);
+  if (k >= size) return range(size);
   if (k <= 0) return new Uint32Array(0);
   const hashes = positionHashes(seed, size);
-  const kth = hashes.slice().sort()[k - 1];
+  const words = LITTLE_ENDIAN ? new Uint32Array(hashes.buffer) : null;
+  /** @param {number} i */
+  const top16 = (i) => (words ? words[2 * i + 1] : Number(hashes[i] >> 32n)) >>> 16;
+  const counts = new Uint32Array(65536);
+  for (let i = 0; i < size; i++) counts[top16(i)]++;
+  let bucket = 0;
+  let before = 0; // hashes in buckets below `bucket`
+  while (before + counts[bucket] < k) before += counts[bucket++];
+  const candidates = new BigUint64Array(counts[bucket]);
+  let n = 0;
+  for (let i = 0; i < size; i++) if (top16(i) === bucket) candidates[n++] = hashes[i];
+  candidates.sort();
+  const kth = candidates[k - 1 - before];
   const out = new Uint32Array(k);
   let below = 0;
   for (let i = 0; i < size; i++) if (hashes[i] < kth) below++;
   // Ties at the k-th hash value go to the lowest positions, so the set is unique.
   let ties = k - below;
-  let n = 0;
+  n = 0;
   for (let i = 0; i < size; i++) {
-    if (hashes[i] < kth) out[n++] = i;
-    else if (hashes[i] === kth && ties > 0) {
+    const h = hashes[i];
+    if (h < kth) out[n++] = i;
+    else if (h === kth && ties > 0) {
       out[n++] = i;
       ties--;
     }

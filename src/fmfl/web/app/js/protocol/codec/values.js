@@ -11,6 +11,9 @@ import { fromHalfBits, pairwiseSum, rint, toHalfBits } from "./numeric.js";
 
 export const ValueCoding = Object.freeze({ FP32: 0, FP16: 1, INT8: 2, INT4: 3, SIGN: 4 });
 const F32_MAX = 3.4028234663852886e38;
+// Typed arrays use the platform's byte order; the wire is little-endian. Every browser and phone CPU in use is
+// little-endian, so the fast paths copy bytes; a big-endian platform takes the DataView paths.
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 const F16_MAX = 65504;
 
 /**
@@ -93,9 +96,13 @@ export const Float32Coder = {
   encode(values) {
     const decoded = new Float32Array(values.length);
     for (let i = 0; i < values.length; i++) decoded[i] = Math.min(F32_MAX, Math.max(-F32_MAX, values[i]));
-    const valueBytes = new Uint8Array(4 * values.length);
-    const dv = new DataView(valueBytes.buffer);
-    decoded.forEach((v, i) => dv.setFloat32(4 * i, v, true));
+    let valueBytes;
+    if (LITTLE_ENDIAN) valueBytes = new Uint8Array(decoded.buffer.slice(0));
+    else {
+      valueBytes = new Uint8Array(4 * values.length);
+      const dv = new DataView(valueBytes.buffer);
+      for (let i = 0; i < decoded.length; i++) dv.setFloat32(4 * i, decoded[i], true);
+    }
     return { scaleBytes: new Uint8Array(0), valueBytes, decoded };
   },
 };
@@ -208,12 +215,21 @@ export function valueBytesLength(code, nnz) {
  */
 export function decodeValues(code, data, nnz, scales, counts) {
   const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
-  if (code === ValueCoding.FP32) return Float32Array.from({ length: nnz }, (_, i) => dv.getFloat32(4 * i, true));
-  if (code === ValueCoding.FP16) return Float32Array.from({ length: nnz }, (_, i) => fromHalfBits(dv.getUint16(2 * i, true)));
+  const out = new Float32Array(nnz);
+  if (code === ValueCoding.FP32) {
+    if (LITTLE_ENDIAN) new Uint8Array(out.buffer).set(data.subarray(0, 4 * nnz));
+    else for (let i = 0; i < nnz; i++) out[i] = dv.getFloat32(4 * i, true);
+    return out;
+  }
+  if (code === ValueCoding.FP16) {
+    for (let i = 0; i < nnz; i++) out[i] = fromHalfBits(data[2 * i] | (data[2 * i + 1] << 8));
+    return out;
+  }
   const per = perValue(scales, counts);
   if (code === ValueCoding.SIGN) {
     for (let i = nnz; i < 8 * data.length; i++) if (data[i >>> 3] & (0x80 >>> (i & 7))) throw new ProtocolError("malformed", "sign padding bits are not zero");
-    return Float32Array.from({ length: nnz }, (_, i) => (data[i >>> 3] & (0x80 >>> (i & 7)) ? per[i] : -per[i]));
+    for (let i = 0; i < nnz; i++) out[i] = data[i >>> 3] & (0x80 >>> (i & 7)) ? per[i] : -per[i];
+    return out;
   }
   const codes = new Int8Array(nnz);
   if (code === ValueCoding.INT8) {
