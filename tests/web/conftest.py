@@ -125,6 +125,12 @@ class WebClients:
     proc: subprocess.Popen[str]
     events: list[dict[str, Any]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    reader: threading.Thread | None = None
+
+    def start_reading(self) -> WebClients:
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+        return self
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
@@ -156,23 +162,27 @@ class WebClients:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        if self.reader is not None:
+            self.reader.join(10)  # the last lines ("exit") are read before the caller looks
         return self.proc.returncode
 
 
 @pytest.fixture()
 def web_clients(tmp_path: Path) -> Iterator[Callable[..., WebClients]]:
-    """``web_clients(site_url, [{"id": ..., "shard": ...}, ...])``: starts the driver; stopped after the test."""
+    """``web_clients(site_url, [{"id": ..., "shard": ...}, ...], screenshots=DIR)``: starts the driver (each page
+    saved as DIR/<id>.png when it stops); stopped after the test."""
     started: list[WebClients] = []
 
-    def start(site_url: str, clients: list[dict[str, Any]]) -> WebClients:
+    def start(site_url: str, clients: list[dict[str, Any]], screenshots: Path | None = None) -> WebClients:
         require_browser()
         spec = tmp_path / f"clients-{len(started)}.json"
         spec.write_text(json.dumps(clients))
-        proc = subprocess.Popen(["node", str(TOOLS / "web_clients.mjs"), "--site", site_url, "--clients", str(spec)],
+        extra = ["--screenshots", str(screenshots)] if screenshots is not None else []
+        proc = subprocess.Popen(["node", str(TOOLS / "web_clients.mjs"), "--site", site_url, "--clients", str(spec),
+                                 *extra],
                                 stdout=subprocess.PIPE, stderr=(tmp_path / f"web_clients-{len(started)}.err").open("w"),
                                 text=True, cwd=REPO)
-        clients_proc = WebClients(proc)
-        threading.Thread(target=clients_proc._read, daemon=True).start()
+        clients_proc = WebClients(proc).start_reading()
         started.append(clients_proc)
         return clients_proc
 

@@ -83,7 +83,8 @@ def test_browser_delta_equals_python_device_sgd(browser: Any, make_site: Any, sg
     task = {**TASK, "lr": 0.05}
     web = browser_round(browser, site.url, fmnist_shard, task)
     py, _, _ = python_round(sgd_bundle, fmnist_shard, task)
-    assert (web["stats"]["steps"], web["stats"]["samples"], web["numSamples"]) == (py.stats.steps, py.stats.samples, 480)
+    assert (web["stats"]["steps"], web["stats"]["samples"]) == (py.stats.steps, py.stats.samples)
+    assert web["numSamples"] == 480
     assert web["stats"]["mean_loss"] == pytest.approx(py.stats.mean_loss, rel=1e-5)
     delta = np.frombuffer(base64.b64decode(web["delta"]), dtype="<f4")
     assert np.abs(py.delta).max() > 1e-3  # the round really moved the weights
@@ -156,7 +157,8 @@ def test_signature_is_checked_with_the_configured_trust_key(browser: Any, make_s
 def test_second_load_takes_every_file_from_the_cache(browser: Any, make_site: Any, tiny_vit_bundle: Path) -> None:
     site = probe_site(make_site, tiny_vit_bundle)
     report = browser.run_page(site.url + "training_probe.html", wait=READY,
-                              result="(async () => [await probe.load({cacheName: 'c1'}), await probe.load({cacheName: 'c1'})])()")
+                              result="(async () => [await probe.load({cacheName: 'c1'}), "
+                                     "await probe.load({cacheName: 'c1'})])()")
     first, second = report["result"]
     files = json.loads((tiny_vit_bundle / "manifest.json").read_text())["files"]
     manifest_size = (tiny_vit_bundle / "manifest.json").stat().st_size

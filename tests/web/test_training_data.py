@@ -84,11 +84,13 @@ def test_label_names_resolve_like_the_python_device() -> None:
               r(["cat", "dog", "cat"], null), r(["3", 1], null), r(["cat", "1"], null)]);
     """, NAMES)
     assert got[0] == [[1, 0, 2, 1], NAMES]
-    assert got[1] == ["DataError", 'pics/0/: label "Dog" is not one of the model\'s labels (T-shirt/top, Trouser, Pullover)']
+    assert got[1] == ["DataError",
+                      'pics/0/: label "Dog" is not one of the model\'s labels (T-shirt/top, Trouser, Pullover)']
     assert got[2][0] == "DataError" and 'label "7" is not one of' in got[2][1]
     assert got[3] == [[0, 1, 0], ["cat", "dog"]]
     assert got[4] == [[3, 1], ["0", "1", "2", "3"]]
-    assert got[5] == ["DataError", 'pics/1/: label "1" is an index but other labels are class names; use all names or all indices']
+    assert got[5] == ["DataError",
+                      'pics/1/: label "1" is an index but other labels are class names; use all names or all indices']
 
 
 def test_npy_dtypes_and_truncation() -> None:

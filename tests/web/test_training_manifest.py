@@ -12,7 +12,8 @@ from training_node import run_js
 PARSE = """
   try {
     const m = await device.parseManifest(Uint8Array.from(Buffer.from(input, "base64")));
-    output({bundle_id: m.bundle_id, numTrainable: m.numTrainable, labels: m.labels, offsets: m.trainable.map((t) => t.offset)});
+    output({bundle_id: m.bundle_id, numTrainable: m.numTrainable, labels: m.labels,
+            offsets: m.trainable.map((t) => t.offset)});
   } catch (e) { output({error: e.name, message: e.message}); }
 """
 
@@ -32,7 +33,8 @@ def test_real_manifest_parses_and_its_bundle_id_is_rederived(tiny_vit_bundle: Pa
 
 def test_canonical_json_prints_like_python() -> None:
     value = {"b": [1e-08, 0.0001, 1e-05, 1e16, 123456789.125, -0.0, 2.5e-300, 1.0, 3, 1e22, 0.1 + 0.2],
-             "a": "T-shirt/top \u00e9 \u00fc \u65e5\u672c \U0001f600 \n\t\"\\ \x01", "c": {"z": None, "y": True, "x": [], "w": {}},
+             "a": "T-shirt/top \u00e9 \u00fc \u65e5\u672c \U0001f600 \n\t\"\\ \x01",
+             "c": {"z": None, "y": True, "x": [], "w": {}},
              "d": 7.152557373046875e-07, "e": 10**20, "f": -17, "g": 1e-4 * 3}
     text = json.dumps(value, indent=1)  # the token forms a manifest file holds
     got = run_js("output(device.canonicalJsonText(input));", text)
@@ -45,7 +47,8 @@ def test_changed_field_wrong_schema_and_bad_offsets_are_refused(tiny_vit_bundle:
     assert _parse(json.dumps(changed).encode()) == {
         "error": "BundleError", "message": "manifest.json: bundle_id does not match the manifest's content"}
     got = _parse(json.dumps({**data, "schema": "fmfl.bundle/1"}).encode())
-    assert got["error"] == "BundleError" and "schema 'fmfl.bundle/1'" in str(got["message"]) and "re-export" in str(got["message"])
+    assert got["error"] == "BundleError"
+    assert "schema 'fmfl.bundle/1'" in str(got["message"]) and "re-export" in str(got["message"])
     got = _parse(json.dumps({**data, "schema": "fmfl.bundle/9"}).encode())
     assert got == {"error": "BundleError",
                    "message": "manifest schema \"fmfl.bundle/9\" is not supported (this device reads 'fmfl.bundle/2')"}

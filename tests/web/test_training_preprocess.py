@@ -46,7 +46,8 @@ def test_fashion_mnist_fit_and_normalise_equal_the_python_device(size: int) -> N
     spec = ImagePreprocessing(size=size, channels=3, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
     want = normalize(fit_image_array(images, spec, "fmnist"), spec)
     got = run_js("""
-      const spec = {size: input.size, channels: 3, mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5], input_name: "pixel_values"};
+      const spec = {size: input.size, channels: 3, mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5],
+                    input_name: "pixel_values"};
       const images = {dtype: "|u1", shape: input.shape, data: Uint8Array.from(input.px)};
       const fitted = device.fitImageArray(images, spec, "fmnist");
       output(Array.from(device.normalize(fitted, input.shape[0], spec)));
@@ -64,8 +65,10 @@ def test_rgba_and_gray_models_fit_like_the_python_device() -> None:
     got = run_js("""
       const res = {};
       for (const channels of [1, 3]) {
-        const spec = {size: 24, channels, mean: Array(channels).fill(0.2), std: Array(channels).fill(0.3), input_name: "x"};
-        const fitted = device.fitImageArray({dtype: "|u1", shape: input.shape, data: Uint8Array.from(input.px)}, spec, "rgba");
+        const spec = {size: 24, channels, mean: Array(channels).fill(0.2), std: Array(channels).fill(0.3),
+                      input_name: "x"};
+        const images = {dtype: "|u1", shape: input.shape, data: Uint8Array.from(input.px)};
+        const fitted = device.fitImageArray(images, spec, "rgba");
         res[channels] = Array.from(device.normalize(fitted, 3, spec));
       }
       output(res);
@@ -78,8 +81,10 @@ def test_images_that_are_not_uint8_or_badly_shaped_are_refused() -> None:
     got = run_js("""
       const spec = {size: 8, channels: 3, mean: [0, 0, 0], std: [1, 1, 1], input_name: "x"};
       const msg = (f) => { try { f(); return null; } catch (e) { return [e.name, e.message]; } };
-      output([msg(() => device.fitImageArray({dtype: "<f4", shape: [1, 2, 2], data: new Float32Array(4)}, spec, "a.npz")),
-              msg(() => device.fitImageArray({dtype: "|u1", shape: [1, 2, 2, 2], data: new Uint8Array(8)}, spec, "b.npz"))]);
+      const floats = {dtype: "<f4", shape: [1, 2, 2], data: new Float32Array(4)};
+      const twoChannels = {dtype: "|u1", shape: [1, 2, 2, 2], data: new Uint8Array(8)};
+      output([msg(() => device.fitImageArray(floats, spec, "a.npz")),
+              msg(() => device.fitImageArray(twoChannels, spec, "b.npz"))]);
     """)
     assert got[0] == ["DataError", "a.npz: images must be uint8 (0..255), got dtype <f4"]
     assert got[1][0] == "DataError" and got[1][1].startswith("b.npz: images must have shape")

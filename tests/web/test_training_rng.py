@@ -23,7 +23,8 @@ def test_permutation_equals_numpy_for_many_seeds_and_sizes() -> None:
 
 def test_seed_state_equals_numpy_seed_sequence() -> None:
     seeds = [0, 1, 2**32 + 5, 2**70 + 3]
-    got = run_js("output(input.map((s) => Array.from(device.defaultRngSeedState(BigInt(s), 8))));", [str(s) for s in seeds])
+    got = run_js("output(input.map((s) => Array.from(device.defaultRngSeedState(BigInt(s), 8))));",
+                 [str(s) for s in seeds])
     for seed, words in zip(seeds, got, strict=True):
         assert words == np.random.SeedSequence(seed).generate_state(8).tolist()
 
@@ -31,6 +32,7 @@ def test_seed_state_equals_numpy_seed_sequence() -> None:
 def test_negative_seed_and_bad_size_are_refused() -> None:
     got = run_js("""
       const msg = (f) => { try { f(); return null; } catch (e) { return e.message; } };
-      output([msg(() => device.permutation(-1n, 3)), msg(() => device.permutation(0, -1)), msg(() => device.permutation(0, 1.5))]);
+      output([msg(() => device.permutation(-1n, 3)), msg(() => device.permutation(0, -1)),
+              msg(() => device.permutation(0, 1.5))]);
     """)
     assert "non-negative" in got[0] and "n must be" in got[1] and "n must be" in got[2]

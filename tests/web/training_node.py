@@ -23,7 +23,8 @@ def run_js(body: str, payload: Any = None, tmp_path: Path | None = None, timeout
         f"import * as device from {json.dumps((DEVICE_JS / 'index.js').as_uri())};\n"
         "import { readFileSync } from 'node:fs';\n"
         "const input = JSON.parse(readFileSync(0, 'utf8'));\n"
-        "const output = (v) => process.stdout.write('\\n@@' + JSON.stringify(v, (k, x) => typeof x === 'bigint' ? x.toString() : x));\n"
+        "const big = (k, x) => (typeof x === 'bigint' ? x.toString() : x);\n"
+        "const output = (v) => process.stdout.write('\\n@@' + JSON.stringify(v, big));\n"
         f"{body}\n"
     )
     proc = subprocess.run(["node", "--input-type=module", "-e", source], input=json.dumps(payload), capture_output=True,

@@ -45,12 +45,11 @@ window.probe = {
       const weights = options.weights ? Float32Array.from(options.weights) : dev.initialWeights;
       const result = await dev.localRound(task, weights);
       const tRound = performance.now();
-      const firstStepMs = tOpen - t0 + (result.stats.step_ms[0] ?? 0);
       cache?.close();
       // base64 float32: exact and compact (run_page.mjs's report goes through a pipe)
       return { delta: toBase64(result.delta), stats: result.stats,
         metrics: result.metrics, numSamples: dev.numSamples, cacheInfo: dev.cacheInfo, bundleStats: dev.bundle.stats,
-        openMs: tOpen - t0, roundMs: tRound - tOpen, pageToFirstStepMs: performance.timeOrigin ? t0 + firstStepMs : firstStepMs,
+        openMs: tOpen - t0, roundMs: tRound - tOpen, pageToFirstStepMs: result.stats.first_step_at_ms,
         sessionsCreated, events: events.filter((e) => e.stage !== "bundle") };
     } catch (e) {
       return { ...failure(e), sessionsCreated };

@@ -89,6 +89,7 @@
  * @property {number} mean_loss
  * @property {number} seconds
  * @property {number[]} step_ms         wall time of each train step (graph run + optimizer), for benchmarks
+ * @property {number} first_step_at_ms  performance.now() when the first step ended (ms since the page's navigation)
  */
 
 /**

@@ -53,7 +53,7 @@ export async function trainLocally(trainer, data, cfg) {
   const start = performance.now();
   /** @type {number[]} */
   const losses = [], stepMs = [];
-  let samples = 0, epoch = 0;
+  let samples = 0, epoch = 0, firstStepAt = NaN;
   const enough = () => cfg.local_steps !== null && losses.length >= cfg.local_steps;
   for (;;) {
     for (const batch of data.batches(cfg.batch_size, BigInt(cfg.seed) * 1000n + BigInt(epoch), true)) {
@@ -61,6 +61,7 @@ export async function trainLocally(trainer, data, cfg) {
       const t0 = performance.now();
       losses.push(await trainer.trainStep(feeds(trainer, batch)));
       stepMs.push(performance.now() - t0);
+      if (stepMs.length === 1) firstStepAt = performance.now();
       samples += batch.indices.length;
       if (enough()) break;
     }
@@ -70,7 +71,8 @@ export async function trainLocally(trainer, data, cfg) {
   }
   const mean = losses.length ? losses.reduce((a, b) => a + b, 0) / losses.length : NaN;
   if (!Number.isFinite(mean)) throw new RangeError(`local training diverged (mean loss ${mean}); lower the learning rate`);
-  return { steps: losses.length, samples, mean_loss: mean, seconds: (performance.now() - start) / 1000, step_ms: stepMs };
+  return { steps: losses.length, samples, mean_loss: mean, seconds: (performance.now() - start) / 1000, step_ms: stepMs,
+    first_step_at_ms: firstStepAt };
 }
 
 /**
