@@ -206,3 +206,38 @@ def test_crc32_and_sha256_match_zlib_and_hashlib() -> None:
     got = run_protocol_js(CHECKSUMS, [b.hex() for b in blobs])
     assert got == [[zlib.crc32(b), hashlib.sha256(b).hexdigest()] for b in blobs]
     assert got[-1][0] == 0xCBF43926
+
+
+PEM_SIGNING = """
+const key = await P.importSigningKey(input.pem);
+const update = P.makeUpdate({ federation: "default", bundleId: "b1", round: 4, modelVersion: 3, clientId: "dev-7",
+  numSamples: 12, updateId: P.newUpdateId(), payload: Uint8Array.of(1, 0, 9), metrics: { train_loss: 0.1 + 0.2 },
+  run: 1767225600000 });
+const signed = await P.signUpdate(update, key);
+const wrongPem = await P.importSigningKey(input.public_pem).then(() => "accepted", (e) => e.message);
+output({ wire: hex(P.encodeUpdate(signed)), json: hex(P.encodeUpdate(signed, { compact: false })), wrongPem });
+"""
+
+
+def test_a_provisioned_pkcs8_key_signs_updates_the_reference_verifies() -> None:
+    # Prepare: an Ed25519 key in the PKCS#8 PEM form `fmfl provision` writes to devices/ID/signing.key.
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from fmfl.protocol import ClientUpdate
+
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption()).decode()
+    public_pem = key.public_key().public_bytes(serialization.Encoding.PEM,
+                                               serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    # Execute
+    got = run_protocol_js(PEM_SIGNING, {"pem": pem, "public_pem": public_pem})
+    # Assert: both forms decode and verify under the device's public key (compact first, as the device sends).
+    for wire in (got["wire"], got["json"]):
+        update = ClientUpdate.decode(bytes.fromhex(wire), Limits.for_vector_size(64), federation="default",
+                                     client_id="dev-7", bundle_id="b1")
+        assert update.signature is not None and update.nonce is not None
+        key.public_key().verify(update.signature, update.signing_input())
+    assert bytes.fromhex(got["wire"])[7] == 1 and len(bytes.fromhex(got["wire"])) < len(bytes.fromhex(got["json"]))
+    assert got["wrongPem"] == 'expected a PKCS#8 "PRIVATE KEY" PEM, got "PUBLIC KEY"'
