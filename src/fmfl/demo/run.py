@@ -41,6 +41,8 @@ class DemoConfig:
     rounds: int | None = None
     alpha: float = 0.5
     codec: str | None = None
+    #: the gateway's --downlink-codec (None: its default, deltas on; "dense": every device gets dense models)
+    downlink_codec: str | None = None
     strategy: str = "fedavg"
     broker: str | None = None
     broker_kind: str = "auto"
@@ -85,6 +87,8 @@ class RunRecord:
     centralized: dict[str, Any] = field(default_factory=dict)
     baselines: dict[str, Any] = field(default_factory=dict)
     baselines_seconds: float = 0.0
+    #: what the Python devices received (their downlink.json, summed; docs/protocol.md 2b)
+    downlink: dict[str, Any] = field(default_factory=dict)
     events: list[str] = field(default_factory=list)
     seconds: float = 0.0
     #: from start to the last round's report (excludes the centralized baseline)
@@ -252,8 +256,14 @@ def _start_processes(cfg: DemoConfig, task: Any, bundle: Path, url: str, run_dir
         "--local-epochs", str(cfg.local_epochs), "--batch-size", str(task.batch_size), "--lr", str(task.lr),
         "--seed", str(cfg.seed), "--start-timeout", "900",
     ]
+    if cfg.web_clients:
+        # Browser devices join once their page has read the shard and computed its features (tens of seconds):
+        # the first round waits for the whole fleet (up to 5 minutes) instead of starting without them.
+        agg += ["--over-select", "1", "--selection-window", "300"]
     if cfg.codec:
         agg += ["--codec", cfg.codec]
+    if cfg.downlink_codec:
+        agg += ["--downlink-codec", cfg.downlink_codec]
     agg += _dp_args(cfg)
     children = [spawn("aggregator", agg, run_dir / "logs" / "aggregator.log", threads=None)]
     for i, shard in enumerate(shards):
@@ -319,11 +329,27 @@ def _monitor(cfg: DemoConfig, run_dir: Path, children: list[Child], evaluator: E
         time.sleep(0.5)
 
 
+def _downlink_received(run_dir: Path) -> dict[str, Any]:
+    """The Python devices' ``downlink.json`` counts summed: bytes by topic kind and models by form."""
+    from fmfl.edge_client.model_feed import DOWNLINK_FILE, DownlinkCounter
+
+    files = sorted((run_dir / "clients").glob(f"*/state/{DOWNLINK_FILE}"))
+    total = DownlinkCounter()
+    for path in files:
+        counter = DownlinkCounter.load(path)
+        for kind, n in counter.bytes.items():
+            total.received(kind, n)
+        for form, n in counter.models.items():
+            total.models[form] = total.models.get(form, 0) + n
+    return {"devices": len(files), **asdict(total)} if files else {}
+
+
 def _finish(run_dir: Path, record: RunRecord) -> None:
     from fmfl.demo.report import write_report
 
     metrics = run_dir / "aggregator" / "metrics.jsonl"
     if metrics.exists():
         shutil.copyfile(metrics, run_dir / "metrics.jsonl")
+    record.downlink = _downlink_received(run_dir)
     (run_dir / "run.json").write_text(json.dumps(asdict(record), indent=1, default=str))
     write_report(run_dir, record)
