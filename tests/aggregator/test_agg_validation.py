@@ -187,3 +187,33 @@ def test_huge_finite_values_are_accepted_and_their_norm_computed_without_overflo
     with pytest.raises(RejectedUpdate, match="norm"):
         validate_update(u, 1.0, "c", size=SIZE, limits=UpdateLimits(max_norm=1e29))
     assert validate_update(u, 1.0, "c", size=SIZE, limits=UpdateLimits(max_norm=1.5e30)).nnz == 2
+
+
+def test_a_checked_update_is_added_without_validating_it_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Validation once: check() returns a token; add() folds it in without the O(nnz) checks.
+    from fmfl.aggregator import strategy as strategy_module
+    from fmfl.aggregator.rules.fedavg import FedAvg
+    from fmfl.aggregator.strategy import RoundStateError
+
+    s = FedAvg()
+    s.begin_round(np.zeros(SIZE, np.float32))
+    calls: list[str] = []
+    real = strategy_module.validate_update
+
+    def counting(*args: object, **kwargs: object) -> object:
+        calls.append("validate")
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(strategy_module, "validate_update", counting)
+    checked = s.check(_good(), 2.0, "c")
+    s.add(checked)
+    assert calls == ["validate"]
+    assert s.clients == {"c"}
+    with pytest.raises(RejectedUpdate) as again:  # the same token twice: counted once
+        s.add(checked)
+    assert again.value.reason == RejectReason.DUPLICATE_CLIENT
+    stale = s.check(_good(), 1.0, "d")
+    s.begin_round(np.zeros(SIZE, np.float32))  # a new round: an old token is refused, nothing added
+    with pytest.raises(RoundStateError, match="another round"):
+        s.add(stale)
+    assert s.clients == frozenset()

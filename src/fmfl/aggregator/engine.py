@@ -39,7 +39,7 @@ from fmfl.aggregator.outbound import (
 )
 from fmfl.aggregator.partial import GatewayTopics, PartialError, PartialRound, Progress
 from fmfl.aggregator.round_config import RoundConfig
-from fmfl.aggregator.round_report import MetricsLog, RoundSummary, by_device_kind, mean_metrics
+from fmfl.aggregator.round_report import MetricsLog, RoundStatus, RoundSummary, by_device_kind, mean_metrics
 from fmfl.aggregator.round_state import OpenRound
 from fmfl.aggregator.run_identity import PriorRun
 from fmfl.aggregator.sparse import Float32Array
@@ -233,7 +233,7 @@ class RoundEngine:
                 self.metrics_log.append(
                     self._summary(
                         OpenRound(task, last.opened, task.deadline, dict(last.counters)),
-                        "ok",
+                        RoundStatus.OK,
                         self.version,
                         len(rows),
                         now,
@@ -358,7 +358,7 @@ class RoundEngine:
             data = self.reassembler.add(payload, source=topic)
         except ProtocolError as exc:
             if kind == "update":
-                return self._verdict(sender, Verdict(False, exc.reason.value), now)
+                return self._verdict(sender, Verdict(False, exc.reason), now)
             self._bad(exc.reason.value)
             return []
         if data is None:
@@ -551,8 +551,7 @@ class RoundEngine:
             # The workers' accepted updates join the journal so the metrics line covers them.
             for row in self.pool.merged_rows:
                 self.journal.record_accepted(row, current.counters)
-            for key, value in self.pool.merged_counters.items():
-                current.count(key, value)
+            current.merge(self.pool.merged_counters)
         accepted = len(self.strategy.clients)
         self.open_round = None
         self._waiting_since = now
@@ -567,7 +566,7 @@ class RoundEngine:
             # then the metrics line, the journal, and only then the log is pruned.
             self.store.save(version, new, server_state={**self.strategy.state_dict(), **self.downlink.state_dict()})
             failpoint("aggregator.after_save_version")
-            summary = self._summary(current, "ok", version, accepted, now, model=new)
+            summary = self._summary(current, RoundStatus.OK, version, accepted, now, model=new)
             self.metrics_log.append(summary)
             failpoint("aggregator.after_metrics")
             self.journal.finish_round(current.round, "closed", current.counters)
@@ -580,7 +579,7 @@ class RoundEngine:
             self.observer.round_closed(summary)
             return self._sent(self._global_packets()) if self.finished else []
         detail = f"{accepted} accepted < --min-clients {self.config.min_clients}"
-        summary = self._summary(current, "failed", current.version, accepted, now, detail=detail)
+        summary = self._summary(current, RoundStatus.FAILED, current.version, accepted, now, detail=detail)
         self.metrics_log.append(summary)
         self.journal.finish_round(current.round, "failed", current.counters)
         self.journal.forget_accepted(current.round)
@@ -597,7 +596,7 @@ class RoundEngine:
         parent = RoundTask.from_bytes(bytes.fromhex(self.journal.get("parent_task")), self.limits)
         total: WeightedSum = getattr(self.strategy, "weighted_sum")  # noqa: B009 - checked in __init__
         summary = self._summary(
-            current, "forwarded", current.version, accepted, now, detail=f"parent round {parent.round}"
+            current, RoundStatus.FORWARDED, current.version, accepted, now, detail=f"parent round {parent.round}"
         )
         out = self.upstream.forward(parent, total, summary.metrics)
         self.metrics_log.append(summary)
@@ -611,7 +610,7 @@ class RoundEngine:
     def _summary(
         self,
         current: OpenRound,
-        status: str,
+        status: RoundStatus,
         version: int,
         accepted: int,
         now: float,
@@ -628,13 +627,13 @@ class RoundEngine:
             participants=accepted,
             selected=len(current.task.selected),
             rejected_by_reason=current.rejected_by_reason(),
-            bytes_up=current.counters.get("bytes_up", 0),
-            bytes_down=current.counters.get("bytes_down", 0),
+            bytes_up=current.tally().bytes_up,
+            bytes_down=current.tally().bytes_down,
             metrics=mean_metrics(rows),
             duration_s=max(0.0, now - current.opened),
             strategy=self.strategy.name,
             codec=self.config.codec,
-            late_updates=current.counters.get("late", 0),
+            late_updates=current.tally().late,
             detail=detail,
             extra={**self.strategy.round_metrics(), **self._downlink_bytes(version, model)},
             participants_by_kind=by_kind,

@@ -35,6 +35,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Literal
 
 from fmfl.aggregator.journal import AcceptedRow, RoundJournal
 from fmfl.aggregator.round_config import RoundConfig
@@ -46,11 +47,13 @@ from fmfl.aggregator.wal import UpdateLog
 from fmfl.failpoints import failpoint
 from fmfl.protocol import ClientUpdate, Limits, ProtocolError, RoundTask, decode_update
 from fmfl.protocol.messages import MAX_REASON_CHARS, salvage_update_id
+from fmfl.protocol.reasons import NOT_ACKED, AckReason
 
 log = logging.getLogger(__name__)
 
 # Verifier refusals that say nothing about the update (fmfl.trust.update_signing.REGISTRY_UNREADABLE).
-GATEWAY_FAULTS = frozenset({"registry_unreadable"})
+GATEWAY_FAULTS = NOT_ACKED
+R = AckReason  # every refusal below names one
 
 
 @dataclass(frozen=True)
@@ -58,7 +61,7 @@ class Verdict:
     """What happened to one update. ``update`` is None when it could not even be parsed."""
 
     accepted: bool
-    reason: str = ""
+    reason: AckReason | Literal[""] = ""  # "" when accepted
     update: ClientUpdate | None = None
     duplicate: bool = False  # a resend of an update already accepted: acked again, counted once
     late: bool = False  # accepted into a later round (async mode)
@@ -89,7 +92,7 @@ class StageTimes:
         return now
 
 
-def _refuse(reason: str, update: ClientUpdate | None = None, detail: str = "") -> Verdict:
+def _refuse(reason: AckReason, update: ClientUpdate | None = None, detail: str = "") -> Verdict:
     return Verdict(False, reason, update, detail=_clip(detail))
 
 
@@ -175,10 +178,10 @@ class UpdateIngest:
             )
         except ProtocolError as exc:
             salvaged = salvage_update_id(data, self.limits)
-            return Verdict(False, exc.reason.value, detail=_clip(exc.message), salvaged=salvaged)
+            return Verdict(False, exc.reason, detail=_clip(exc.message), salvaged=salvaged)
         t = self.times.add("parse", t)
         if update.client_id != sender:
-            return _refuse("client_mismatch", update, f"client_id {update.client_id!r} on the topic of {sender!r}")
+            return _refuse(R.CLIENT_MISMATCH, update, f"client_id {update.client_id!r} on the topic of {sender!r}")
         if self.verifier is not None:
             refusal = self.verifier(update)
             t = self.times.add("verify", t)
@@ -186,35 +189,35 @@ class UpdateIngest:
                 # A registry the gateway cannot read is its own fault, not the update's: no Ack (a refusal
                 # would make the device drop the update from its outbox), so the device resends it later.
                 sender_update = None if refusal in GATEWAY_FAULTS else update
-                return _refuse(refusal, sender_update, _VERIFIER_DETAIL.get(refusal, ""))
+                return _refuse(AckReason(refusal), sender_update, _VERIFIER_DETAIL.get(refusal, ""))
         # A resend whose Ack was lost: the same answer again, and nothing counted twice.
         uid = update.update_id
         if self.wal.contains(uid) or self.journal.accepted_round_of(uid) is not None:
             return Verdict(True, "", update, duplicate=True)
         if update.nonce is not None and self._nonce_owner(update.client_id, update.nonce) not in (None, uid):
-            return _refuse("replayed_nonce", update, f"nonce {update.nonce} was already accepted with another update")
+            return _refuse(R.REPLAYED_NONCE, update, f"nonce {update.nonce} was already accepted with another update")
         held = self.held_elsewhere(update.client_id)  # scale-out: another worker accepted it
         if held is not None:
             if held[1] == uid:
                 return Verdict(True, "", update, duplicate=True)
-            return _refuse("duplicate-client", update, f"another update of {update.client_id!r} counts this round")
+            return _refuse(R.DUPLICATE_CLIENT, update, f"another update of {update.client_id!r} counts this round")
         t = self.times.add("dedupe", t)
         if update.run is not None and self.run is not None and update.run != self.run:
-            return _refuse("wrong_run", update, f"run {update.run}, this gateway runs {self.run}")
+            return _refuse(R.WRONG_RUN, update, f"run {update.run}, this gateway runs {self.run}")
         if update.federation != self.config.federation:
             expected = self.config.federation
-            return _refuse("wrong_federation", update, f"federation {update.federation!r}, expected {expected!r}")
+            return _refuse(R.WRONG_FEDERATION, update, f"federation {update.federation!r}, expected {expected!r}")
         if update.bundle_id != self.bundle_id:
-            return _refuse("wrong_bundle", update, f"bundle {update.bundle_id!r}, expected {self.bundle_id!r}")
+            return _refuse(R.WRONG_BUNDLE, update, f"bundle {update.bundle_id!r}, expected {self.bundle_id!r}")
         if open_round is None:
-            return _refuse("no_open_round", update, f"round {update.round}: no round is open")
+            return _refuse(R.NO_OPEN_ROUND, update, f"round {update.round}: no round is open")
         weight, late, refusal, detail = self._check_round(update, open_round)
-        if refusal:
+        if refusal is not None:
             return _refuse(refusal, update, detail)
         try:
             sparse = decode_update(update.payload, self.size, self.limits)
         except ProtocolError as exc:
-            return _refuse(exc.reason.value, update, f"payload: {exc.message}")
+            return _refuse(exc.reason, update, f"payload: {exc.message}")
         t = self.times.add("decode", t)
         try:
             valid = self.strategy.check(sparse, weight, update.client_id)
@@ -233,7 +236,7 @@ class UpdateIngest:
             t = self.times.add("wal", t)
             failpoint("aggregator.after_wal_append")  # logged (durable unless grouped), not folded in nor journaled
             if stored:  # False only if the same update id raced in: already folded in
-                self.strategy.accept(sparse, valid.weight, update.client_id)
+                self.strategy.add(valid)  # checked above: not validated again
             t = self.times.add("accumulate", t)
         except RejectedUpdate as exc:
             return _refuse(exc.reason, update, exc.detail)
@@ -262,45 +265,45 @@ class UpdateIngest:
         the journal row, so it also covers a crash between the two), the journal the rounds before."""
         return self.wal.update_with_nonce(client_id, nonce) or self.journal.update_with_nonce(client_id, nonce)
 
-    def _check_round(self, update: ClientUpdate, open_round: OpenRound) -> tuple[float, bool, str, str]:
+    def _check_round(self, update: ClientUpdate, open_round: OpenRound) -> tuple[float, bool, AckReason | None, str]:
         """``(weight, late, refusal, detail)``: the sample-count weight, or why the round refuses it."""
         r, v = open_round.round, open_round.version
         if update.round == r:
             if update.model_version != v:
-                return _no("wrong_version", f"model_version {update.model_version}, round {r} trains version {v}")
+                return _no(R.WRONG_VERSION, f"model_version {update.model_version}, round {r} trains version {v}")
             if update.client_id not in open_round.selected:
                 if self.is_known(update.client_id):
-                    return _no("not_selected", f"round {r} did not select {update.client_id!r}")
-                return _no("unknown_client", f"{update.client_id!r} never said hello; round {r} did not select it")
-            return float(update.num_samples), False, "", ""
+                    return _no(R.NOT_SELECTED, f"round {r} did not select {update.client_id!r}")
+                return _no(R.UNKNOWN_CLIENT, f"{update.client_id!r} never said hello; round {r} did not select it")
+            return float(update.num_samples), False, None, ""
         if update.round > r:
-            return _no("wrong_round", f"round {update.round}, the open round is {r}")
+            return _no(R.WRONG_ROUND, f"round {update.round}, the open round is {r}")
         if not self.config.async_mode:
-            return _no("stale_round", f"round {update.round} is over; the open round is {r}")
+            return _no(R.STALE_ROUND, f"round {update.round} is over; the open round is {r}")
         return self._check_late(update, open_round)
 
-    def _check_late(self, update: ClientUpdate, open_round: OpenRound) -> tuple[float, bool, str, str]:
+    def _check_late(self, update: ClientUpdate, open_round: OpenRound) -> tuple[float, bool, AckReason | None, str]:
         """Async mode (FedBuff, Nguyen et al. 2022): an update for an earlier round joins this one,
         weighted ``num_samples / sqrt(1 + staleness)``, if that round really asked this client for
         it on the version it names."""
         past = self.journal.round(update.round)
         if past is None:
-            return _no("stale_round", f"round {update.round} is too old; the open round is {open_round.round}")
+            return _no(R.STALE_ROUND, f"round {update.round} is too old; the open round is {open_round.round}")
         task = RoundTask.from_bytes(past.task, self.limits)
         if update.client_id not in task.selected:
-            return _no("not_selected", f"round {update.round} did not select {update.client_id!r}")
+            return _no(R.NOT_SELECTED, f"round {update.round} did not select {update.client_id!r}")
         if update.model_version != task.model_version:
             got, want = update.model_version, task.model_version
-            return _no("wrong_version", f"model_version {got}, round {update.round} trained version {want}")
+            return _no(R.WRONG_VERSION, f"model_version {got}, round {update.round} trained version {want}")
         staleness = open_round.version - update.model_version
         if staleness > self.config.max_staleness:
-            return _no("too_stale", f"staleness {staleness} > --max-staleness {self.config.max_staleness}")
+            return _no(R.TOO_STALE, f"staleness {staleness} > --max-staleness {self.config.max_staleness}")
         if update.num_samples <= 0:
-            return _no("weight", f"num_samples {update.num_samples}, expected >= 1")
-        return staleness_weight(float(update.num_samples), staleness), True, "", ""
+            return _no(R.WEIGHT, f"num_samples {update.num_samples}, expected >= 1")
+        return staleness_weight(float(update.num_samples), staleness), True, None, ""
 
 
-def _no(reason: str, detail: str) -> tuple[float, bool, str, str]:
+def _no(reason: AckReason, detail: str) -> tuple[float, bool, AckReason | None, str]:
     return 0.0, False, reason, detail
 
 

@@ -3,7 +3,9 @@
 A round is a template method (as in Flower's strategies): ``begin_round(global)`` opens it,
 ``accept(update, weight, client_id)`` validates and folds in one client's sparse delta (or raises
 ``RejectedUpdate`` having changed nothing), and ``aggregate()`` closes it and returns the new global
-weights, ``global + step``. Subclasses supply only the hooks: how to hold a round's updates, how to
+weights, ``global + step``. ``accept`` is ``add(check(...))``: the gateway logs the checked update to its
+write-ahead log between the two, and ``add`` trusts the ``CheckedUpdate`` token instead of validating again.
+Subclasses supply only the hooks: how to hold a round's updates, how to
 combine them into one delta, and (for server optimizers) how to turn that delta into a step.
 
 Two kinds of state, persisted differently:
@@ -18,6 +20,7 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
@@ -41,6 +44,33 @@ _ROUND_KIND = "round-partial-v1"
 
 class RoundStateError(FmflError):
     """A call out of order: accept before ``begin_round``, aggregate twice or with no updates."""
+
+
+@dataclass(frozen=True)
+class CheckedUpdate:
+    """An update that passed ``Strategy.check`` in one open round of one strategy: ``Strategy.add`` folds it
+    in without running the O(nnz) validation again. Only ``check`` makes one (the round it was checked in is
+    part of the token, so a token cannot outlive its round)."""
+
+    valid: ValidUpdate
+    strategy: Strategy = field(repr=False, compare=False)
+    round_epoch: int
+
+    @property
+    def indices(self) -> npt.NDArray[np.int64]:
+        return self.valid.indices
+
+    @property
+    def values(self) -> Float32Array:
+        return self.valid.values
+
+    @property
+    def weight(self) -> float:
+        return self.valid.weight
+
+    @property
+    def client_id(self) -> str:
+        return self.valid.client_id
 
 
 def check_positive(name: str, value: float) -> float:
@@ -69,6 +99,7 @@ class Strategy(ABC):
         self._global: Float32Array | None = None
         self._clients: set[str] = set()
         self._open = False
+        self._round_epoch = 0  # one per begin_round: a CheckedUpdate is valid in its round only
         self.rounds = 0
 
     # --- round lifecycle -------------------------------------------------------------------------
@@ -85,6 +116,7 @@ class Strategy(ABC):
         self._global = g32
         self._clients = set()
         self._open_round(g32.shape[0])
+        self._round_epoch += 1
         self._open = True
 
     @property
@@ -102,21 +134,29 @@ class Strategy(ABC):
         """Clients whose update this round holds."""
         return frozenset(self._clients)
 
-    def check(self, update: SparseVector, weight: float, client_id: str) -> ValidUpdate:
-        """Validate without changing anything: run it before logging, then ``accept``."""
+    def check(self, update: SparseVector, weight: float, client_id: str) -> CheckedUpdate:
+        """Validate without changing anything: run it before logging, then ``add`` the token it returns."""
         self._require_open()
         valid = validate_update(
             update, weight, client_id, size=self.size, seen_clients=self._clients, limits=self.limits
         )
         self._check_capacity(valid)
-        return valid
+        return CheckedUpdate(valid, self, self._round_epoch)
+
+    def add(self, checked: CheckedUpdate) -> ValidUpdate:
+        """Fold in an update ``check`` passed in this open round; nothing is validated twice."""
+        self._require_open()
+        if checked.strategy is not self or checked.round_epoch != self._round_epoch:
+            raise RoundStateError("this update was checked by another strategy or in another round: check it again")
+        if checked.client_id in self._clients:  # the same token twice (O(1); the token is otherwise trusted)
+            raise RejectedUpdate(RejectReason.DUPLICATE_CLIENT, f"client {checked.client_id!r} already added")
+        self._add(checked.valid)
+        self._clients.add(checked.client_id)
+        return checked.valid
 
     def accept(self, update: SparseVector, weight: float, client_id: str) -> ValidUpdate:
         """Validate and fold in one client's delta; on ``RejectedUpdate`` nothing has changed."""
-        valid = self.check(update, weight, client_id)
-        self._add(valid)
-        self._clients.add(valid.client_id)
-        return valid
+        return self.add(self.check(update, weight, client_id))
 
     def aggregate(self) -> Float32Array:
         """Close the round and return the new global weights (float32) = global + server step."""

@@ -133,7 +133,7 @@ class WorkerEngine:
         try:
             data = self.reassembler.add(payload, source=topic)
         except ProtocolError as exc:
-            return self._verdict(sender, Verdict(False, exc.reason.value))
+            return self._verdict(sender, Verdict(False, exc.reason))
         if data is None:
             return []
         accepting = None if self.frozen else self.open_round
