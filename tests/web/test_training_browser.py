@@ -196,3 +196,28 @@ def test_picked_images_equal_python_and_bad_picks_are_refused(browser: Any, make
     unknown = browser.run_page(url, upload={"#images": files[:2]}, wait=READY,
                                result="probe.readData({kind: 'images', label: 'Dog'})")["result"]
     assert unknown["error"] == "DataError" and 'label "Dog" is not one of the model\'s labels' in unknown["message"]
+
+
+def test_picked_folder_labels_come_from_class_folders_as_in_python(browser: Any, make_site: Any,
+                                                                    tiny_vit_bundle: Path, tmp_path: Path) -> None:
+    from fmfl.datasets.fashion_mnist import FASHION_MNIST_CLASSES, load_fashion_mnist
+    from fmfl.edge_client.data import read_local_data, write_image_folder
+
+    data = load_fashion_mnist("train")
+    keep = np.flatnonzero(np.isin(data.labels, [1, 2, 3]))[:9]
+    folder = write_image_folder(tmp_path / "pics", data.images[keep], data.labels[keep], FASHION_MNIST_CLASSES)
+    (folder / "notes.txt").write_text("skipped: not an image suffix, as the Python reader skips it")
+    manifest = Manifest.from_json((tiny_vit_bundle / "manifest.json").read_bytes())
+    want = read_local_data(folder, manifest.preprocessing, manifest.labels)
+    site = probe_site(make_site, tiny_vit_bundle)
+    url = site.url + "training_probe.html"
+    got = browser.run_page(url, upload={"#folder": [folder]}, wait=READY,
+                           result="probe.readData({kind: 'folder'})")["result"]
+    assert want.labels is not None and got["labels"] == want.labels.tolist() and got["n"] == 9
+    assert np.array_equal(np.array(got["pixels"], dtype=np.float32)[: 3 * 32 * 32],
+                          want.inputs["pixel_values"][0].ravel())
+    shutil.copytree(folder / "Trouser", folder / "Dog")
+    unknown = browser.run_page(url, upload={"#folder": [folder]}, wait=READY,
+                               result="probe.readData({kind: 'folder'})")["result"]
+    assert unknown["error"] == "DataError"
+    assert unknown["message"].startswith('pics/Dog/: label "Dog" is not one of the model\'s labels (T-shirt/top')
