@@ -456,7 +456,7 @@ class RoundEngine:
                 if not self.pool.close_done(now):
                     return out
             else:
-                accepted = len(self.strategy.clients | self.pool.clients()) if self.pool else len(self.strategy.clients)
+                accepted = len(self.strategy.clients | self.pool.clients()) if self.pool else self.strategy.client_count
                 # Quorum K, or every selected device when fewer than K could be selected (a small fleet
                 # must not wait for the deadline for updates nobody was asked for).
                 target = min(self.config.clients_per_round, len(current.task.selected))

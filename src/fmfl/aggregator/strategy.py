@@ -134,6 +134,11 @@ class Strategy(ABC):
         """Clients whose update this round holds."""
         return frozenset(self._clients)
 
+    @property
+    def client_count(self) -> int:
+        """``len(clients)`` without the copy: the gateway asks after every accepted update."""
+        return len(self._clients)
+
     def check(self, update: SparseVector, weight: float, client_id: str) -> CheckedUpdate:
         """Validate without changing anything: run it before logging, then ``add`` the token it returns."""
         self._require_open()
