@@ -337,3 +337,20 @@ def test_an_integer_too_large_for_a_double_in_a_float_field_is_non_finite() -> N
     got = run_protocol_js(HUGE_INTEGER_FLOAT, [_frame(3, meta).hex(), _frame(3, ok_meta).hex()])
     assert got[0]["error"] == "non_finite" and "'lr' is not finite" in got[0]["message"]
     assert got[1]["ok"]["lr"] == 1e300
+
+
+def test_metric_and_capability_names_that_are_javascript_object_keys_survive() -> None:
+    # "__proto__" and "constructor" are legal map keys (section 5); a plain JS assignment would drop the first.
+    odd = {"__proto__": 1.5, "constructor": 2.0, "toString": -3.0}
+    update = ClientUpdate(federation="f", bundle_id="b", round=1, model_version=0, client_id="c", num_samples=2,
+                          update_id="00112233445566778899aabbccddeeff", payload=b"\x01", metrics=odd, run=9)
+    hello = ClientHello("c", {"__proto__": "x", "constructor": 4}, "b", None)
+    cases = [{"kind": "update", "wire": update.to_compact_bytes().hex(),
+              "context": {"federation": "f", "clientId": "c", "bundleId": "b"}},
+             {"kind": "update", "wire": update.to_bytes().hex(), "context": {"federation": "f", "clientId": "c",
+                                                                            "bundleId": "b"}},
+             {"kind": "hello", "wire": hello.to_bytes().hex()}]
+    got = run_protocol_js(ROUND_TRIP, cases)
+    assert got[0]["ok"]["fields"]["metrics"] == odd and got[0]["ok"]["compact"] == update.to_compact_bytes().hex()
+    assert got[1]["ok"]["fields"]["metrics"] == odd and got[1]["ok"]["json"] == update.to_bytes().hex()
+    assert got[2]["ok"]["again"] == hello.to_bytes().hex()

@@ -11,7 +11,7 @@
  */
 import { ProtocolError } from "./errors.js";
 import { concat, fromHex, toHex, view } from "./bytes.js";
-import { checkFloat, checkKey, MAX_SAFE_INT } from "./fields.js";
+import { checkFloat, checkKey, MAX_SAFE_INT, putOwn } from "./fields.js";
 
 export const FLAG_BINARY_METADATA = 0x01;
 const SIGNED = 0x01;
@@ -162,7 +162,7 @@ export function decodeCompact(data) {
     } else if (tag <= WELL_KNOWN_METRICS.length) name = WELL_KNOWN_METRICS[tag - 1];
     else throw new ProtocolError("bad_metadata", `metric tag ${tag} is not defined`);
     if (Object.prototype.hasOwnProperty.call(metrics, name)) throw new ProtocolError("bad_metadata", `metric '${name}' repeats`);
-    metrics[name] = checkFloat(`metrics.${name}`, view(r.take(8, "metric value")).getFloat64(0, true));
+    putOwn(metrics, name, checkFloat(`metrics.${name}`, view(r.take(8, "metric value")).getFloat64(0, true)));
   }
   if (r.at !== data.length) throw new ProtocolError("trailing_bytes", `${data.length - r.at} bytes after the compact metadata`);
   return { run, round, modelVersion, numSamples, updateId, metrics, nonce, signature };

@@ -16,6 +16,15 @@ export function isJsonObject(v) {
   return typeof v === "object" && v !== null && !Array.isArray(v) && !(v instanceof PyFloat);
 }
 
+/**
+ * `obj[key] = value` as an own property even for "__proto__" (a legal map key by section 5's rule, which a
+ * plain assignment would take as the prototype).
+ * @param {Record<string, unknown>} obj @param {string} key @param {unknown} value
+ */
+export function putOwn(obj, key, value) {
+  Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true });
+}
+
 /** @param {string} key @param {string} why */
 function bad(key, why) {
   return new ProtocolError("bad_metadata", `field '${key}': ${why}`);
@@ -136,7 +145,7 @@ export class Fields {
     this.count(key, entries.length);
     /** @type {Record<string, number>} */
     const out = {};
-    for (const [k, v] of entries) out[checkKey(key, k)] = checkFloat(`${key}.${k}`, v);
+    for (const [k, v] of entries) putOwn(out, checkKey(key, k), checkFloat(`${key}.${k}`, v));
     return out;
   }
 
@@ -158,12 +167,12 @@ export class Fields {
       checkKey(key, name);
       if (Array.isArray(item)) {
         this.count(`${key}.${name}`, item.length);
-        values[name] = item.map((entry) => this.itemString(`${key}.${name}`, entry));
-      } else if (typeof item === "string") values[name] = this.itemString(`${key}.${name}`, item);
-      else if (typeof item === "boolean") values[name] = item;
-      else if (typeof item === "bigint") values[name] = checkInt(`${key}.${name}`, item, -MAX_SAFE_INT, MAX_SAFE_INT);
+        putOwn(values, name, item.map((entry) => this.itemString(`${key}.${name}`, entry)));
+      } else if (typeof item === "string") putOwn(values, name, this.itemString(`${key}.${name}`, item));
+      else if (typeof item === "boolean") putOwn(values, name, item);
+      else if (typeof item === "bigint") putOwn(values, name, checkInt(`${key}.${name}`, item, -MAX_SAFE_INT, MAX_SAFE_INT));
       else if (typeof item === "number" || item instanceof PyFloat) {
-        values[name] = checkFloat(`${key}.${name}`, item);
+        putOwn(values, name, checkFloat(`${key}.${name}`, item));
         floats.add(name);
       } else throw bad(`${key}.${name}`, "a capability is a string, number, boolean or list of strings");
     }
