@@ -126,4 +126,5 @@ export { AdamW, SGD, makeOptimizer } from "./optimizer.js";
 export { WebTrainer } from "./trainer.js";
 export { suffixDataset, computeFeatures } from "./features.js";
 export { roundConfig, trainLocally, evaluate, localRound } from "./local_training.js";
+export { WordPieceTokenizer } from "./tokenizer.js";
 export { WebDevice } from "./device.js";
