@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 import numpy as np
+
+from fmfl.protocol import UpdateEncoder
 
 
 def random_fraction(rng: np.random.Generator) -> str:
@@ -106,3 +109,31 @@ def random_text(rng: np.random.Generator) -> str:
     """Short text with ASCII, escapes, accents, CJK and an astral character (JSON writes them escaped)."""
     parts = ["model_version 10", " \"quoted\" ", "\\", "\n\t", "\u00e9", "\u65e5\u672c", "\U0001f600", "\x7f", "\x01"]
     return "".join(parts[int(i)] for i in rng.integers(len(parts), size=int(rng.integers(0, 6))))
+
+
+def reference_cases(seed: int, count: int) -> list[dict[str, Any]]:
+    """Encoder cases written by the reference: chain, sizes, seeds, each round's delta and what the reference's
+    UpdateEncoder made of it (payload, sent indices and values), and the final residual."""
+    rng = np.random.default_rng(seed)
+    cases = []
+    for _ in range(count):
+        size = int(rng.choice((1, 2, 7, 20, 100, 257, 1000, 3000)))
+        spec = random_spec(rng)
+        tensor_sizes = random_tensor_sizes(rng, size)
+        encoder_seed = int(rng.integers(0, 2**63)) if rng.random() < 0.5 else int(rng.integers(0, 2**32))
+        encoder = UpdateEncoder(spec, size, tensor_sizes, seed=encoder_seed)
+        rounds = []
+        for _ in range(int(rng.integers(1, 4))):
+            delta = random_delta(rng, size)
+            call_seed = None if rng.random() < 0.5 else int(rng.integers(0, 2**64, dtype=np.uint64))
+            payload, sent = encoder.encode_sparse(delta, seed=call_seed)
+            rounds.append({
+                "delta": delta.astype("<f4").tobytes().hex(), "seed": None if call_seed is None else str(call_seed),
+                "payload": payload.hex(), "indices": sent.indices.tolist(),
+                "values": sent.values.astype("<f4").tobytes().hex(),
+            })
+        cases.append({
+            "spec": spec, "size": size, "tensor_sizes": tensor_sizes, "encoder_seed": str(encoder_seed),
+            "rounds": rounds, "residual": encoder.residual.astype("<f8").tobytes().hex(),
+        })
+    return cases

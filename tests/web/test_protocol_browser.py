@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from protocol_cases import reference_cases
 
 from fmfl.web.server import SiteServer
 
@@ -36,8 +37,10 @@ def golden_site(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         yield server.url, root
 
 
-def _run_golden(browser: Any, url: str, files: list[str]) -> dict[str, Any]:
+def _run_golden(browser: Any, url: str, files: list[str], oracle: str | None = None) -> dict[str, Any]:
     query = "&".join(f"vectors=golden/{name}" for name in files)
+    if oracle is not None:
+        query += f"&oracle=golden/{oracle}"
     report = browser.run_page(f"{url}golden.html?{query}", wait="window.__goldenResult !== undefined",
                               result="window.__goldenResult", timeout_s=90)
     assert not report["page_errors"], report
@@ -71,3 +74,17 @@ def test_the_golden_page_reports_a_tampered_vector(browser: Any, golden_site: tu
     assert any(f.startswith("1.1 #3 topk:0.25+int8 decodes") for f in result["failures"]), result["failures"]
     assert any(f.startswith("1.1 #3 topk:0.25+int8 bytes") for f in result["failures"])
     assert result["passed"] == result["checks"] - len(result["failures"]) > 40
+
+
+@pytest.mark.web
+def test_random_chains_encode_to_the_reference_bytes_in_chromium(browser: Any, golden_site: tuple[str, Path]) -> None:
+    # Prepare: 60 random chains (all stages, sr, ef, zstd, per_tensor) with 1-3 rounds, written by the reference.
+    url, root = golden_site
+    cases = reference_cases(seed=777, count=60)
+    (root / "golden" / "oracle.json").write_text(json.dumps(cases))
+    # Execute
+    result = _run_golden(browser, url, [], oracle="oracle.json")
+    # Assert: payload bytes (zstd: decoded values), sent values and residual, every round of every case.
+    rounds = sum(len(c["rounds"]) for c in cases)
+    assert result["failures"] == [] and result["kinds"] == ["oracle"]
+    assert result["checks"] >= 2 * rounds + len(cases)

@@ -12,38 +12,11 @@ from typing import Any
 
 import numpy as np
 import zstandard
-from protocol_cases import random_delta, random_spec, random_tensor_sizes
+from protocol_cases import reference_cases
 from protocol_node import PROTOCOL_JS, run_protocol_js
 
 from fmfl.protocol import Limits, ProtocolError, UpdateEncoder, decode_update
 from fmfl.protocol.codec.randk import seeded_indices
-
-
-def _reference_cases(seed: int, count: int) -> list[dict[str, Any]]:
-    rng = np.random.default_rng(seed)
-    cases = []
-    for _ in range(count):
-        size = int(rng.choice((1, 2, 7, 20, 100, 257, 1000, 3000)))
-        spec = random_spec(rng)
-        tensor_sizes = random_tensor_sizes(rng, size)
-        encoder_seed = int(rng.integers(0, 2**63)) if rng.random() < 0.5 else int(rng.integers(0, 2**32))
-        encoder = UpdateEncoder(spec, size, tensor_sizes, seed=encoder_seed)
-        rounds = []
-        for _ in range(int(rng.integers(1, 4))):
-            delta = random_delta(rng, size)
-            call_seed = None if rng.random() < 0.5 else int(rng.integers(0, 2**64, dtype=np.uint64))
-            payload, sent = encoder.encode_sparse(delta, seed=call_seed)
-            rounds.append({
-                "delta": delta.astype("<f4").tobytes().hex(), "seed": None if call_seed is None else str(call_seed),
-                "payload": payload.hex(), "indices": sent.indices.tolist(),
-                "values": sent.values.astype("<f4").tobytes().hex(),
-            })
-        cases.append({
-            "spec": spec, "size": size, "tensor_sizes": tensor_sizes, "encoder_seed": str(encoder_seed),
-            "rounds": rounds, "residual": encoder.residual.astype("<f8").tobytes().hex(),
-        })
-    return cases
-
 
 ENCODE = """
 const out = [];
@@ -74,7 +47,7 @@ def _body(payload: bytes) -> bytes:
 
 def test_js_encoder_writes_the_reference_bytes_for_random_chains_and_updates() -> None:
     # Prepare: 160 random chains (every sparsifier, value coding, group mode, sr, ef, zstd), 1-3 rounds each.
-    cases = _reference_cases(seed=20261205, count=160)
+    cases = reference_cases(seed=20261205, count=160)
     # Execute
     results = run_protocol_js(ENCODE, cases)
     # Assert
@@ -197,7 +170,7 @@ def test_js_decoder_accepts_and_rejects_exactly_as_the_reference_on_mutated_payl
     # Prepare: reference payloads of random chains (no zstd: see the zstd test below), each mutated six ways.
     rng = np.random.default_rng(99)
     inputs: list[dict[str, Any]] = []
-    for case in _reference_cases(seed=4242, count=120):
+    for case in reference_cases(seed=4242, count=120):
         if "zstd" in case["spec"]:
             continue
         for r in case["rounds"][:1]:

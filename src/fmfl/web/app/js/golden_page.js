@@ -1,7 +1,9 @@
 // golden.html: runs the protocol's golden vectors (docs/protocol.md section 9) through js/protocol in this
 // browser and publishes {ok, checks, passed, failures, kinds, userAgent} as window.__goldenResult. Each
 // ?vectors=URL names one golden file; its kind is told by its keys: golden_vectors.json (1.1 payloads),
-// golden_1_2.json (1.2 payloads and messages), golden_downlink.json (a downlink delta).
+// golden_1_2.json (1.2 payloads and messages), golden_downlink.json (a downlink delta). ?oracle=URL names
+// encoder cases the Python reference wrote (tests/web/test_protocol_browser.py): chain, seeds, the deltas of
+// each round and the reference's payloads, sent values and final residual, checked here bit for bit.
 import * as P from "./protocol/index.js";
 
 const hex = P.toHex;
@@ -115,6 +117,26 @@ function goldenDownlink(c, g) {
   c.equal("downlink wrong base refused", refused, "hash_mismatch");
 }
 
+/** @param {ArrayLike<number>} a */
+const f64hex = (a) => hex(new Uint8Array(Float64Array.from(a).buffer));
+
+/** @param {Checks} c @param {any[]} cases encoder cases written by the reference */
+function oracleCases(c, cases) {
+  cases.forEach((k, n) => {
+    const name = `oracle #${n} ${k.spec}`;
+    const encoder = new P.UpdateEncoder(k.spec, k.size, k.tensor_sizes, { seed: BigInt(k.encoder_seed) });
+    k.rounds.forEach((r, i) => {
+      const { payload, sent } = encoder.encode(f32(r.delta), { seed: r.seed === null ? null : BigInt(r.seed) });
+      c.equal(`${name} round ${i} sent`, [Array.from(sent.indices), f32hex(sent.values)], [r.indices, r.values]);
+      if (k.spec.includes("zstd")) {
+        const mine = P.decodeUpdatePayload(payload, k.size, P.Limits.forVectorSize(k.size));
+        c.equal(`${name} round ${i} own zstd payload`, f32hex(mine.values), r.values);
+      } else c.equal(`${name} round ${i} bytes`, hex(payload), r.payload);
+    });
+    c.equal(`${name} residual`, f64hex(encoder.residual), k.residual);
+  });
+}
+
 /** The signed-update vector of docs/protocol.md ("Signed updates"), signed with this browser's WebCrypto. @param {Checks} c */
 async function signedUpdate(c) {
   const update = P.makeUpdate({ federation: "default", bundleId: "b1", round: 3, modelVersion: 2, clientId: "dev-1", numSamples: 480,
@@ -142,6 +164,14 @@ async function main() {
       else if (g.payloads && g.messages) (kinds.push("1.2"), golden12(c, g));
       else if (g.delta_packets) (kinds.push("downlink"), goldenDownlink(c, g));
       else throw new Error(`${url}: not a golden vector file`);
+    });
+  }
+  for (const url of new URLSearchParams(location.search).getAll("oracle")) {
+    await c.run(url, async () => {
+      const response = await fetch(url);
+      if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
+      kinds.push("oracle");
+      oracleCases(c, await response.json());
     });
   }
   await c.run("signed update", () => signedUpdate(c));
