@@ -174,7 +174,7 @@ export function makeUpdate({ federation, bundleId, round, modelVersion, clientId
   return { federation, bundleId, round, modelVersion, clientId, numSamples, updateId, payload, metrics, nonce, signature, run };
 }
 
-/** @param {ClientUpdate|Ack} a @returns {Ack} */
+/** @param {Omit<Ack, "reason"|"detail"|"run"> & Partial<Ack>} a @returns {Ack} */
 export function makeAck({ clientId, round, updateId, accepted, reason = "", detail = "", run = null }) {
   checkId(clientId);
   checkInt("round", round);
