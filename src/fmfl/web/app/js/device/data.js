@@ -1,7 +1,8 @@
 /**
  * The person's local data to a LocalDataset of model inputs, as src/fmfl/edge_client/data/reader.py
- * build_dataset: labels resolved against the manifest's label names before any image is decoded (a wrong
- * label fails at once), then images fitted and normalised (preprocess.js). Text data is not read yet.
+ * build_dataset: labels resolved against the manifest's label names before any image is decoded or text
+ * tokenized (a wrong label fails at once), then images fitted and normalised (preprocess.js) or texts tokenized
+ * with the bundle's tokenizer.json (tokenizer.js) to the manifest's max_seq_len.
  * @module device/data
  */
 
@@ -11,6 +12,8 @@ import { resolveLabels } from "./labels.js";
 import { readNpz } from "./npz.js";
 import { fitImageArray, normalize } from "./preprocess.js";
 import { LocalDataset } from "./dataset.js";
+import { readTextCsv, readTextJsonl } from "./text.js";
+import { WordPieceTokenizer } from "./tokenizer.js";
 
 /** @param {Blob} blob @returns {Promise<Uint8Array>} */
 const bytesOf = async (blob) => new Uint8Array(await blob.arrayBuffer());
@@ -26,9 +29,11 @@ function imageSpec(manifest) {
  * Read and preprocess the picked data.
  * @param {import("./index.js").LocalDataInput} input
  * @param {import("./index.js").Manifest} manifest
+ * @param {import("./index.js").LoadedBundle} [bundle]  the verified bundle (its tokenizer.json, for text)
  * @returns {Promise<LocalDataset>}
  */
-export async function readLocalData(input, manifest) {
+export async function readLocalData(input, manifest, bundle) {
+  if (input.kind === "text") return readTexts(input, manifest, bundle);
   const spec = imageSpec(manifest);
   if (input.kind === "npz") {
     if (!input.file) throw new DataError("no .npz file was picked");
@@ -52,12 +57,43 @@ export async function readLocalData(input, manifest) {
 }
 
 /**
+ * @param {import("./index.js").LocalDataInput} input
+ * @param {import("./index.js").Manifest} manifest
+ * @param {import("./index.js").LoadedBundle} [bundle]
+ */
+async function readTexts(input, manifest, bundle) {
+  const spec = manifest.preprocessing?.text;
+  const file = /** @type {File} */ (input.file);
+  if (!file) throw new DataError("no text file was picked");
+  const name = file.name ?? "texts";
+  if (!spec) throw new DataError(`${name}: holds texts but the model takes no text input`);
+  const lower = name.toLowerCase();
+  if (!lower.endsWith(".jsonl") && !lower.endsWith(".csv")) {
+    throw new DataError(`${name}: unsupported file type; expected .jsonl ({"text": ..., "label": ...} per line) or .csv (text and label columns)`);
+  }
+  const bytes = await bytesOf(file);
+  const raw = lower.endsWith(".csv") ? readTextCsv(bytes, name) : readTextJsonl(bytes, name);
+  const { indices, names } = resolveLabels(raw.labels, raw.origins, manifest.labels);
+  if (!bundle) throw new DataError("reading texts needs the verified bundle (its tokenizer.json)");
+  const tokenizerFile = spec.tokenizer_file ?? "tokenizer.json";
+  const tokenizer = new WordPieceTokenizer(JSON.parse(new TextDecoder().decode(bundle.file(tokenizerFile))), tokenizerFile);
+  const maxLen = spec.max_seq_len, n = raw.texts.length;
+  const encoded = tokenizer.encodeBatch(raw.texts, maxLen, spec.pad_id ?? 0);
+  /** @type {Object<string, import("./index.js").Tensor>} */
+  const inputs = {};
+  for (const input_name of spec.input_names ?? ["input_ids", "attention_mask"]) {
+    inputs[input_name] = { data: /** @type {any} */ (encoded)[input_name], shape: [n, maxLen] };
+  }
+  return new LocalDataset(inputs, indices, names, name);
+}
+
+/**
  * SHA-256 (hex) over the picked files' names, sizes and contents: the data half of the feature cache's key.
  * @param {import("./index.js").LocalDataInput} input
  * @returns {Promise<string>}
  */
 export async function dataFingerprint(input) {
-  const files = input.kind === "npz" ? [/** @type {File} */ (input.file)] : [...(input.files ?? [])];
+  const files = input.kind === "images" ? [...(input.files ?? [])] : [/** @type {File} */ (input.file)];
   const enc = new TextEncoder();
   const parts = [enc.encode(`fmfl-web-data-v1\0${input.kind}\0${input.label ?? ""}\0`)];
   for (const f of files.sort((a, b) => ((a.webkitRelativePath || a.name) < (b.webkitRelativePath || b.name) ? -1 : 1))) {

@@ -32,7 +32,7 @@ export class WebDevice {
     const cache = options.cache === undefined ? await openStore() : options.cache;
     const bundle = await loadBundle(bundleUrl, { trustKey, cache, onProgress: (e) => onProgress({ stage: "bundle", ...e }) });
     onProgress({ stage: "verified", ...bundle.stats });
-    const local = await readLocalData(data, bundle.manifest);
+    const local = await readLocalData(data, bundle.manifest, bundle);
     onProgress({ stage: "data", samples: local.length });
     const dataHash = await dataFingerprint(data);
     const { dataset, info } = await suffixDataset(ort, bundle, local, { dataHash, cache });

@@ -60,8 +60,9 @@
 
 /**
  * @typedef {Object} LocalDataInput  what the person picked
- * @property {"npz"|"images"} kind
- * @property {File|Blob} [file]          kind "npz": an np.savez archive (images/x uint8, labels/y integers)
+ * @property {"npz"|"images"|"text"} kind
+ * @property {File|Blob} [file]          kind "npz": an np.savez archive (images/x uint8, labels/y integers);
+ *                                        kind "text": a .jsonl ({"text", "label"} per line) or .csv file
  * @property {File[]} [files]            kind "images": image files; with webkitdirectory the label is the
  *                                        file's parent folder name (webkitRelativePath "root/<label>/x.png")
  * @property {string} [label]            kind "images": one label (class name or index) for every file instead
@@ -127,4 +128,5 @@ export { WebTrainer } from "./trainer.js";
 export { suffixDataset, computeFeatures } from "./features.js";
 export { roundConfig, trainLocally, evaluate, localRound } from "./local_training.js";
 export { WordPieceTokenizer } from "./tokenizer.js";
+export { readTextJsonl, readTextCsv } from "./text.js";
 export { WebDevice } from "./device.js";
