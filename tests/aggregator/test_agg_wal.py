@@ -178,3 +178,31 @@ def test_sigkill_mid_write_loses_no_acknowledged_update(tmp_path: Path) -> None:
             _append(log, 1, rec0.client_id, rec0.update_id, Sparse(rec0.indices, rec0.values, 50_000))
             is False
         )
+
+
+def test_indices_are_stored_in_4_bytes_when_they_fit_and_8_byte_rows_still_read(tmp_path: Path) -> None:
+    # Prepare: a small model (4-byte indices), a huge one (indices past 2**31), and a row as the log wrote
+    # it before (8-byte indices), as a state dir from an earlier version holds it.
+    rng = np.random.default_rng(9)
+    small = random_update(rng, SIZE, 40)
+    huge = Sparse(np.array([0, 2**31 + 5, 2**33 - 1], dtype=np.int64), np.ones(3, dtype=np.float32), 2**33)
+    old = random_update(rng, SIZE, 7)
+    # Execute
+    with UpdateLog(tmp_path / "wal.db") as log:
+        _append(log, 1, "small", "u-small", small)
+        _append(log, 1, "huge", "u-huge", huge)
+        log._db.execute(
+            "INSERT INTO updates (update_id, round, client_id, weight, size, indices, vals) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            ("u-old", 1, "old", 2.0, SIZE, old.indices.astype("<i8").tobytes(), old.values.astype("<f4").tobytes()),
+        )
+    # Assert: the bytes on disk, and every row read back exactly as int64 indices.
+    raw = sqlite3.connect(tmp_path / "wal.db")
+    widths = dict(raw.execute("SELECT update_id, length(indices) / (length(vals) / 4) FROM updates").fetchall())
+    raw.close()
+    assert widths == {"u-small": 4, "u-huge": 8, "u-old": 8}
+    with UpdateLog(tmp_path / "wal.db") as log:
+        recs = {r.update_id: r for r in log.records(1)}
+    for uid, u in (("u-small", small), ("u-huge", huge), ("u-old", old)):
+        assert recs[uid].indices.dtype == np.int64 and np.array_equal(recs[uid].indices, u.indices), uid
+        assert np.array_equal(recs[uid].values, u.values), uid

@@ -90,6 +90,7 @@ class MqttGateway:
         self._generation = 0
         self._announced = 0  # the connection generation whose retained state (engine.start) went out
         self._pending: list[Any] = []  # paho MQTTMessageInfo of publishes not yet confirmed
+        self._prune_at = 256  # prune _pending when it grows past this
         self._last_tick = 0.0
         self.client: Any = None
 
@@ -182,8 +183,11 @@ class MqttGateway:
         if armed("aggregator.after_task_publish") and any(o.topic == self.topics.task for o in out):
             self._pending[-1].wait_for_publish(5)  # the task has reached the broker: then die
             failpoint("aggregator.after_task_publish")
-        if len(self._pending) > 256:
+        if len(self._pending) > self._prune_at:
             self._pending = [p for p in self._pending if not p.is_published()]
+            # Amortised: with thousands of Acks queued behind paho's in-flight window, pruning at a fixed 256
+            # rescanned the whole backlog on every publish (quadratic in a 10,000-device round).
+            self._prune_at = max(256, 2 * len(self._pending))
 
     def shutdown(self) -> None:
         """Wait (bounded) for our publishes to reach the broker, then disconnect cleanly."""
