@@ -7,3 +7,9 @@ is a bug and keeps its traceback.
 
 class FmflError(Exception):
     """A failure caused by input, configuration or environment, with a message that says what to do."""
+
+
+class ConfigError(FmflError, ValueError):
+    """A setting out of range or malformed, raised where the setting is built (a config dataclass), so every
+    caller, the CLI included, gets the one-line message without translating it. A ``ValueError`` too, as
+    the config objects raised before."""

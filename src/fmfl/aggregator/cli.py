@@ -134,31 +134,29 @@ def settings_from_args(args: argparse.Namespace) -> Any:
         except OSError as exc:
             raise FmflError(f"bundle {args.bundle}: cannot read {MANIFEST_FILE}: {exc}") from exc
         lr = float(Manifest.from_json(raw).optimizer.get("lr", 1e-3))
-    try:
-        config = RoundConfig(
-            federation=args.federation,
-            rounds=args.rounds,
-            clients_per_round=args.clients_per_round,
-            min_clients=args.min_clients if args.min_clients is not None else args.clients_per_round,
-            round_timeout=args.round_timeout,
-            codec=args.codec or str(DEFAULT_CODEC),
-            downlink_codec=args.downlink_codec or DEFAULT_DOWNLINK_CODEC,
-            batch_size=args.batch_size,
-            lr=lr,
-            local_epochs=args.local_epochs or (1 if args.local_steps is None else None),
-            local_steps=args.local_steps,
-            over_select=args.over_select,
-            seed=args.seed,
-            async_mode=args.async_mode,
-            max_staleness=args.max_staleness,
-            start_timeout=args.start_timeout,
-            selection_window=args.selection_window,
-            max_failed_rounds=args.max_failed_rounds,
-            max_packet_bytes=args.max_packet_bytes or DEFAULT_MAX_PACKET_BYTES,
-            requirements=tuple(Requirement.parse(t) for t in args.require),
-        )
-    except ValueError as exc:
-        raise FmflError(str(exc)) from exc
+    # RoundConfig and Requirement raise ConfigError: a one-line FmflError as it is.
+    config = RoundConfig(
+        federation=args.federation,
+        rounds=args.rounds,
+        clients_per_round=args.clients_per_round,
+        min_clients=args.min_clients if args.min_clients is not None else args.clients_per_round,
+        round_timeout=args.round_timeout,
+        codec=args.codec or str(DEFAULT_CODEC),
+        downlink_codec=args.downlink_codec or DEFAULT_DOWNLINK_CODEC,
+        batch_size=args.batch_size,
+        lr=lr,
+        local_epochs=args.local_epochs or (1 if args.local_steps is None else None),
+        local_steps=args.local_steps,
+        over_select=args.over_select,
+        seed=args.seed,
+        async_mode=args.async_mode,
+        max_staleness=args.max_staleness,
+        start_timeout=args.start_timeout,
+        selection_window=args.selection_window,
+        max_failed_rounds=args.max_failed_rounds,
+        max_packet_bytes=args.max_packet_bytes or DEFAULT_MAX_PACKET_BYTES,
+        requirements=tuple(Requirement.parse(t) for t in args.require),
+    )
     broker = mqtt_options(args)
     upstream = None
     if args.upstream_federation or args.upstream_id:
@@ -166,15 +164,12 @@ def settings_from_args(args: argparse.Namespace) -> Any:
 
         if not (args.upstream_federation and args.upstream_id):
             raise FmflError("--upstream-federation and --upstream-id go together")
-        try:
-            upstream = UpstreamConfig(
-                args.upstream_federation,
-                args.upstream_id,
-                codec=args.upstream_codec,
-                signing_key=args.upstream_signing_key,
-            )
-        except ValueError as exc:
-            raise FmflError(str(exc)) from exc
+        upstream = UpstreamConfig(  # a ConfigError as it is
+            args.upstream_federation,
+            args.upstream_id,
+            codec=args.upstream_codec,
+            signing_key=args.upstream_signing_key,
+        )
     elif args.upstream_signing_key is not None:
         raise FmflError("--upstream-signing-key signs what a lower tier sends upstream: give --upstream-federation")
     workers = tuple(w.strip() for w in args.workers.split(",") if w.strip())

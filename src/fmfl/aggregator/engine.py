@@ -33,6 +33,7 @@ from fmfl.aggregator.outbound import (
     ack_packets,
     clear_stale_chunks,
     clear_task,
+    fit_selection,
     global_delta_packets,
     global_model_packets,
     task_packets,
@@ -528,6 +529,8 @@ class RoundEngine:
             local_epochs=cfg.local_epochs,
             run=self.run,
         )
+        task = fit_selection(task, eligible, seed=cfg.seed, max_packet_bytes=cfg.max_packet_bytes)
+        selected = task.selected
         out = self._global_packets() + task_packets(self.topics, task, cfg.max_packet_bytes)
         self.strategy.begin_round(self.weights)
         self.journal.open_round(r, task.to_bytes(), now)

@@ -6,14 +6,18 @@ every fmfl topic, even for messages that fit one packet.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, replace
 
 import numpy as np
 
+from fmfl.aggregator.clients import select_clients
 from fmfl.aggregator.downlink import GlobalDelta
 from fmfl.aggregator.sparse import Float32Array
 from fmfl.errors import FmflError
 from fmfl.protocol import Ack, GlobalModel, RoundTask, Topics, UpdateEncoder, split_message
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -34,12 +38,14 @@ def global_model_packets(
     max_packet_bytes: int,
     run: int | None = None,
     weights_sha256: str | None = None,
+    deltas: bool = False,
 ) -> list[Outgoing]:
-    """The dense global weights of ``version`` as retained chunks on ``global/{i}``, tagged with ``run``."""
+    """The dense global weights of ``version`` as retained chunks on ``global/{i}``, tagged with ``run``;
+    ``deltas``: the gateway publishes later versions as deltas too (docs/protocol.md 2b)."""
     encoder = UpdateEncoder("dense", int(weights.shape[0]))
     payload = encoder.encode(np.ascontiguousarray(weights, dtype=np.float32))
     message = GlobalModel(bundle_id=bundle_id, model_version=version, base_version=None, payload=payload, run=run,
-                          weights_sha256=weights_sha256)
+                          weights_sha256=weights_sha256, deltas=deltas or None)
     chunks = split_message(message.to_bytes(), max_packet_bytes, run=run)
     return [Outgoing(topics.global_model_chunk(i), c, retain=True) for i, c in enumerate(chunks)]
 
@@ -78,10 +84,45 @@ class TaskTooLarge(FmflError):
     """The round task (its selection list) does not fit one packet: an operator setting, not a bug."""
 
 
+def fit_selection(task: RoundTask, eligible: list[str], *, seed: int, max_packet_bytes: int) -> RoundTask:
+    """``task``, or, when its selection list makes it too large for one packet, the same task selecting as
+    many clients as fit, drawn as ``select_clients`` draws (uniformly, reproducibly from the seed and round).
+
+    The task topic holds one retained message, so the task must fit one packet. A gateway whose fleet grew
+    past what ``--max-packet-bytes`` can name used to stop mid-run; it now runs smaller rounds and says so.
+    """
+    if _fits(task, max_packet_bytes):
+        return task
+    fits, too_many = 0, len(task.selected)  # the largest count known to fit, the smallest known not to
+    while too_many - fits > 1:
+        count = (fits + too_many) // 2
+        if _fits(_selecting(task, eligible, count, seed), max_packet_bytes):
+            fits = count
+        else:
+            too_many = count
+    if fits == 0:
+        raise TaskTooLarge(
+            f"the round task does not fit one packet of {max_packet_bytes} bytes even with one selected client"
+        )
+    log.warning(
+        "round %d: a task naming all %d selected clients does not fit one packet of %d bytes; selected %d "
+        "instead (raise --max-packet-bytes or lower --clients-per-round)",
+        task.round, len(task.selected), max_packet_bytes, fits,
+    )
+    return _selecting(task, eligible, fits, seed)
+
+
+def _selecting(task: RoundTask, eligible: list[str], count: int, seed: int) -> RoundTask:
+    return replace(task, selected=select_clients(eligible, count, seed=seed, round=task.round))
+
+
+def _fits(task: RoundTask, max_packet_bytes: int) -> bool:
+    return len(split_message(task.to_bytes(), max_packet_bytes, run=task.run)) == 1
+
+
 def task_packets(topics: Topics, task: RoundTask, max_packet_bytes: int) -> list[Outgoing]:
-    """The retained RoundTask. One chunk in practice; a huge selection list could need more, and
-    the task topic holds one retained message, so the task must fit one packet. Checked before the round
-    is journaled, so the gateway stops with this message and resumes cleanly with a larger packet."""
+    """The retained RoundTask, one packet (``fit_selection`` made sure it fits): the task topic holds one
+    retained message. A task that does not fit is ``TaskTooLarge``, raised before anything is journaled."""
     chunks = split_message(task.to_bytes(), max_packet_bytes, run=task.run)
     if len(chunks) != 1:
         raise TaskTooLarge(

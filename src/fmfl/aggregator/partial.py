@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from fmfl.aggregator.journal import AcceptedRow
+from fmfl.errors import FmflError
 from fmfl.protocol import ProtocolError, Topics, check_id
 
 _MAGIC = b"FMPR"
@@ -27,7 +28,7 @@ _HEAD = struct.Struct("<4sI")
 MAX_HEADER_BYTES = 64 * 2**20
 
 
-class PartialError(ValueError):
+class PartialError(FmflError, ValueError):
     """A gateway message that cannot be read (they come over MQTT, so they are checked)."""
 
 

@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from fmfl.errors import ConfigError
 from fmfl.protocol.fields import Capability
 
 Op = Literal[">=", "<=", "="]
@@ -32,12 +33,12 @@ class Requirement:
     def parse(cls, text: str) -> Requirement:
         match = _FORM.match(text.strip())
         if match is None:
-            raise ValueError(f"requirement {text!r} must look like KEY>=NUMBER, KEY<=NUMBER or KEY=VALUE")
+            raise ConfigError(f"requirement {text!r} must look like KEY>=NUMBER, KEY<=NUMBER or KEY=VALUE")
         key, op, value = match.groups()
         if op != "=":
             number = _number(value)
             if number is None:
-                raise ValueError(f"requirement {text!r}: {value!r} is not a finite number")
+                raise ConfigError(f"requirement {text!r}: {value!r} is not a finite number")
         return cls(key, op, value)  # type: ignore[arg-type]  # op is one of the three by the regex
 
     def fits(self, capabilities: dict[str, Capability]) -> bool:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from fmfl.aggregator.downlink import DEFAULT_DOWNLINK_CODEC
 from fmfl.aggregator.requirements import Requirement
+from fmfl.errors import ConfigError
 from fmfl.protocol import DEFAULT_CODEC, DEFAULT_MAX_PACKET_BYTES, CodecSpec, ProtocolError, check_id
 from fmfl.protocol.chunking import MIN_PACKET_BYTES
 
@@ -46,34 +47,34 @@ class RoundConfig:
             check_id(self.federation, "federation")
             CodecSpec.parse(self.codec)
             if CodecSpec.parse(self.downlink_codec).needs_tensor_sizes:
-                raise ValueError(f"downlink_codec {self.downlink_codec!r}: per_tensor options are not supported")
+                raise ConfigError(f"downlink_codec {self.downlink_codec!r}: per_tensor options are not supported")
         except ProtocolError as exc:
-            raise ValueError(str(exc)) from exc
+            raise ConfigError(str(exc)) from exc
         _positive_int("rounds", self.rounds)
         _positive_int("clients_per_round", self.clients_per_round)
         _positive_int("min_clients", self.min_clients)
         if self.min_clients > self.clients_per_round:
-            raise ValueError(
+            raise ConfigError(
                 f"min_clients ({self.min_clients}) cannot exceed clients_per_round ({self.clients_per_round})"
             )
         _positive_float("round_timeout", self.round_timeout)
         _positive_float("start_timeout", self.start_timeout)
         if not (math.isfinite(self.selection_window) and self.selection_window >= 0):
-            raise ValueError(f"selection_window must be >= 0 seconds, got {self.selection_window!r}")
+            raise ConfigError(f"selection_window must be >= 0 seconds, got {self.selection_window!r}")
         _positive_int("batch_size", self.batch_size)
         _positive_float("lr", self.lr)
         if (self.local_epochs is None) == (self.local_steps is None):
-            raise ValueError("set exactly one of local_epochs and local_steps")
+            raise ConfigError("set exactly one of local_epochs and local_steps")
         _positive_int("local_epochs/local_steps", self.local_epochs or self.local_steps or 0)
         if not (math.isfinite(self.over_select) and self.over_select >= 1.0):
-            raise ValueError(f"over_select must be >= 1, got {self.over_select}")
+            raise ConfigError(f"over_select must be >= 1, got {self.over_select}")
         if not 0 <= self.seed < 2**53:
-            raise ValueError(f"seed must be in [0, 2**53), got {self.seed}")
+            raise ConfigError(f"seed must be in [0, 2**53), got {self.seed}")
         if self.max_staleness < 0:
-            raise ValueError(f"max_staleness must be >= 0, got {self.max_staleness}")
+            raise ConfigError(f"max_staleness must be >= 0, got {self.max_staleness}")
         _positive_int("max_failed_rounds", self.max_failed_rounds)
         if self.max_packet_bytes < MIN_PACKET_BYTES:
-            raise ValueError(f"max_packet_bytes must be >= {MIN_PACKET_BYTES}, got {self.max_packet_bytes}")
+            raise ConfigError(f"max_packet_bytes must be >= {MIN_PACKET_BYTES}, got {self.max_packet_bytes}")
 
     @property
     def selection_size(self) -> int:
@@ -87,9 +88,9 @@ class RoundConfig:
 
 def _positive_int(name: str, value: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
 
 
 def _positive_float(name: str, value: float) -> None:
     if isinstance(value, bool) or not isinstance(value, int | float) or not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+        raise ConfigError(f"{name} must be a positive finite number, got {value!r}")

@@ -36,7 +36,7 @@ from fmfl.aggregator.accumulator import WeightedSum
 from fmfl.aggregator.outbound import Outgoing
 from fmfl.aggregator.sparse import Float32Array
 from fmfl.durable import atomic_write
-from fmfl.errors import FmflError
+from fmfl.errors import ConfigError, FmflError
 from fmfl.protocol import (
     Ack,
     ClientHello,
@@ -78,7 +78,7 @@ class UpstreamConfig:
             check_id(self.client_id, "upstream client id")
             CodecSpec.parse(self.codec)
         except ProtocolError as exc:
-            raise ValueError(str(exc)) from exc
+            raise ConfigError(str(exc)) from exc
 
 
 class UpstreamTier:

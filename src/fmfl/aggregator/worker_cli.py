@@ -35,23 +35,19 @@ def register(sub: Any) -> None:
 def run_worker(args: argparse.Namespace) -> int:
     from fmfl.aggregator.round_config import RoundConfig
     from fmfl.aggregator.server import ServerSettings, serve
-    from fmfl.errors import FmflError
-    from fmfl.protocol import DEFAULT_MAX_PACKET_BYTES, ProtocolError, check_id
+    from fmfl.protocol import DEFAULT_MAX_PACKET_BYTES, check_id
 
-    try:
-        check_id(args.worker_id, "worker id")
-        # A worker only checks and logs updates: the round settings come from the coordinator's task.
-        config = RoundConfig(
-            federation=args.federation,
-            rounds=1,
-            clients_per_round=1,
-            min_clients=1,
-            round_timeout=1.0,
-            local_epochs=1,
-            max_packet_bytes=args.max_packet_bytes or DEFAULT_MAX_PACKET_BYTES,
-        )
-    except (ValueError, ProtocolError) as exc:
-        raise FmflError(str(exc)) from exc
+    check_id(args.worker_id, "worker id")  # a ProtocolError, an FmflError: one line
+    # A worker only checks and logs updates: the round settings come from the coordinator's task.
+    config = RoundConfig(  # a ConfigError as it is
+        federation=args.federation,
+        rounds=1,
+        clients_per_round=1,
+        min_clients=1,
+        round_timeout=1.0,
+        local_epochs=1,
+        max_packet_bytes=args.max_packet_bytes or DEFAULT_MAX_PACKET_BYTES,
+    )
     settings = ServerSettings(
         bundle=args.bundle,
         broker=mqtt_options(args),
