@@ -69,6 +69,7 @@ def test_devices_on_deltas_and_on_dense_copies_hold_the_stored_version_bit_for_b
         assert [m.model_version for m in dense] == [version]
         assert dense_weights(dense[0], SIZE, LIMITS).tobytes() == stored.tobytes()
         assert deltas[0].weights_sha256 == dense[0].weights_sha256 == weights_sha256(stored)
+        assert dense[0].deltas is True  # devices taking it know deltas follow
         assert len(deltas[0].payload) < 0.25 * 4 * SIZE
     assert h.engine.finished
     # The stored model is not the aggregation rule's: the residual holds the difference, and it is small
@@ -133,7 +134,7 @@ def test_the_first_version_has_no_delta_and_clears_an_earlier_runs_delta_topics(
     assert sorted(o.topic for o in delta_out) == [TOPICS.global_delta_chunk(i) for i in range(3)]
     assert all(o.payload == b"" and o.retain for o in delta_out)
     (dense,) = _messages(h.out, "global")
-    assert dense.weights_sha256 == weights_sha256(h.initial)
+    assert dense.weights_sha256 == weights_sha256(h.initial) and dense.deltas is True
 
 
 def test_dense_downlink_codec_publishes_no_delta_and_keeps_the_rules_model(tmp_path: Path) -> None:
@@ -141,6 +142,7 @@ def test_dense_downlink_codec_publishes_no_delta_and_keeps_the_rules_model(tmp_p
     h.register(*CLIENTS)
     _run_round(h, np.random.default_rng(1))
     assert not _messages(h.out, "delta")
+    assert all(m.deltas is None for m in _messages(h.out, "global"))
     assert h.engine.downlink.delta is None and not h.engine.downlink.enabled
     line = read_metrics(tmp_path / "state")[-1]
     assert line["downlink_delta_bytes"] == 0 and line["downlink_dense_bytes"] > 4 * SIZE

@@ -12,6 +12,7 @@ import pytest
 
 from fmfl.protocol import GlobalModel, Limits, ProtocolError, Reassembler, Topics, decode_update
 from fmfl.protocol.downlink import apply_delta, dense_weights, weights_sha256
+from fmfl.protocol.framing import frame, unframe
 from protocol.make_golden_downlink import vectors  # the generator: tests/ is on sys.path
 
 GOLDEN = json.loads(Path(__file__).with_name("golden_downlink.json").read_text())
@@ -79,4 +80,15 @@ def test_a_delta_on_the_wrong_base_or_corrupted_is_refused_and_the_base_is_uncha
 def test_weights_sha256_must_be_64_lowercase_hex_digits() -> None:
     with pytest.raises(ProtocolError) as err:
         GlobalModel("b1", 12, 11, b"", weights_sha256="B" * 64)
+    assert err.value.reason == "bad_metadata"
+
+
+def test_the_deltas_flag_round_trips_and_must_be_a_boolean() -> None:
+    model = GlobalModel("b1", 12, None, b"", run=GOLDEN["run"], deltas=True)
+    assert GlobalModel.from_bytes(model.to_bytes(), LIMITS).deltas is True
+    assert b'"deltas":true' in model.to_bytes()
+    assert b"deltas" not in GlobalModel("b1", 12, None, b"").to_bytes()  # absent unless set: 1.1 bytes unchanged
+    _, metadata, payload = unframe(model.to_bytes(), LIMITS)
+    with pytest.raises(ProtocolError) as err:
+        GlobalModel.from_bytes(frame(GlobalModel.TYPE, {**metadata, "deltas": "yes"}, payload), LIMITS)
     assert err.value.reason == "bad_metadata"

@@ -676,7 +676,8 @@ class RoundEngine:
         else:
             digest, delta_out = weights_sha256(weights), []
         dense = global_model_packets(
-            self.topics, self.bundle_id, version, weights, limit, run=self.run, weights_sha256=digest
+            self.topics, self.bundle_id, version, weights, limit, run=self.run, weights_sha256=digest,
+            deltas=self.downlink.enabled,
         )
         self._model_cache = (version, delta_out, dense)
         return delta_out, dense

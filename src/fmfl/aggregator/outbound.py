@@ -38,12 +38,14 @@ def global_model_packets(
     max_packet_bytes: int,
     run: int | None = None,
     weights_sha256: str | None = None,
+    deltas: bool = False,
 ) -> list[Outgoing]:
-    """The dense global weights of ``version`` as retained chunks on ``global/{i}``, tagged with ``run``."""
+    """The dense global weights of ``version`` as retained chunks on ``global/{i}``, tagged with ``run``;
+    ``deltas``: the gateway publishes later versions as deltas too (docs/protocol.md 2b)."""
     encoder = UpdateEncoder("dense", int(weights.shape[0]))
     payload = encoder.encode(np.ascontiguousarray(weights, dtype=np.float32))
     message = GlobalModel(bundle_id=bundle_id, model_version=version, base_version=None, payload=payload, run=run,
-                          weights_sha256=weights_sha256)
+                          weights_sha256=weights_sha256, deltas=deltas or None)
     chunks = split_message(message.to_bytes(), max_packet_bytes, run=run)
     return [Outgoing(topics.global_model_chunk(i), c, retain=True) for i, c in enumerate(chunks)]
 

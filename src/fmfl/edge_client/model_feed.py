@@ -3,7 +3,8 @@
 docs/protocol.md section 2b. A device subscribes to ``delta/+`` always and to ``global/+`` only while it
 needs a whole model: at connect unless its gateway is known to send deltas, after a delta it cannot
 apply or refuses, and after a task naming a version it does not hold. It drops ``global/+`` again once it
-holds the newest version of its run and has seen a delta of that run. A refused delta (it does not decode,
+holds the newest version of its run and knows that run sends deltas (it saw one, or a dense model with
+``deltas: true``). A refused delta (it does not decode,
 or the result does not hash to ``weights_sha256``) leaves the held weights untouched.
 
 No MQTT in here: the runner feeds models and tasks in and (un)subscribes when ``wants_dense`` changes.
@@ -93,8 +94,9 @@ class ModelFeed:
         """A complete GlobalModel of the followed run (``newer_run``: it just made its run the followed one)."""
         run = model.run or 0
         self.newest_named = max(self.newest_named, model.model_version)
+        if model.base_version is not None or model.deltas:
+            self.device.state.note_delta_run(run)  # this run's gateway sends deltas
         if model.base_version is not None:
-            self.device.state.note_delta_run(run)
             self._on_delta(model, run)
         else:
             self._on_dense(model, run, newer_run)

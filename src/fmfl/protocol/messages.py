@@ -271,6 +271,7 @@ class GlobalModel(_Wire):
     payload: bytes = field(repr=False)
     run: int | None = None  # protocol 1.2
     weights_sha256: str | None = None  # protocol 1.2 (downlink deltas)
+    deltas: bool | None = None  # protocol 1.2: True on a dense model whose run publishes later versions as deltas
 
     def __post_init__(self) -> None:
         check_bundle_id(self.bundle_id)
@@ -293,6 +294,7 @@ class GlobalModel(_Wire):
             "base_version": self.base_version,
             **_run_key(self.run),
             **({} if self.weights_sha256 is None else {"weights_sha256": self.weights_sha256}),
+            **({} if self.deltas is None else {"deltas": self.deltas}),
         }
 
     def _payload(self) -> bytes:
@@ -307,6 +309,7 @@ class GlobalModel(_Wire):
             payload=payload,
             run=fields.optional_integer("run", 1),
             weights_sha256=fields.string("weights_sha256") if fields.optional("weights_sha256") else None,
+            deltas=fields.boolean("deltas") if fields.optional("deltas") else None,
         )
 
 
