@@ -1,6 +1,7 @@
 // N web devices in ONE headless Chromium (Debian's; puppeteer-core, no browser download), for `fmfl demo`.
 //
 //   node web/tools/web_clients.mjs --site URL --clients CLIENTS_JSON [--viewport 390x844] [--chromium PATH]
+//        [--screenshots DIR]
 //
 // CLIENTS_JSON: a file, or the JSON itself: [{"id": "web-1", "shard": "/path/shard-1.npz",
 //                "password": "...", "key": "<base64 Ed25519 seed or PKCS#8>"}, ...] (password, key optional).
@@ -8,7 +9,8 @@
 // `<site>/index.html#client=<id>&password=...&key=...` and gets shard i picked into its data input. Every event
 // of every page is printed as one JSON line on stdout, {"client": ID, "type": ..., ...}, with the types
 // joined, global, trained, sent, resent, acked, skipped and error (plus "ready" once all pages are open and
-// "exit" at the end). Runs until SIGTERM or SIGINT, then closes the browser and exits 0.
+// "exit" at the end). Runs until SIGTERM or SIGINT, then (with --screenshots) saves each page as DIR/<id>.png,
+// closes the browser and exits 0.
 
 import { readFileSync, existsSync } from "node:fs";
 import puppeteer from "puppeteer-core";
@@ -49,12 +51,22 @@ const site = args.site.endsWith("/") ? args.site : `${args.site}/`;
 const browser = await puppeteer.launch({
   executablePath: args.chromium, headless: true,
   args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+  // This script closes the browser itself on a signal, after the screenshots (puppeteer would close it first).
+  handleSIGTERM: false, handleSIGINT: false, handleSIGHUP: false,
 });
+/** @type {{id: string, page: import("puppeteer-core").Page}[]} */
+const opened = [];
 let stopping = false;
 async function stop(signal) {
   if (stopping) return;
   stopping = true;
   try {
+    if (args.screenshots) {
+      for (const { id, page } of opened) {
+        await page.screenshot({ path: `${args.screenshots}/${id}.png` }).catch((err) =>
+          print({ client: id, type: "error", kind: "driver", message: `screenshot failed: ${err}` }));
+      }
+    }
     await browser.close();
   } finally {
     print({ client: null, type: "exit", signal });
@@ -68,6 +80,7 @@ try {
   for (const c of args.clients) {
     const context = await browser.createBrowserContext(); // isolated storage: one device per context
     const page = await context.newPage();
+    opened.push({ id: c.id, page });
     await page.setViewport({ width, height, isMobile: width < 600, hasTouch: width < 600 });
     page.on("console", (m) => {
       const text = m.text();

@@ -101,7 +101,7 @@ export class View {
         // What an earlier visit left: the last round's numbers and the Acks so far.
         this.acked = event.acked ?? 0;
         this.set("acked", this.acked);
-        if (event.model_version) this.set("model-version", event.model_version);
+        this.set("model-version", event.model_version ? event.model_version : "0 (initial)");
         this.showRound(event.round, event.metrics ?? {}, event.num_samples);
         if (event.pending) this.log(`${event.pending} update(s) from an earlier visit wait for an Ack`);
         break;
