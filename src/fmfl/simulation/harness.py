@@ -27,14 +27,17 @@ from __future__ import annotations
 
 import functools
 import math
+import tempfile
 import time
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from fmfl.aggregator.codec_schedule import CodecSchedule
 from fmfl.aggregator.registry import make_strategy
 from fmfl.aggregator.strategy import Strategy
 from fmfl.aggregator.validation import RejectedUpdate
@@ -73,6 +76,7 @@ class SimulationConfig:
 
     strategy: str | Callable[[], Strategy] = "fedavg"
     strategy_options: Mapping[str, Any] = field(default_factory=dict)
+    #: an uplink codec, or a ``CodecSchedule`` ("CODEC@ROUNDS,...,CODEC": density warm-up, then the last codec)
     codec: str = "dense"
     rounds: int = 40
     #: fraction of the clients that are malicious; ``round(fraction * clients)`` ids drawn with ``seed``
@@ -193,6 +197,15 @@ def _strategy(config: SimulationConfig) -> Strategy:
     return config.strategy()
 
 
+def _with_residual(encoder: UpdateEncoder, previous: UpdateEncoder) -> UpdateEncoder:
+    """``encoder`` holding ``previous``'s error-feedback residual, as a device carries it into the next task."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "residual.npy"
+        np.save(path, np.asarray(previous.residual))
+        encoder.load_residual(path)
+    return encoder
+
+
 def run_simulation(population: Population, config: SimulationConfig) -> SimulationResult:
     """Run ``config.rounds`` federated rounds on ``population``; see the module docstring."""
     start = time.perf_counter()
@@ -203,7 +216,9 @@ def run_simulation(population: Population, config: SimulationConfig) -> Simulati
     size = population.initial.size
     tensor_sizes = [t.size for t in population.manifest.trainable]
     limits = Limits.for_vector_size(size)
-    encoders = {cid: UpdateEncoder(config.codec, size, tensor_sizes, seed=_client_seed(cid)) for cid in ids}
+    schedule = CodecSchedule.parse(config.codec)
+    codec = schedule.codec_for_round(1)
+    encoders = {cid: UpdateEncoder(codec, size, tensor_sizes, seed=_client_seed(cid)) for cid in ids}
     shards = {c.client_id: c for c in population.clients}
     local_data = {cid: shards[cid].train for cid in ids}
     if config.attack.poisons_data:
@@ -219,6 +234,10 @@ def run_simulation(population: Population, config: SimulationConfig) -> Simulati
     for r in range(1, config.rounds + 1):
         t0 = time.perf_counter()
         joined = sample_clients(ids, config.participation, config.seed, r)
+        if schedule.codec_for_round(r) != codec:  # a density warm-up phase ended: the devices keep their residual
+            codec = schedule.codec_for_round(r)
+            encoders = {cid: _with_residual(UpdateEncoder(codec, size, tensor_sizes, seed=_client_seed(cid)), e)
+                        for cid, e in encoders.items()}
         honest: dict[str, np.ndarray] = {}
         payloads: dict[str, bytes | None] = {}
         for cid in joined:
