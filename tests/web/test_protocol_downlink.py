@@ -1,14 +1,20 @@
 """Downlink deltas on the web device (docs/protocol.md section 2b) through its JavaScript protocol, in node: the
 golden delta's chunks on delta/0..4 reassemble (grouped by ".../delta"), apply to version 11 bit for bit with
 the right weights_sha256, the dense copy gives the same bits, and the traps are refused with the held weights
-unchanged; DownlinkPolicy follows the section's rules for when a device holds global/+."""
+unchanged; ModelFeed takes deltas and dense models, and holds global/+, exactly as the reference device's."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 from protocol_node import run_protocol_js
+
+from fmfl.edge_client.model_feed import ModelFeed
+from fmfl.protocol import GlobalModel, Limits, RoundTask, UpdateEncoder, decode_update
+from fmfl.protocol.downlink import apply_sent, weights_sha256
 
 GOLDEN = json.loads((Path(__file__).resolve().parents[1] / "protocol" / "golden_downlink.json").read_text())
 
@@ -65,47 +71,142 @@ def test_golden_delta_applies_bit_for_bit_and_the_traps_are_refused() -> None:
     assert got["bad_hash"]["error"] == "hash_mismatch" and "from dense" in got["bad_hash"]["message"]
 
 
-POLICY = """
-const out = {};
-const R = 5;
-// A new device: dense at connect; the first delta of the run cannot apply (no model of this run): dense.
-let p = new P.DownlinkPolicy(null);
-out.fresh = [p.wantsDense];
-out.fresh.push(p.onDelta({ run: R, modelVersion: 3, baseVersion: 2 }), p.wantsDense);
-p.took(R, 3);  // the dense model of v3 arrived: it holds the newest version and has seen a delta of R
-out.fresh.push(p.wantsDense);
-out.fresh.push(p.onDelta({ run: R, modelVersion: 4, baseVersion: 3 }));
-p.took(R, 4);
-out.fresh.push(p.wantsDense, p.onDelta({ run: R, modelVersion: 4, baseVersion: 3 }));
-// A task naming a version it does not hold (it missed a delta): dense again until it holds it.
-p.onTask({ run: R, modelVersion: 6 });
-out.fresh.push(p.wantsDense, p.onDelta({ run: R, modelVersion: 6, baseVersion: 5 }));
-p.took(R, 6);
-out.fresh.push(p.wantsDense);
-// A refused delta (decode failure or hash_mismatch): dense.
-out.refused = [p.onDelta({ run: R, modelVersion: 7, baseVersion: 6 })];
-p.refused();
-out.refused.push(p.wantsDense);
-// Reconnect holding v6 of run R after a delta of R: no dense; holding a model of R without a delta seen: dense.
-out.reconnect = [new P.DownlinkPolicy({ run: R, version: 6 }, R).wantsDense,
-                 new P.DownlinkPolicy({ run: R, version: 6 }, null).wantsDense];
-// A new run: its task names its first version; the held model is of another run: dense.
-p = new P.DownlinkPolicy({ run: R, version: 6 }, R);
-p.onTask({ run: R + 1, modelVersion: 7 });
-out.newRun = [p.wantsDense, p.onDelta({ run: R + 1, modelVersion: 8, baseVersion: 7 })];
-// A 1.1 gateway (no run, no deltas): dense forever.
-p = new P.DownlinkPolicy(null);
-p.onTask({ run: null, modelVersion: 1 });
-p.took(null, 1);
-out.old = [p.wantsDense];
-output(out);
+FEED = """
+const limits = P.Limits.forVectorSize(input.size);
+output(input.streams.map((events) => {
+  const feed = new P.ModelFeed({ weights: new Float32Array(input.size), limits });
+  const follower = new P.RunFollower();
+  return events.map((e) => {
+    let outcome = null;
+    if (e.kind === "reconnect") feed.reset();
+    else {
+      const before = follower.run;
+      const bytes = unhex(e.message);
+      const message = e.kind === "task" ? P.decodeTask(bytes, limits) : P.decodeGlobalModel(bytes, limits);
+      const newerRun = e.kind !== "task" && message.run !== null && message.run > before;
+      if (!follower.follow(message.run)) outcome = "older_run";
+      else {
+        if (follower.run > before) feed.newRun();
+        if (e.kind === "task") feed.onTask(message);
+        else outcome = feed.onModel(message, newerRun).outcome;
+      }
+    }
+    return [[feed.wantsDense, feed.version, feed.run, feed.deltaRun, f32hex(feed.weights)], outcome];
+  });
+}));
 """
 
 
-def test_downlink_policy_holds_global_only_when_section_2b_says() -> None:
-    got = run_protocol_js(POLICY)
-    assert got["fresh"] == [True, "dense", True, False, "apply", False, "ignore", True, "dense", False]
-    assert got["refused"] == ["apply", True]
-    assert got["reconnect"] == [False, True]
-    assert got["newRun"] == [True, "dense"]
-    assert got["old"] == [True]
+class _State:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.model_run: int | None = None
+        self.delta_run: int | None = None
+
+    def note_delta_run(self, run: int) -> None:
+        self.delta_run = run
+
+
+class _Device:
+    """What ModelFeed uses of an EdgeDevice: the held model and the state's runs."""
+
+    def __init__(self, root: Path, size: int) -> None:
+        self.state = _State(root)
+        self.initial = np.zeros(size, dtype=np.float32)
+        self.version, self.weights = 0, self.initial.copy()
+
+    def global_model(self) -> tuple[int, np.ndarray]:
+        return self.version, self.weights
+
+    def accept_global(self, version: int, weights: np.ndarray, run: int) -> None:
+        self.version, self.weights, self.state.model_run = version, np.asarray(weights, dtype=np.float32), run
+
+
+def _gateway_models(rng: np.random.Generator, size: int) -> dict[tuple[int, int], dict[str, Any]]:
+    """Per (run, version): the weights and (from version 2) the delta from the previous version, as a
+    re-basing gateway makes them: the delta's result is the version's weights, bit for bit."""
+    models: dict[tuple[int, int], dict[str, Any]] = {}
+    limits = Limits.for_vector_size(size)
+    for run in (100, 200):
+        weights = rng.normal(size=size).astype(np.float32)
+        for version in range(1, 7):
+            delta = None
+            if version > 1:
+                delta = UpdateEncoder("topk:0.5+int8", size).encode(rng.normal(size=size).astype(np.float32))
+                weights = apply_sent(weights, decode_update(delta, size, limits))
+            models[run, version] = {"weights": weights.copy(), "delta": delta}
+    return models
+
+
+def _events(rng: np.random.Generator, size: int) -> list[dict[str, Any]]:
+    models = _gateway_models(rng, size)
+    events: list[dict[str, Any]] = []
+    run = 100
+    for _ in range(60):
+        if rng.random() < 0.08:
+            run = 200
+        msg_run = run if rng.random() < 0.9 else 300 - run  # now and then the other run's message
+        version = int(rng.integers(1, 7))
+        pick = int(rng.integers(10))
+        model = models[msg_run, version]
+        digest = "0" * 64 if rng.random() < 0.15 else weights_sha256(model["weights"])
+        if pick == 0:
+            events.append({"kind": "reconnect"})
+        elif pick <= 3:
+            task = RoundTask(federation="f", bundle_id="b", round=version, model_version=version, selected=("c",),
+                             batch_size=2, lr=0.1, codec="dense", deadline=1e12, seed=1, local_steps=1, run=msg_run)
+            events.append({"kind": "task", "message": task.to_bytes().hex()})
+        elif pick <= 6 and model["delta"] is not None:
+            gm = GlobalModel("b", version, version - 1, model["delta"], run=msg_run, weights_sha256=digest)
+            events.append({"kind": "model", "message": gm.to_bytes().hex()})
+        else:
+            deltas = None if rng.random() < 0.2 else bool(rng.random() < 0.5)
+            gm = GlobalModel("b", version, None, UpdateEncoder("dense", size).encode(model["weights"]), run=msg_run,
+                             weights_sha256=None if rng.random() < 0.2 else digest, deltas=deltas)
+            events.append({"kind": "model", "message": gm.to_bytes().hex()})
+    return events
+
+
+def _reference_states(events: list[dict[str, Any]], size: int, root: Path) -> list[list[Any]]:
+    """The reference device's ModelFeed on a stand-in device, behind the runner's run rule (section 2a)."""
+    device = _Device(root, size)
+    limits = Limits.for_vector_size(size)
+    feed = ModelFeed(device, limits)  # type: ignore[arg-type]
+    followed = 0
+    states: list[list[Any]] = []
+    for e in events:
+        if e["kind"] == "reconnect":
+            feed.reset()
+        else:
+            data = bytes.fromhex(e["message"])
+            kind = RoundTask if e["kind"] == "task" else GlobalModel
+            message = kind.from_bytes(data, limits)
+            run = message.run or 0
+            if run >= followed:
+                newer = isinstance(message, GlobalModel) and run > followed
+                if run > followed:
+                    followed = run
+                    feed.new_run()
+                if isinstance(message, RoundTask):
+                    feed.on_task(message)
+                else:
+                    feed.on_model(message, newer)
+        states.append([feed.wants_dense, device.version, device.state.model_run, device.state.delta_run,
+                       device.weights.astype("<f4").tobytes().hex()])
+    return states
+
+
+def test_model_feed_takes_deltas_and_dense_models_as_the_reference_device(tmp_path: Path) -> None:
+    # Prepare: 40 random streams of tasks, deltas and dense models (good, missing and wrong hashes, with and
+    # without `deltas`) of two runs, with reconnects.
+    rng = np.random.default_rng(17)
+    size = 6
+    streams = [_events(rng, size) for _ in range(40)]
+    # Execute
+    got = run_protocol_js(FEED, {"size": size, "streams": streams})
+    # Assert: after every event, the same subscription, version, run, delta run and weights bit for bit.
+    outcomes = set()
+    for events, have in zip(streams, got, strict=True):
+        assert [state for state, _ in have] == _reference_states(events, size, tmp_path)
+        outcomes |= {outcome for _, outcome in have}
+    assert outcomes >= {"delta", "dense", "ignored", "refused", "older_run"}

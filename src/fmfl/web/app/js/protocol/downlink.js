@@ -86,90 +86,108 @@ export function applyDelta(base, model, limits) {
 }
 
 /**
- * When a delta-capable device holds `global/+` (section 2b, "When a device takes the dense model"). Feed
- * it what the device holds and the tasks and deltas it sees (of the run it follows, section 2a);
- * `wantsDense` says whether to be subscribed to `global/+` now.
+ * A device's global-model intake (section 2b), a port of the reference device's ModelFeed
+ * (fmfl.edge_client.model_feed): deltas when it holds the previous version of the same run, dense models
+ * otherwise. Subscribe to `topics.globalDelta` always and to `topics.globalModel` while `wantsDense`.
+ * Feed it the tasks and complete GlobalModels of the run the device follows (RunFollower; call newRun
+ * when the followed run changes). It holds the weights; persist `version`, `weights`, `run` and
+ * `deltaRun` after a change (a refused model changes nothing).
  */
-export class DownlinkPolicy {
+export class ModelFeed {
   /**
-   * @param {{run: number, version: number}|null} held the run and version of the held GlobalModel (null:
-   *   the bundle's initial weights, which no GlobalModel named)
-   * @param {number|null} [deltaRun] the run of the last delta received (kept with the model), if any
+   * @param {{weights: Float32Array, version?: number, run?: number|null, deltaRun?: number|null,
+   *   limits: import("./limits.js").Limits}} held what the device holds: version 0 and run null for the
+   *   bundle's initial weights; deltaRun, the last run known to publish deltas
    */
-  constructor(held, deltaRun = null) {
-    this.held = held;
+  constructor({ weights, version = 0, run = null, deltaRun = null, limits }) {
+    this.weights = weights;
+    this.version = version;
+    this.run = run;
     this.deltaRun = deltaRun;
-    /** @type {{run: number, version: number}|null} the newest version a task or model of the newest run named */
-    this.newest = held;
-    // At connect: dense, unless it holds a model of run r and has received a delta of run r.
-    this.dense = !(held !== null && deltaRun === held.run);
+    this.limits = limits;
+    this.newestNamed = -1; // the newest version a task or model of the followed run named
+    this.wantsDense = true;
+    this.reset();
   }
 
-  get wantsDense() {
-    return this.dense;
+  /** At (re)connect: `global/+` unless the held model's gateway is known to send deltas. */
+  reset() {
+    this.wantsDense = this.run === null || this.deltaRun !== this.run;
   }
 
-  /**
-   * What to do with a complete delta: "apply" (then call `took`), "ignore" (already held) or "dense" (it
-   * cannot be applied: keep the held weights, take the dense model).
-   * @param {{run: number|null, modelVersion: number, baseVersion: number|null}} delta
-   * @returns {"apply"|"ignore"|"dense"}
-   */
-  onDelta(delta) {
-    const run = delta.run ?? 0;
-    this.deltaRun = run;
-    this.saw(run, delta.modelVersion);
-    const held = this.held;
-    if (held !== null && held.run === run && delta.modelVersion <= held.version) {
-      this.settle();
-      return "ignore";
-    }
-    if (held === null || held.run !== run || delta.baseVersion !== held.version) {
-      this.dense = true;
-      return "dense";
-    }
-    return "apply";
-  }
-
-  /** A delta that did not decode or failed its `weights_sha256`: the held weights stay; take the dense model. */
-  refused() {
-    this.dense = true;
+  /** The followed run changed: versions named by the old run mean nothing now. */
+  newRun() {
+    this.newestNamed = -1;
   }
 
   /**
-   * A RoundTask of the run followed (or a newer one): the dense model when it names a version newer than
-   * the held one, or any version while the held model is of another run.
+   * A task of the followed run: take the dense model if it names a version the device lacks.
    * @param {{run: number|null, modelVersion: number}} task
    */
   onTask(task) {
     const run = task.run ?? 0;
-    this.saw(run, task.modelVersion);
-    const held = this.held;
-    if (held === null || held.run !== run || task.modelVersion > held.version) this.dense = true;
-    else this.settle();
+    this.newestNamed = Math.max(this.newestNamed, task.modelVersion);
+    if (task.modelVersion > this.version || (this.run !== run && task.modelVersion >= this.version)) this.wantsDense = true;
+    this.settle(run);
   }
 
   /**
-   * The device now holds `version` of `run` (a delta applied, or a dense model taken).
-   * @param {number|null} run @param {number} version
+   * A complete GlobalModel of the followed run (`newerRun`: it just made its run the followed one).
+   * Returns what happened: "delta" or "dense" (the weights changed), "ignored" (already held, or a delta
+   * it cannot apply: then wantsDense), or "refused" (it did not decode or failed weights_sha256: the held
+   * weights stay, wantsDense) with the ProtocolError.
+   * @param {import("./messages.js").GlobalModel} model @param {boolean} [newerRun]
+   * @returns {{outcome: "delta"|"dense"|"ignored"|"refused", error?: ProtocolError}}
    */
-  took(run, version) {
-    this.held = { run: run ?? 0, version };
-    this.saw(run ?? 0, version);
-    this.settle();
+  onModel(model, newerRun = false) {
+    const run = model.run ?? 0;
+    this.newestNamed = Math.max(this.newestNamed, model.modelVersion);
+    if (model.baseVersion !== null || model.deltas === true) this.deltaRun = run; // this run's gateway sends deltas
+    const result = model.baseVersion !== null ? this.onDelta(model, run) : this.onDense(model, run, newerRun);
+    this.settle(run);
+    return result;
   }
 
-  /** @param {number} run @param {number} version */
-  saw(run, version) {
-    if (this.newest === null || run > this.newest.run) this.newest = { run, version };
-    else if (run === this.newest.run) this.newest = { run, version: Math.max(this.newest.version, version) };
-  }
-
-  /** Leave `global/+` once the newest named version of the held run is held and a delta of that run came. */
-  settle() {
-    const { held, newest } = this;
-    if (held !== null && newest !== null && this.deltaRun === held.run && newest.run === held.run && held.version >= newest.version) {
-      this.dense = false;
+  /** @param {import("./messages.js").GlobalModel} model @param {number} run */
+  onDelta(model, run) {
+    if (model.modelVersion <= this.version && this.run === run) return { outcome: "ignored" }; // already held
+    if (model.baseVersion !== this.version || this.run !== run) {
+      this.wantsDense = true;
+      return { outcome: "ignored" };
     }
+    try {
+      this.take(applyDelta(this.weights, model, this.limits), model.modelVersion, run);
+    } catch (error) {
+      if (!(error instanceof ProtocolError)) throw error;
+      this.wantsDense = true;
+      return { outcome: "refused", error };
+    }
+    return { outcome: "delta" };
+  }
+
+  /** @param {import("./messages.js").GlobalModel} model @param {number} run @param {boolean} newerRun */
+  onDense(model, run, newerRun) {
+    // The same version from another source (the bundle's initial weights, another run) is taken: it names
+    // the run the held weights belong to, which deltas need.
+    if (!newerRun && (model.modelVersion < this.version || (model.modelVersion === this.version && this.run === run))) return { outcome: "ignored" };
+    try {
+      this.take(denseWeights(model, this.weights.length, this.limits), model.modelVersion, run);
+    } catch (error) {
+      if (!(error instanceof ProtocolError)) throw error;
+      return { outcome: "refused", error };
+    }
+    return { outcome: "dense" };
+  }
+
+  /** @param {Float32Array} weights @param {number} version @param {number} run */
+  take(weights, version, run) {
+    this.weights = weights;
+    this.version = version;
+    this.run = run;
+  }
+
+  /** Drop `global/+` once current on a run that sends deltas. @param {number} run */
+  settle(run) {
+    if (this.wantsDense && this.run === run && this.deltaRun === run && this.version >= this.newestNamed) this.wantsDense = false;
   }
 }

@@ -48,9 +48,11 @@
  *     denseWeights(model, size, limits) -> Float32Array (checks weightsSha256 when present)
  *     applyDelta(baseWeights, deltaModel, limits) -> new Float32Array (only at the decoded indices; throws
  *         the decoder's reason or hash_mismatch, base untouched); weightsSha256(weights); checkWeights
- *     new DownlinkPolicy(held {run, version} | null, deltaRun).onDelta(m) -> "apply"|"ignore"|"dense",
- *         .refused(), .onTask(task), .took(run, version), .wantsDense (be subscribed to topics.globalDelta
- *         always, to topics.globalModel while wantsDense)
+ *     new ModelFeed({weights, version, run, deltaRun, limits}): the device's model intake (a port of the
+ *         reference device's): .onTask(task), .onModel(model, newerRun) -> {outcome: "delta"|"dense"|
+ *         "ignored"|"refused", error}, .newRun(), .reset() at reconnect, .wantsDense (subscribe to
+ *         topics.globalDelta always, to topics.globalModel while wantsDense); persist .version .weights .run
+ *         .deltaRun after a change
  *
  *   Signed updates (section 5, "Signed updates"; WebCrypto Ed25519, secure contexts only)
  *     signingInput(update) -> bytes; importSigningKey(pemOrSeed) -> CryptoKey; sign(key, bytes);
@@ -82,6 +84,6 @@ export { parseCodecSpec, codecSpecToString, makeCodecSpec, DEFAULT_CODEC } from 
 export { UpdateEncoder } from "./codec/encoder.js";
 export { decodeUpdatePayload, toDense } from "./codec/decoder.js";
 export { ErrorFeedback } from "./codec/error_feedback.js";
-export { RunFollower, weightsSha256, checkWeights, denseWeights, applyDelta, DownlinkPolicy } from "./downlink.js";
+export { RunFollower, weightsSha256, checkWeights, denseWeights, applyDelta, ModelFeed } from "./downlink.js";
 export { signingInput, importSigningKey, sign, signUpdate, newUpdateId, newNonce } from "./signing.js";
 export { ackAction, KNOWN_REFUSALS } from "./acks.js";

@@ -55,6 +55,7 @@ const COMPACT_NEEDS_CONTEXT = "a compact ClientUpdate is read with its topic's c
  * @property {number|null} run (1.2)
  * @property {string|null} weightsSha256 (1.2, downlink deltas) SHA-256 of the weights of modelVersion as
  *   float32 little-endian, 64 lowercase hex digits (section 2b)
+ * @property {boolean|null} deltas (1.2) true on a dense model whose run publishes later versions as deltas
  *
  * @typedef {object} ClientUpdate
  * @property {string} federation
@@ -139,14 +140,14 @@ export function makeTask({ federation, bundleId, round, modelVersion, selected, 
   return { federation, bundleId, round, modelVersion, selected, batchSize, lr, codec, deadline, seed, localSteps, localEpochs, run };
 }
 
-/** @param {Omit<GlobalModel, "run"|"weightsSha256"> & {run?: number|null, weightsSha256?: string|null}} m @returns {GlobalModel} */
-export function makeGlobalModel({ bundleId, modelVersion, baseVersion = null, payload, run = null, weightsSha256 = null }) {
+/** @param {Omit<GlobalModel, "run"|"weightsSha256"|"deltas"> & Partial<GlobalModel>} m @returns {GlobalModel} */
+export function makeGlobalModel({ bundleId, modelVersion, baseVersion = null, payload, run = null, weightsSha256 = null, deltas = null }) {
   checkBundleId(bundleId);
   checkRun(run);
   if (weightsSha256 !== null && !SHA256_HEX.test(weightsSha256)) throw new ProtocolError("bad_metadata", `weights_sha256 ${JSON.stringify(weightsSha256.slice(0, 80))} must be 64 lowercase hex digits`);
   checkInt("model_version", modelVersion);
   if (baseVersion !== null && checkInt("base_version", baseVersion) >= modelVersion) throw new ProtocolError("bad_metadata", "base_version must be older than model_version");
-  return { bundleId, modelVersion, baseVersion, payload, run, weightsSha256 };
+  return { bundleId, modelVersion, baseVersion, payload, run, weightsSha256, deltas };
 }
 
 /**
@@ -217,7 +218,9 @@ export function encodeTask(t) {
 export function encodeGlobalModel(g) {
   const m = makeGlobalModel(g);
   const meta = { bundle_id: m.bundleId, model_version: m.modelVersion, base_version: m.baseVersion, ...runKey(m.run) };
-  return frame(MessageType.GLOBAL_MODEL, m.weightsSha256 === null ? meta : { ...meta, weights_sha256: m.weightsSha256 }, m.payload);
+  if (m.weightsSha256 !== null) Object.assign(meta, { weights_sha256: m.weightsSha256 });
+  if (m.deltas !== null) Object.assign(meta, { deltas: m.deltas });
+  return frame(MessageType.GLOBAL_MODEL, meta, m.payload);
 }
 
 /** The framed Ack (the gateway's message). @param {Parameters<typeof makeAck>[0]} a */
@@ -318,6 +321,7 @@ function globalModelFrom(f, payload) {
   return makeGlobalModel({
     bundleId: f.string("bundle_id"), modelVersion: f.integer("model_version"), baseVersion: f.optionalInteger("base_version"),
     payload, run: f.optionalInteger("run", 1), weightsSha256: f.optionalString("weights_sha256"),
+    deltas: f.optional("deltas") ? f.boolean("deltas") : null,
   });
 }
 
