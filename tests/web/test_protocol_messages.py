@@ -94,7 +94,8 @@ def random_messages(seed: int, count: int) -> list[tuple[str, Any]]:
             digest = rng.bytes(32).hex() if rng.random() < 0.5 else None
             out.append(("global_model", GlobalModel(random_id(rng, BUNDLE_CHARS, 128), version, base,
                                                     rng.bytes(int(rng.integers(0, 200))), run=run,
-                                                    weights_sha256=digest)))
+                                                    weights_sha256=digest,
+                                                    deltas=None if rng.random() < 0.4 else bool(rng.integers(2)))))
         elif kind == 4:
             accepted = bool(rng.integers(2))
             out.append(("ack", Ack(random_id(rng), int(rng.integers(0, 2**53)), random_id(rng), accepted,
@@ -214,6 +215,8 @@ def bad_frames() -> list[bytes]:
         _frame(4, dumps({"bundle_id": "b", "model_version": 3, "base_version": None, "run": 0}).encode(), b"\x01"),
         *[_frame(4, dumps({"bundle_id": "b", "model_version": 3, "base_version": 2, "weights_sha256": digest}).encode())
           for digest in ("AB" * 32, "ab" * 31, 5, "ab" * 32)],
+        *[_frame(4, dumps({"bundle_id": "b", "model_version": 3, "base_version": None, "deltas": flag}).encode())
+          for flag in (True, False, None, 1, "true")],
         _frame(6, dumps({"client_id": "c", "round": 1, "update_id": "u", "accepted": False,
                          "reason": "x" * 257}).encode()),
         _frame(6, dumps({"client_id": "c", "round": 1, "update_id": "u", "accepted": False, "reason": "r",
