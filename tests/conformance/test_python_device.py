@@ -45,6 +45,9 @@ def test_the_python_device_passes_every_check(
     names = {c.name for c in report.checks}
     assert {f"ack.refused.{r}" for r in REFUSALS} <= names
     assert {"join.hello", "join.subscribed_first", "model.chunked", "resend.no_ack", "run.follows_new",
-            "run.old_task_ignored", "task.duplicate", "update.well_formed"} <= names
+            "run.old_task_ignored", "task.duplicate", "update.well_formed", "downlink.delta",
+            "downlink.bad_delta_refused"} <= names
+    # The reference device takes deltas (the kit passes a device without them too, saying which it saw).
+    assert "saw:      version" in kit.text and "trained from the delta" in kit.text
     print(kit.text)
     print(f"{len(names)} checks passed in {time.monotonic() - start:.0f} s")

@@ -19,10 +19,12 @@ from typing import Any
 
 import numpy as np
 
+from fmfl.aggregator.downlink import DownlinkCompressor
 from fmfl.aggregator.outbound import (
     ack_packets,
     clear_stale_chunks,
     clear_task,
+    global_delta_packets,
     global_model_packets,
     task_packets,
 )
@@ -49,6 +51,7 @@ from fmfl.protocol import (
     parse_chunk,
 )
 from fmfl.protocol.chunking import CHUNK_OVERHEAD
+from fmfl.protocol.downlink import weights_sha256
 
 #: one round per negative Ack reason of docs/protocol.md section 8 (one per row of its table): each is final
 R = AckReason
@@ -122,6 +125,7 @@ class Conformance:
         self.refused: dict[str, ClientUpdate | None] = {}  # reason -> the update refused with it
         self.leftovers: set[str] = set()  # ids of updates from an earlier session, resent on connect
         self.chunk_topics = 0
+        self.delta_topics = 0
 
     # -- driving ------------------------------------------------------------------------------------
     def run(self) -> Report:
@@ -131,21 +135,26 @@ class Conformance:
         self.round = self.first_round - 1
         self.version = prior.first_version
         self.chunk_topics = max(prior.chunk_topics, default=-1) + 1
+        self.delta_topics = max(prior.delta_topics, default=-1) + 1
         self.link.start()
         # What earlier gateways left retained would be a second, competing run.
-        self.link.publish([clear_task(self.topics), *clear_stale_chunks(self.topics, 0, self.chunk_topics)])
+        self.link.publish(self._clear_retained())
         try:
             for scenario in (self._join, self._waits_for_model, self._not_selected, self._duplicate_task,
-                             self._refusals, self._withheld_ack, self._new_run):
+                             self._refusals, self._withheld_ack, self._new_run, self._downlink):
                 scenario()
             self._final_checks()
         except Abort:
             self.report.note("stopped: the scenarios after this one need the check that failed")
         finally:
-            self.link.publish([clear_task(self.topics), *clear_stale_chunks(self.topics, 0, self.chunk_topics)])
+            self.link.publish(self._clear_retained())
             self.link.close()
         self.report.note(self.report.summary())
         return self.report
+
+    def _clear_retained(self) -> list[Any]:
+        return [clear_task(self.topics), *clear_stale_chunks(self.topics, 0, self.chunk_topics),
+                *clear_stale_chunks(self.topics, 0, self.delta_topics, delta=True)]
 
     def _next_round(self) -> int:
         self.round += 1
@@ -413,6 +422,58 @@ class Conformance:
                         "no update" if update is None else f"model_version {update.model_version}")
         if update is not None:
             self._ack(update)
+
+    def _downlink(self) -> None:
+        """Downlink deltas (docs/protocol.md 2b) are optional: a device that takes them trains from a good
+        one and refuses one whose result does not hash to its ``weights_sha256``; a device that does not
+        waits for the dense model. Both pass; the ``saw`` line says which kind the device is."""
+        size, limit = int(self.cfg.weights.size), DEFAULT_MAX_PACKET_BYTES
+        downlink = DownlinkCompressor("topk:0.1+int8", size)
+        rng = np.random.default_rng(11)
+        # The device holds the new run's model (the last task named it; the old run's later version it ignored).
+        held, held_version = self.cfg.weights, self.tasks[self.round].model_version
+        for check, corrupt in (("downlink.delta", False), ("downlink.bad_delta_refused", True)):
+            version = self._next_version()
+            moved = (held + rng.normal(scale=1e-3, size=size)).astype(np.float32)
+            weights = downlink.rebase(held, held_version, moved)
+            assert downlink.delta is not None
+            delta = replace(downlink.delta, model_version=version)  # versions skip the old run's number
+            if corrupt:  # the right payload, but the hash of the weights before it: applying it cannot match
+                delta = replace(delta, weights_sha256=weights_sha256(held))
+            packets = global_delta_packets(self.topics, self.cfg.bundle_id, delta, limit, self.run_id)
+            self.delta_topics = max(self.delta_topics, len(packets))
+            self.link.publish(packets)
+            task = self._task(version)
+            since = len(self.link.received)
+            self._publish_task(task)
+            early = self._await_update(task.round, timeout=self.quiet, since=since)
+            dense = global_model_packets(self.topics, self.cfg.bundle_id, version, weights, limit, self.run_id,
+                                         weights_sha256=weights_sha256(weights))
+            self.link.publish(dense)
+            self.chunk_topics = max(self.chunk_topics, len(dense))
+            got = early or self._await_update(task.round, since=since)
+            update = _update(got) if got is not None else None
+            named = None if update is None else update.model_version
+            if corrupt:
+                passed = early is None and named == version
+                expected = (f"no update for round {task.round} from a delta to version {version} whose result "
+                            f"does not hash to its weights_sha256; one naming {version} once the dense model is "
+                            "sent")
+                saw = ("an update before the dense model was sent: the device trained from the refused delta"
+                       if early is not None else "no update" if update is None else
+                       f"after the dense model, an update naming version {named}")
+            else:
+                passed = named == version
+                expected = (f"an update for round {task.round} naming version {version}: from the delta of "
+                            f"version {held_version} -> {version}, or (deltas are optional) from the dense model "
+                            f"sent {self.quiet:.0f} s later")
+                saw = ("no update" if update is None else f"version {named}, "
+                       + ("trained from the delta" if early is not None else "trained after the dense model "
+                          "(this device does not take deltas)"))
+            self.report.add(check, passed, expected, saw)
+            if update is not None:
+                self._ack(update)
+            held, held_version = weights, version
 
     # -- the checks decided over the whole session ---------------------------------------------------
     def _final_checks(self) -> None:
