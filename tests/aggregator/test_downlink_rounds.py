@@ -2,9 +2,10 @@
 
 ``fmfl aggregator`` with its default downlink codec runs 50 rounds; three ``fmfl client`` processes (tiny
 ViT, real Fashion-MNIST) take every version after the first as a delta, each checked against the
-gateway's ``weights_sha256``; a device built from the frozen 1.1 protocol copy (it knows nothing of deltas)
-takes every dense model and trains each round beside them. Every version the gateway stored is what the
-published deltas rebuild from version 0, byte for byte, and what each device holds is the store's.
+gateway's ``weights_sha256``, and receive one dense model only; a device built from the frozen 1.1 protocol
+copy (it knows nothing of deltas) takes every dense model and trains each round beside them. Every version
+the gateway stored is what the published deltas rebuild from version 0, byte for byte, and what each
+device holds is the store's.
 """
 
 from __future__ import annotations
@@ -90,7 +91,8 @@ def test_fifty_rounds_devices_on_deltas_and_a_1_1_device_hold_the_gateways_versi
     # Assert: 50 rounds, each with the three devices and the 1.1 device.
     lines = [m for m in read_metrics(state) if m["status"] == "ok"]
     assert [m["participants"] for m in lines] == [4] * ROUNDS
-    assert old.errors == [] and sorted(old.sent) == list(range(1, ROUNDS + 1))
+    assert old.errors == []
+    assert sorted(old.sent) == list(range(1, ROUNDS + 1))
     # Every stored version is what the published deltas rebuild from version 0, and the dense copy, bit for bit.
     store = GlobalStore(state / "models")
     deltas, dense = published_models(listener, limits)
@@ -110,6 +112,8 @@ def test_fifty_rounds_devices_on_deltas_and_a_1_1_device_hold_the_gateways_versi
         version = json.loads((folder / "meta.json").read_text())["model_version"]
         assert version >= ROUNDS - 1
         assert received["models"] == {"dense": 1, "delta": version}, (name, received)
+        # Only that one dense model reached it: the first carried `deltas: true`, so it dropped global/+.
+        assert received["bytes"]["global"] < 1.1 * lines[0]["downlink_dense_bytes"], (name, received)
         assert np.load(folder / "global.npy").tobytes() == store.load_weights(version)[1].tobytes()
         per_round = (received["bytes"].get("delta", 0) + received["bytes"].get("global", 0)) / ROUNDS
         assert per_round < 0.15 * dense_bytes, (name, received, dense_bytes)

@@ -17,6 +17,8 @@ def register(sub: Any) -> None:
     p.add_argument("--rounds", type=int, help="federated rounds (default: 200 for vision, 60 for text and multimodal)")
     p.add_argument("--alpha", type=float, default=0.5, help="Dirichlet label skew (smaller: more skewed)")
     p.add_argument("--codec", help="update codec (default: top-k 1%% + int8 + error feedback)")
+    p.add_argument("--downlink-codec", help="codec of the global model's change sent down (default: top-k 10%% + "
+                   "int8 + server error feedback; dense: every device gets the dense model; docs/protocol.md 2b)")
     p.add_argument("--strategy", default="fedavg")
     p.add_argument("--broker", help="use this broker (mqtt://host:port) instead of starting one")
     p.add_argument("--broker-kind", default="auto", choices=("auto", "mosquitto", "amqtt"),
@@ -52,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     from fmfl.demo.run import DemoConfig, run_demo
 
     cfg = DemoConfig(task=args.task, clients=args.clients, web_clients=args.web_clients,
-                     rounds=args.rounds, alpha=args.alpha, codec=args.codec,
+                     rounds=args.rounds, alpha=args.alpha, codec=args.codec, downlink_codec=args.downlink_codec,
                      strategy=args.strategy, broker=args.broker, broker_kind=args.broker_kind,
                      centralized=args.centralized, baselines=args.baselines, clients_per_round=args.clients_per_round,
                      local_epochs=args.local_epochs, round_timeout=args.round_timeout, seed=args.seed,

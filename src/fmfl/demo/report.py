@@ -52,6 +52,32 @@ def _plots(run_dir: Path, record: Any) -> list[str]:
     return made
 
 
+def _downlink_lines(record: Any, ok: list[dict[str, Any]]) -> list[str]:
+    """Bytes down per client-round as the Python devices counted them (docs/protocol.md 2b).
+
+    A client-round is one global version a device held: devices that joined late count only the versions
+    they were there for (each version is taken once, as a delta or dense).
+    """
+    down = getattr(record, "downlink", None) or {}
+    taken = down.get("models", {})
+    client_rounds = taken.get("delta", 0) + taken.get("dense", 0)
+    if not ok or not client_rounds:
+        return []
+    received = down["bytes"]
+    models = received.get("global", 0) + received.get("delta", 0)
+    total = sum(received.values())
+    dense = 4 * record.num_trainable
+    delta_sizes = [r["downlink_delta_bytes"] for r in ok if r.get("downlink_delta_bytes")]
+    return [f"**Downlink**: {total / client_rounds:,.0f} bytes per client-round received on average "
+            f"({down['devices']} devices, {client_rounds:,} versions held), of which global models "
+            f"{models / client_rounds:,.0f} = {100 * models / client_rounds / dense:.2f}% of dense fp32 of the "
+            f"trainable set, the rest tasks and Acks; {taken.get('delta', 0):,} versions taken as deltas, "
+            f"{taken.get('dense', 0):,} dense"
+            + (f", {taken['refused_delta']:,} deltas refused" if taken.get("refused_delta") else "")
+            + (f"; one delta {sum(delta_sizes) / len(delta_sizes):,.0f} bytes on average, one dense model "
+               f"{ok[-1].get('downlink_dense_bytes', 0):,}." if delta_sizes else ".")]
+
+
 def write_report(run_dir: Path, record: Any) -> Path:
     plots = _plots(run_dir, record)
     cfg = record.config
@@ -86,6 +112,7 @@ def write_report(run_dir: Path, record: Any) -> Path:
                   + (f" and {100 * up / (4 * record.total_parameters):.4f}% of the full model."
                      if record.total_parameters else ".")]
     lines += kinds_lines(ok)
+    lines += _downlink_lines(record, ok)
     lines += ["", "| round | status | participants | test accuracy | bytes up | bytes down | duration (s) |",
               "|---:|---|---:|---:|---:|---:|---:|"]
     for r in record.rounds:
