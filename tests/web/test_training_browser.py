@@ -107,7 +107,8 @@ def test_browser_delta_equals_python_device_adamw(browser: Any, make_site: Any, 
         if np.abs(grad).max() < eps:
             noise.append(tensor.name)
             bound = TASK["lr"] * py.stats.steps
-            assert np.abs(delta[part]).max() <= bound and np.abs(py.delta[part]).max() <= bound
+            assert np.abs(delta[part]).max() <= bound
+            assert np.abs(py.delta[part]).max() <= bound
         else:
             np.testing.assert_allclose(delta[part], py.delta[part], rtol=0, atol=1e-5, err_msg=tensor.name)
     assert [n.rsplit(".", 3)[-3:] for n in noise] == [["attention", "key", "bias"]]
@@ -163,8 +164,10 @@ def test_second_load_takes_every_file_from_the_cache(browser: Any, make_site: An
     files = json.loads((tiny_vit_bundle / "manifest.json").read_text())["files"]
     manifest_size = (tiny_vit_bundle / "manifest.json").stat().st_size
     total = sum(meta["size"] for meta in files.values())
-    assert first["stats"]["bytesDownloaded"] == manifest_size + total and first["stats"]["bytesFromCache"] == 0
-    assert second["stats"]["bytesDownloaded"] == manifest_size and second["stats"]["bytesFromCache"] == total
+    assert first["stats"]["bytesDownloaded"] == manifest_size + total
+    assert first["stats"]["bytesFromCache"] == 0
+    assert second["stats"]["bytesDownloaded"] == manifest_size
+    assert second["stats"]["bytesFromCache"] == total
 
 
 def test_picked_images_equal_python_and_bad_picks_are_refused(browser: Any, make_site: Any, tiny_vit_bundle: Path,
@@ -184,7 +187,9 @@ def test_picked_images_equal_python_and_bad_picks_are_refused(browser: Any, make
     url = site.url + "training_probe.html"
     picked = browser.run_page(url, upload={"#images": files}, wait=READY,
                               result="probe.readData({kind: 'images', label: 'Trouser'})")["result"]
-    assert picked["n"] == 12 and picked["labels"] == [1] * 12 and picked["shape"] == [12, 3, 32, 32]
+    assert picked["n"] == 12
+    assert picked["labels"] == [1] * 12
+    assert picked["shape"] == [12, 3, 32, 32]
     # Same pixels as the Python device (PNG decodes exactly; Pillow-exact resize 28 -> 32; same normalisation).
     # Python reads class folder by class folder; a flat pick is read in file name order.
     first = np.array(picked["pixels"], dtype=np.float32)[: 3 * 32 * 32]
@@ -192,10 +197,12 @@ def test_picked_images_equal_python_and_bad_picks_are_refused(browser: Any, make
     assert np.array_equal(first, want.inputs["pixel_values"][same_file].ravel())
     not_image = browser.run_page(url, upload={"#images": [files[0], notes]}, wait=READY,
                                  result="probe.readData({kind: 'images', label: 'Trouser'})")["result"]
-    assert not_image["error"] == "DataError" and not_image["message"].startswith("notes.txt: not an image")
+    assert not_image["error"] == "DataError"
+    assert not_image["message"].startswith("notes.txt: not an image")
     unknown = browser.run_page(url, upload={"#images": files[:2]}, wait=READY,
                                result="probe.readData({kind: 'images', label: 'Dog'})")["result"]
-    assert unknown["error"] == "DataError" and 'label "Dog" is not one of the model\'s labels' in unknown["message"]
+    assert unknown["error"] == "DataError"
+    assert 'label "Dog" is not one of the model\'s labels' in unknown["message"]
 
 
 def test_picked_folder_labels_come_from_class_folders_as_in_python(browser: Any, make_site: Any,
@@ -213,7 +220,9 @@ def test_picked_folder_labels_come_from_class_folders_as_in_python(browser: Any,
     url = site.url + "training_probe.html"
     got = browser.run_page(url, upload={"#folder": [folder]}, wait=READY,
                            result="probe.readData({kind: 'folder'})")["result"]
-    assert want.labels is not None and got["labels"] == want.labels.tolist() and got["n"] == 9
+    assert want.labels is not None
+    assert got["labels"] == want.labels.tolist()
+    assert got["n"] == 9
     assert np.array_equal(np.array(got["pixels"], dtype=np.float32)[: 3 * 32 * 32],
                           want.inputs["pixel_values"][0].ravel())
     shutil.copytree(folder / "Trouser", folder / "Dog")
@@ -221,3 +230,32 @@ def test_picked_folder_labels_come_from_class_folders_as_in_python(browser: Any,
                                result="probe.readData({kind: 'folder'})")["result"]
     assert unknown["error"] == "DataError"
     assert unknown["message"].startswith('pics/Dog/: label "Dog" is not one of the model\'s labels (T-shirt/top')
+
+
+def test_graph_not_matching_the_manifest_is_refused(browser: Any, make_site: Any, tiny_vit_bundle: Path,
+                                                     fmnist_shard: Path, tmp_path: Path) -> None:
+    from bundle_edit import edited_bundle
+
+    def rename_gradient(raw: dict[str, Any], _folder: Path) -> None:
+        raw["graph"]["train_step"]["gradients"][0] = "bogus.grad"
+
+    bundle = edited_bundle(tiny_vit_bundle, tmp_path / "edited", rename_gradient)
+    site = probe_site(make_site, bundle)
+    report = browser.run_page(site.url + "training_probe.html", upload={"#npz": [fmnist_shard]}, wait=READY,
+                              result=f"probe.round({json.dumps(TASK)})")
+    result = report["result"]
+    assert result["error"] == "GraphMismatch"
+    assert result["message"].startswith("train_step.onnx does not match the manifest: inputs")
+    assert "bogus.grad" in result["message"]
+    assert result["message"].endswith("the bundle is inconsistent, re-export it")
+
+
+def test_non_finite_gradient_is_refused_and_changes_nothing(browser: Any, make_site: Any,
+                                                             tiny_vit_bundle: Path) -> None:
+    site = probe_site(make_site, tiny_vit_bundle)
+    result = browser.run_page(site.url + "training_probe.html", wait=READY, result="probe.nonFinite()")["result"]
+    assert result["error"] == "NonFiniteGradient"
+    assert result["message"].startswith("local training produced a non-finite loss (NaN) or gradient (in ")
+    assert result["message"].endswith("the step was not applied: lower the learning rate or check the local data")
+    assert result["unchanged"] is True
+    assert result["optimizerSteps"] == 0

@@ -67,6 +67,20 @@ window.probe = {
       return failure(e);
     }
   },
+  /** A train step on NaN features: NonFiniteGradient, and the weights and optimizer state as before. */
+  async nonFinite() {
+    const bundle = await device.loadBundle(config.bundle, { trustKey: config.trust_key });
+    const trainer = await device.WebTrainer.create(ort, bundle);
+    const [name] = trainer.inputNames;
+    const shape = [4, ...bundle.manifest.split.features[0].shape];
+    const batch = { [name]: { data: new Float32Array(shape.reduce((a, b) => a * b, 1)).fill(NaN), shape },
+      labels: { data: new BigInt64Array(4), shape: [4] } };
+    const before = trainer.getWeights();
+    let error = null;
+    try { await trainer.trainStep(batch); } catch (e) { error = failure(e); }
+    const after = trainer.getWeights();
+    return { ...error, unchanged: before.every((v, i) => Object.is(v, after[i])), optimizerSteps: trainer.optimizer.t ?? null };
+  },
   /** Load (verify) the bundle only. */
   async load(options = {}) {
     try {
