@@ -83,15 +83,17 @@ class ModelFeed:
         run = task.run or 0
         version, _, held_run = self._held()
         self.newest_named = max(self.newest_named, task.model_version)
-        if task.model_version > version or (held_run != run and task.model_version >= version):
+        # Another run's model (or the bundle's initial weights) never serves this run's task, whatever the
+        # numbers: a gateway on a broker that lost its retained state restarts at version 0.
+        if task.model_version > version or held_run != run:
             if not self.wants_dense:
                 log.info("round %d trains v%d of run %d, this device holds v%d of run %s: taking the dense model",
                          task.round, task.model_version, run, version, held_run)
             self.wants_dense = True
         self._settle(run)
 
-    def on_model(self, model: GlobalModel, newer_run: bool) -> None:
-        """A complete GlobalModel of the followed run (``newer_run``: it just made its run the followed one)."""
+    def on_model(self, model: GlobalModel) -> None:
+        """A complete GlobalModel of the followed run (the runner drops older runs' models before this)."""
         run = model.run or 0
         self.newest_named = max(self.newest_named, model.model_version)
         if model.base_version is not None or model.deltas:
@@ -99,7 +101,7 @@ class ModelFeed:
         if model.base_version is not None:
             self._on_delta(model, run)
         else:
-            self._on_dense(model, run, newer_run)
+            self._on_dense(model, run)
         self._settle(run)
 
     def new_run(self) -> None:
@@ -128,11 +130,13 @@ class ModelFeed:
         self.counter.took("delta")
         log.info("global model v%d received (delta)", model.model_version)
 
-    def _on_dense(self, model: GlobalModel, run: int, newer_run: bool) -> None:
+    def _on_dense(self, model: GlobalModel, run: int) -> None:
         version, _, held_run = self._held()
-        # The same version from another source (the bundle's initial weights, another run) is taken: it
-        # names the run the held weights belong to, which deltas need.
-        if not newer_run and (model.model_version < version or (model.model_version == version and held_run == run)):
+        # A model of the followed run replaces one of another run (or the bundle's initial weights) whatever
+        # its version: it also names the run the held weights belong to, which deltas need. Without a run
+        # (a 1.1 gateway) versions alone decide, as before runs.
+        runless_over_a_model = model.run is None and held_run is not None
+        if model.model_version <= version and (held_run == run or runless_over_a_model):
             return
         try:
             new = dense_weights(model, int(self.device.initial.size), self.limits)

@@ -264,12 +264,11 @@ class EdgeRunner:
         self.pending_task = task
 
     def _on_global(self, model: GlobalModel) -> None:
-        newer_run = model.run is not None and model.run > self.followed_run
         if not self._follow(model.run, f"global model v{model.model_version}"):
             return
         if model.bundle_id != self.device.manifest.bundle_id:
             return
-        self.feed.on_model(model, newer_run)  # a delta or the dense model (docs/protocol.md 2b)
+        self.feed.on_model(model)  # a delta or the dense model (docs/protocol.md 2b)
 
     def _on_ack(self, ack: Ack) -> None:
         if ack.client_id != self.client_id:
