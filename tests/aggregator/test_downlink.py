@@ -134,7 +134,8 @@ def test_the_first_version_has_no_delta_and_clears_an_earlier_runs_delta_topics(
     assert sorted(o.topic for o in delta_out) == [TOPICS.global_delta_chunk(i) for i in range(3)]
     assert all(o.payload == b"" and o.retain for o in delta_out)
     (dense,) = _messages(h.out, "global")
-    assert dense.weights_sha256 == weights_sha256(h.initial) and dense.deltas is True
+    assert dense.weights_sha256 == weights_sha256(h.initial)
+    assert dense.deltas is True
 
 
 def test_dense_downlink_codec_publishes_no_delta_and_keeps_the_rules_model(tmp_path: Path) -> None:
@@ -143,9 +144,11 @@ def test_dense_downlink_codec_publishes_no_delta_and_keeps_the_rules_model(tmp_p
     _run_round(h, np.random.default_rng(1))
     assert not _messages(h.out, "delta")
     assert all(m.deltas is None for m in _messages(h.out, "global"))
-    assert h.engine.downlink.delta is None and not h.engine.downlink.enabled
+    assert h.engine.downlink.delta is None
+    assert not h.engine.downlink.enabled
     line = read_metrics(tmp_path / "state")[-1]
-    assert line["downlink_delta_bytes"] == 0 and line["downlink_dense_bytes"] > 4 * SIZE
+    assert line["downlink_delta_bytes"] == 0
+    assert line["downlink_dense_bytes"] > 4 * SIZE
 
 
 @pytest.mark.parametrize("spec", ["topk:0.1,per_tensor+int8", "int8:per_tensor"])
@@ -154,3 +157,27 @@ def test_a_per_tensor_downlink_codec_is_refused_at_start(spec: str, tmp_path: Pa
         DownlinkCompressor(spec, SIZE)
     with pytest.raises(ValueError, match="per_tensor"):
         Harness(tmp_path, rounds=1, clients_per_round=3, min_clients=3, downlink_codec=spec)
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("topk:0.1,per_tensor+int8", "downlink_codec 'topk:0.1,per_tensor+int8': per_tensor options are not supported"),
+        ("topk:1.5+int8", "bad_codec_spec"),
+    ],
+)
+def test_a_bad_downlink_codec_is_one_line_exit_2_and_writes_nothing(
+    spec: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from fmfl.cli import main
+
+    args = ["aggregator", "--bundle", str(tmp_path), "--broker", "mqtt://127.0.0.1:1", "--rounds", "1",
+            "--clients-per-round", "2", "--state-dir", str(tmp_path / "state"), "--lr", "0.1",
+            "--downlink-codec", spec]  # fmt: skip
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("fmfl aggregator: error: ")
+    assert message in err
+    assert spec.split("+")[0] in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "state").exists()

@@ -131,7 +131,11 @@ class CodecSpec:
                 fields["error_feedback"] = True
             else:
                 fields["zstd_level"] = _parse_zstd(text, args)
-        return cls(**fields)  # type: ignore[arg-type]
+        try:
+            return cls(**fields)  # type: ignore[arg-type]
+        except ProtocolError as exc:
+            # Name the spec as the user wrote it, not the dataclass's repr.
+            raise _bad(text, exc.message.rsplit(": ", 1)[-1]) from None
 
     def __str__(self) -> str:
         stages: list[str] = []
