@@ -38,7 +38,8 @@ def test_chunks_fed_in_reverse_reassemble_into_a_delta_that_rebuilds_the_gateway
         kind, _ = topics.parse(packet["topic"])
         assert kind == "delta"
         message = reassembler.add(bytes.fromhex(packet["hex"]), source=kind) or message
-    assert message is not None and message.hex() == GOLDEN["delta_message_hex"]
+    assert message is not None
+    assert message.hex() == GOLDEN["delta_message_hex"]
     model = GlobalModel.from_bytes(message, LIMITS)
     weights = apply_delta(base, model, LIMITS)
     # Assert: bit for bit the gateway's version 12, equal to the dense copy, and the base untouched.
@@ -73,7 +74,8 @@ def test_a_delta_on_the_wrong_base_or_corrupted_is_refused_and_the_base_is_uncha
     # Execute / Assert
     with pytest.raises(ProtocolError) as err:
         apply_delta(base, model, LIMITS)
-    assert err.value.reason == "hash_mismatch" and "weights_sha256" in str(err.value)
+    assert err.value.reason == "hash_mismatch"
+    assert "weights_sha256" in str(err.value)
     assert base.tobytes() == before
 
 
