@@ -1,6 +1,7 @@
 """The browser device against `fmfl conformance` (docs/protocol.md, section 9a): the kit plays the gateway over
 the real broker and drives the page through join, a chunked global model, selection, every negative Ack, a
-withheld Ack, a new run beside the old one, a duplicate task and the downlink checks; every check must pass.
+withheld Ack, a new run beside the old one, a duplicate task and the downlink checks (the page takes the delta);
+every check must pass.
 
 The page resends an unacknowledged update after ``resend_after_s`` (config.json; 30 s by default, as the Python
 device's --resend-after): the site here sets 3 s so the kit's resend check is short.
@@ -51,4 +52,6 @@ def test_the_web_device_passes_every_conformance_check(
     assert summary.group(1) == summary.group(2), output
     assert int(summary.group(2)) >= 29
     assert "FAIL" not in output
+    # The page takes downlink deltas (section 2b): it trained from the delta, before the dense copy came.
+    assert "trained from the delta" in output, output
     assert not [e for e in pages.snapshot() if e["type"] == "error"], pages.snapshot()

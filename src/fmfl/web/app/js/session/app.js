@@ -114,7 +114,8 @@ async function run(view, events) {
     maxPacketBytes: settings.max_packet_bytes, resendAfterS: settings.resend_after_s,
     emit: (event) => events.emit(event),
   });
-  events.track(() => ({ bytesSent: session.bytesSent, pending: session.pendingCount }));
+  events.track(() => ({ bytesSent: session.bytesSent, bytesReceived: session.bytesReceived,
+    pending: session.pendingCount }));
   await session.init();
   const api = /** @type {any} */ (globalThis).fmfl;
   api.session = session;

@@ -10,7 +10,8 @@
 /** @typedef {import("./store.js").Store} Store */
 /** @typedef {import("./store.js").OutboxRecord} OutboxRecord */
 
-/** @typedef {{bundleId: string | null, modelVersion: number | null, lastRound: number, run: number}} Meta */
+/** @typedef {{bundleId: string | null, modelVersion: number | null, lastRound: number, run: number,
+ *              modelRun?: number | null, deltaRun?: number | null}} Meta */
 
 export class DeviceState {
   /**
@@ -49,23 +50,29 @@ export class DeviceState {
   }
 
   /**
-   * The last good global model, or null before the first one arrived.
-   * @returns {Promise<{version: number, weights: Float32Array} | null>}
+   * The last good global model with the run it came from and the last run known to send deltas (section
+   * 2b), or null before the first model arrived.
+   * @returns {Promise<{version: number, weights: Float32Array, run: number | null, deltaRun: number | null} | null>}
    */
   async loadGlobal() {
     if (this.meta.modelVersion === null) return null;
     const weights = await this.store.get(this.key("global"));
-    return weights instanceof Float32Array ? { version: this.meta.modelVersion, weights } : null;
+    if (!(weights instanceof Float32Array)) return null;
+    return { version: this.meta.modelVersion, weights, run: this.meta.modelRun ?? null,
+      deltaRun: this.meta.deltaRun ?? null };
   }
 
   /**
-   * @param {number} version
-   * @param {Float32Array} weights
-   * @param {number} run the run the model came from (0: a 1.1 gateway)
+   * Keeps the model the feed holds (weights only when they changed: a delta-run note alone writes no weights).
+   * @param {{version: number, weights: Float32Array, run: number | null, deltaRun: number | null}} held
+   * @param {boolean} weightsChanged
    */
-  async saveGlobal(version, weights, run) {
-    const meta = { ...this.meta, modelVersion: version, run: Math.max(this.meta.run, run) };
-    await this.store.putAll({ [this.key("global")]: weights, [this.key("meta")]: meta });
+  async saveGlobal(held, weightsChanged) {
+    const meta = { ...this.meta, modelVersion: held.version, modelRun: held.run, deltaRun: held.deltaRun };
+    /** @type {Record<string, any>} */
+    const values = { [this.key("meta")]: meta };
+    if (weightsChanged) values[this.key("global")] = held.weights;
+    await this.store.putAll(values);
     this.meta = meta;
   }
 

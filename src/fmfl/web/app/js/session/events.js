@@ -14,14 +14,15 @@ export class EventLog {
     this.events = [];
     /** What the page shows, as data (tests read it through `window.fmfl.status`). */
     this.status = { connected: false, joined: false, round: null, modelVersion: null, loss: null, accuracy: null,
-      bytesSent: 0, acked: 0, refused: 0, pending: 0, error: null, errorKind: null,
+      bytesSent: 0, bytesReceived: 0, acked: 0, refused: 0, pending: 0, error: null, errorKind: null,
       /** @type {string[]} */ errorKinds: [], dataReady: false };
-    /** @type {() => {bytesSent: number, pending: number}} */
-    this.counters = () => ({ bytesSent: this.status.bytesSent, pending: this.status.pending });
+    /** @type {() => {bytesSent: number, bytesReceived: number, pending: number}} */
+    this.counters = () => ({ bytesSent: this.status.bytesSent, bytesReceived: this.status.bytesReceived,
+      pending: this.status.pending });
     this.api = { events: this.events, status: this.status };
   }
 
-  /** @param {() => {bytesSent: number, pending: number}} counters */
+  /** @param {() => {bytesSent: number, bytesReceived: number, pending: number}} counters */
   track(counters) {
     this.counters = counters;
   }
@@ -40,6 +41,7 @@ export class EventLog {
     const s = this.status;
     const c = this.counters();
     s.bytesSent = c.bytesSent;
+    s.bytesReceived = c.bytesReceived;
     s.pending = c.pending;
     if (e.type === "connected") Object.assign(s, { connected: true, joined: Boolean(e.joined), error: null,
       errorKind: null });

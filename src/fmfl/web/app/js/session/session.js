@@ -7,8 +7,9 @@
 // - a RoundTask is trained when it belongs to the followed run, names this bundle, selects this client, is for
 //   a round after the last committed one and its deadline has not passed, and once the global model of the
 //   version it names is held;
-// - a GlobalModel (chunks grouped by `.../global` and message id) replaces the held one when it is newer, or
-//   of a newer run whatever its version; a delta form applies only to the exact base version held;
+// - global models come as downlink deltas on `delta/+` when the held version is the delta's base (section
+//   2b), else dense on `global/+`, subscribed only while the model feed wants it (js/protocol ModelFeed, the
+//   port of the Python device's); weights_sha256 is checked and a refused model changes nothing;
 // - an update is committed to the outbox (exact bytes + residual, one IndexedDB transaction) before its first
 //   byte goes out, resent on every connect and after `resendAfterS` without an Ack, and dropped on any Ack.
 // All message handling runs one message at a time on a promise chain, so a local round never interleaves with
@@ -29,7 +30,8 @@ import { DeviceState } from "./device_state.js";
  *            localRound: (task: RoundTask, weights: Float32Array) =>
  *              Promise<{delta: Float32Array, metrics: Record<string, number>}>}} Trainer
  * @typedef {{publish: (topic: string, payload: Uint8Array, retain?: boolean) => Promise<void>,
- *            subscribe: (filters: string[]) => Promise<void>, connected: boolean}} Link
+ *            subscribe: (filters: string[]) => Promise<void>, unsubscribe: (filters: string[]) => Promise<void>,
+ *            connected: boolean}} Link
  * @typedef {{type: string, [key: string]: any}} SessionEvent
  */
 
@@ -60,8 +62,11 @@ export class DeviceSession {
     this.bytesSent = 0;
     this.pendingCount = 0; // outbox entries waiting for their Ack (shown on the page)
     this.training = false;
-    /** @type {{version: number, weights: Float32Array} | null} */
-    this.global = null;
+    /** @type {any} js/protocol ModelFeed: the held model, deltas or dense (section 2b); set by init() */
+    this.feed = null;
+    /** @type {boolean | null} whether `global/+` is subscribed (null: unknown, after a connect) */
+    this.denseSubscribed = null;
+    this.bytesReceived = 0; // MQTT payload bytes of tasks, models and Acks (the downlink)
     this.reassembler = this.wire.reassembler(this.trainer.size);
     /** @type {Promise<void>} */
     this.chain = Promise.resolve();
@@ -69,18 +74,29 @@ export class DeviceSession {
 
   /** Loads the stored model and the followed run (after DeviceState.load). */
   async init() {
-    this.global = await this.state.loadGlobal();
+    const stored = await this.state.loadGlobal();
+    const usable = stored !== null && stored.weights.length === this.trainer.size;
+    this.feed = this.wire.modelFeed(usable ? stored
+      : { weights: this.trainer.initialWeights, version: 0, run: null, deltaRun: null });
     this.followedRun = this.state.meta.run;
     this.pendingCount = (await this.state.pending()).length;
     const summary = await this.state.summary();
-    this.emit({ type: "restored", model_version: this.global ? this.global.version : 0, pending: this.pendingCount,
+    this.emit({ type: "restored", model_version: this.feed.version, pending: this.pendingCount,
       ...summary });
   }
 
   /** The held model: the last good global one, else the bundle's initial weights as version 0. */
   heldModel() {
-    if (this.global && this.global.weights.length === this.trainer.size) return this.global;
-    return { version: 0, weights: this.trainer.initialWeights };
+    return { version: /** @type {number} */ (this.feed.version), weights: /** @type {Float32Array} */ (this.feed.weights) };
+  }
+
+  /** Subscribes to or drops `global/+` as the model feed wants (section 2b). */
+  async syncDense() {
+    const wanted = Boolean(this.feed.wantsDense);
+    if (!this.link || !this.link.connected || wanted === this.denseSubscribed) return;
+    if (wanted) await this.link.subscribe([this.wire.topics.globalModel]);
+    else await this.link.unsubscribe([this.wire.topics.globalModel]);
+    this.denseSubscribed = wanted;
   }
 
   /**
@@ -102,7 +118,13 @@ export class DeviceSession {
     this.link = link;
     return this.enqueue(async () => {
       const t = this.wire.topics;
-      await link.subscribe([t.task, t.globalModel, t.ack(this.clientId)]);
+      // delta/+ before the task, so a retained delta lands before the retained task that names its version.
+      await link.subscribe([t.globalDelta, t.task, t.ack(this.clientId)]);
+      this.feed.reset();
+      this.denseSubscribed = null; // a persistent session may still hold global/+: set it either way
+      if (this.feed.wantsDense) await link.subscribe([t.globalModel]);
+      else await link.unsubscribe([t.globalModel]);
+      this.denseSubscribed = Boolean(this.feed.wantsDense);
       this.helloSent = false;
       await this.maybeHello();
       const pending = await this.state.pending();
@@ -157,6 +179,7 @@ export class DeviceSession {
    */
   async handle(topic, payload) {
     if (payload.length === 0) return; // a cleared retained topic (section 2)
+    this.bytesReceived += payload.length;
     let message;
     let kind;
     try {
@@ -166,7 +189,7 @@ export class DeviceSession {
       message = this.reassembler.add(payload, this.wire.topics.source(topic));
       if (message === null) return;
       if (kind === "task") await this.onTask(this.wire.task(message));
-      else if (kind === "global") await this.onGlobal(this.wire.globalModel(message));
+      else if (kind === "global" || kind === "delta") await this.onGlobal(this.wire.globalModel(message));
       else if (kind === "ack") await this.onAck(this.wire.ack(message));
     } catch (err) {
       if (!this.wire.isProtocolError(err)) throw err;
@@ -185,6 +208,7 @@ export class DeviceSession {
     if (run < this.followedRun) return false;
     if (run > this.followedRun) {
       this.followedRun = run;
+      this.feed.newRun();
       await this.state.followRun(run);
       if (this.pendingTask && this.pendingTask.run !== run) this.pendingTask = null;
     }
@@ -198,6 +222,8 @@ export class DeviceSession {
       this.emit({ type: "ignored", topic: "task", reason: `round ${task.round} is for bundle ${task.bundle_id}` });
       return;
     }
+    this.feed.onTask({ run: task.run, modelVersion: task.model_version });
+    await this.syncDense();
     this.emit({ type: "task", round: task.round, selected: task.selected.includes(this.clientId),
       model_version: task.model_version });
     if (!task.selected.includes(this.clientId) || task.round <= this.state.lastRound) return;
@@ -208,31 +234,28 @@ export class DeviceSession {
     this.pendingTask = task;
   }
 
-  /** @param {GlobalModel} model */
+  /**
+   * A complete GlobalModel from `global/+` (dense) or `delta/+` (section 2b): the model feed decides, checks
+   * weights_sha256 and keeps the held weights on any refusal; what it took is stored before anything uses it.
+   * @param {GlobalModel} model
+   */
   async onGlobal(model) {
-    const held = this.heldModel();
     const newerRun = model.run !== null && model.run > this.followedRun;
     if (!(await this.follow(model.run))) return;
     if (model.bundle_id !== this.trainer.bundleId) return;
-    if (model.model_version <= held.version && !newerRun) return;
-    let weights;
-    if (model.base_version !== null) {
-      if (model.base_version !== held.version) {
-        this.emit({ type: "ignored", topic: "global", reason: `v${model.model_version} is a delta from `
-          + `v${model.base_version}; this device holds v${held.version}` });
-        return;
-      }
-      weights = this.wire.applyDelta(held.weights, model.payload, this.trainer.size);
-    } else {
-      weights = this.wire.decodeDense(model.payload, this.trainer.size);
+    const deltaRunBefore = this.feed.deltaRun;
+    const { outcome, error } = this.feed.onModel(model.decoded, newerRun);
+    if (outcome === "delta" || outcome === "dense" || this.feed.deltaRun !== deltaRunBefore) {
+      await this.state.saveGlobal({ version: this.feed.version, weights: this.feed.weights, run: this.feed.run,
+        deltaRun: this.feed.deltaRun }, outcome === "delta" || outcome === "dense");
     }
-    if (weights.length !== this.trainer.size || !weights.every(Number.isFinite)) {
-      this.emit({ type: "ignored", topic: "global", reason: `v${model.model_version} has non-finite values` });
-      return;
+    if (outcome === "delta" || outcome === "dense") {
+      this.emit({ type: "global", model_version: model.model_version, run: model.run, form: outcome });
+    } else if (outcome === "refused") {
+      this.emit({ type: "ignored", topic: model.base_version === null ? "global" : "delta",
+        reason: `v${model.model_version} refused (${error?.reason ?? error}); the held v${this.feed.version} stays` });
     }
-    await this.state.saveGlobal(model.model_version, weights, model.run ?? 0);
-    this.global = { version: model.model_version, weights };
-    this.emit({ type: "global", model_version: model.model_version, run: model.run });
+    await this.syncDense();
   }
 
   /** @param {Ack} ack */

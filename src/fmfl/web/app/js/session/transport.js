@@ -121,6 +121,14 @@ export class Transport {
   }
 
   /**
+   * @param {string[]} filters
+   * @returns {Promise<void>}
+   */
+  async unsubscribe(filters) {
+    await this.client.unsubscribeAsync(filters);
+  }
+
+  /**
    * Publishes one MQTT message at QoS 1 and resolves on its PUBACK.
    * @param {string} topic
    * @param {Uint8Array} payload

@@ -86,7 +86,7 @@ export class View {
   /**
    * Renders one session event.
    * @param {SessionEvent} event
-   * @param {{bytesSent: number, pending: number}} counters
+   * @param {{bytesSent: number, bytesReceived: number, pending: number}} counters
    */
   render(event, counters) {
     this.set("bytes-sent", formatBytes(counters.bytesSent));
@@ -116,7 +116,7 @@ export class View {
         break;
       case "global":
         this.set("model-version", event.model_version);
-        this.log(`global model v${event.model_version} received`);
+        this.log(`global model v${event.model_version} received${event.form === "delta" ? " (as a delta)" : ""}`);
         break;
       case "task":
         this.set("round", event.round);

@@ -9,7 +9,7 @@ import * as protocol from "../protocol/index.js";
  *            batch_size: number, lr: number, codec: string, deadline: number, seed: number,
  *            local_steps: number | null, local_epochs: number | null, run: number | null}} RoundTask
  * @typedef {{bundle_id: string, model_version: number, base_version: number | null, payload: Uint8Array,
- *            run: number | null, weights_sha256: string | null}} GlobalModel
+ *            run: number | null, weights_sha256: string | null, decoded: any}} GlobalModel
  * @typedef {{client_id: string, round: number, update_id: string, accepted: boolean, reason: string,
  *            detail: string | null, run: number | null}} Ack
  * @typedef {{federation: string, bundle_id: string, round: number, model_version: number, client_id: string,
@@ -111,29 +111,21 @@ export function makeWire(federation, prefix) {
     globalModel(bytes) {
       const m = protocol.decodeGlobalModel(bytes, limits(size));
       return { bundle_id: m.bundleId, model_version: m.modelVersion, base_version: m.baseVersion, payload: m.payload,
-        run: m.run, weights_sha256: m.weightsSha256 ?? null };
+        run: m.run, weights_sha256: m.weightsSha256 ?? null, decoded: m };
     },
+
+    /**
+     * The device's model intake (section 2b, js/protocol ModelFeed): deltas on the held version of the same
+     * run, dense models otherwise, weights_sha256 checked; says when `global/+` is wanted.
+     * @param {{weights: Float32Array, version: number, run: number | null, deltaRun: number | null}} held
+     */
+    modelFeed: (held) => new protocol.ModelFeed({ ...held, limits: limits(held.weights.length) }),
 
     /** @param {Uint8Array} bytes @returns {Ack} */
     ack(bytes) {
       const a = protocol.decodeAck(bytes, limits(size));
       return { client_id: a.clientId, round: a.round, update_id: a.updateId, accepted: a.accepted, reason: a.reason,
         detail: a.detail || null, run: a.run };
-    },
-
-    /** The dense weights a GlobalModel carries. @param {Uint8Array} payload @param {number} n */
-    decodeDense: (payload, n) => protocol.toDense(protocol.decodeUpdatePayload(payload, n, limits(n))),
-
-    /**
-     * `w[i] = float32(w[i] + x)` for each decoded (i, x) only (section 2b: adding zeros elsewhere would turn
-     * a -0.0 weight into +0.0).
-     * @param {Float32Array} held @param {Uint8Array} payload @param {number} n
-     */
-    applyDelta(held, payload, n) {
-      const sparse = protocol.decodeUpdatePayload(payload, n, limits(n));
-      const out = Float32Array.from(held);
-      for (let k = 0; k < sparse.indices.length; k++) out[sparse.indices[k]] = out[sparse.indices[k]] + sparse.values[k];
-      return out;
     },
 
     /**
