@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from real_data import export_tiny_vit, write_fmnist_shard
+from support.debian_data import require_debian_data
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -36,7 +37,7 @@ def fmnist_shard(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_fmnist_shard(tmp_path_factory.mktemp("data") / "shard.npz", 600)
 
 
-@pytest.fixture()
+@pytest.fixture
 def mosquitto(tmp_path: Path):  # type: ignore[no-untyped-def]
     """A real Mosquitto on a free loopback port, stopped after the test."""
     from fmfl.mqtt.mosquitto import Mosquitto, mosquitto_binary
@@ -48,3 +49,33 @@ def mosquitto(tmp_path: Path):  # type: ignore[no-untyped-def]
         yield broker
     finally:
         broker.stop()
+
+
+# --- the integration marker --------------------------------------------------------------------------
+# A test that starts a real broker, gateway, device or browser process (or kills one), or that needs a real
+# model export, is an integration test: `-m "not slow and not integration"` is the fast loop. Marked here,
+# by what the test asks for, so a new test that takes one of these fixtures is marked without anyone
+# remembering to; tests that start processes themselves carry the marker in their own module.
+INTEGRATION_FIXTURES = frozenset({
+    "mosquitto", "federation", "fresh_federation", "cert_federation", "probes",  # brokers (trust: TLS, ACL)
+    "broker", "ws_broker", "make_site", "web_clients", "processes", "browser",  # faults, web
+    "tiny_vit_bundle", "vit_bundle", "tiny_bert", "tiny_distilbert", "tiny_vit", "tiny_clip",  # real exports
+    "arm64_userland", "arm64_fmfl", "sgd_vit_bundle",
+})  # fmt: skip
+# Whole folders of process-level suites: fault injection (SIGKILL, broker restarts), the browser device (node
+# and Chromium), the emulated arm64 device, the end-to-end demo.
+INTEGRATION_FOLDERS = frozenset({"faults", "web", "arm64", "e2e"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    tests_root = Path(__file__).resolve().parent
+    for item in items:
+        folder = item.path.resolve().relative_to(tests_root).parts[0]
+        if folder in INTEGRATION_FOLDERS or INTEGRATION_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    # @pytest.mark.debian_data(path, package): skipped where the package is absent, failed under CI.
+    for mark in item.iter_markers("debian_data"):
+        require_debian_data(*mark.args)

@@ -1,25 +1,16 @@
-"""Makes ``agg_helpers`` importable from the aggregator tests.
+"""Fixtures of the gateway (server/engine) tests.
 
-The suite runs with ``--import-mode=importlib``, where a test module cannot import a sibling; the
-helpers (random sparse deltas, dense reference rules) are a plain module, so this folder goes on
-``sys.path`` once, here.
+This folder's helper modules (``agg_helpers``: random sparse deltas, dense reference rules;
+``test_server_support``: the engine harness) are importable by name: pyproject.toml lists the folder in
+pytest's ``pythonpath``.
 """
 
 from __future__ import annotations
 
-import sys
+import importlib.util
 from pathlib import Path
 
-_HERE = str(Path(__file__).resolve().parent)
-if _HERE not in sys.path:
-    sys.path.insert(0, _HERE)
-
-
-# --- gateway (server/engine) tests ---------------------------------------------------------------
-
-import importlib.util  # noqa: E402 - appended section, kept self-contained
-
-import pytest  # noqa: E402
+import pytest
 
 
 @pytest.fixture(scope="session")

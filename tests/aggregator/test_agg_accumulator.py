@@ -64,7 +64,8 @@ def test_merged_partial_sums_equal_single_worker(seed: int, n: int, workers: int
     # Assert
     single = _sum(ups, weights)
     assert merged.to_bytes() == single.to_bytes()
-    assert merged.count == n and merged.total_weight == sum(weights)
+    assert merged.count == n
+    assert merged.total_weight == sum(weights)
     assert np.array_equal(merged.mean(), single.mean())
 
 
@@ -102,7 +103,9 @@ def test_serialisation_is_sparse_and_exact() -> None:
     data = acc.to_bytes()
     assert len(data) < 2_000  # nonzeros only, not 8 MB of float64
     back = WeightedSum.from_bytes(data)
-    assert np.array_equal(back.sum, acc.sum) and back.count == 1 and back.total_weight == 3.0
+    assert np.array_equal(back.sum, acc.sum)
+    assert back.count == 1
+    assert back.total_weight == 3.0
 
 
 @pytest.mark.parametrize("data", [b"", b"not an npz", WeightedSum(4).to_bytes()[:50]])
@@ -130,5 +133,5 @@ def test_mean_of_nothing_is_an_error() -> None:
 
 def test_sum_view_is_read_only() -> None:
     acc = WeightedSum(4)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="read-only"):
         acc.sum[0] = 1.0

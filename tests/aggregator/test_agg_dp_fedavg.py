@@ -56,14 +56,16 @@ def test_aggregate_matches_the_slow_reference_over_rounds() -> None:
     g = np.random.default_rng(1).standard_normal(SIZE).astype(np.float32)
     for r in range(2):
         ups = _updates(100 + r, 3, scale=0.5)
-        assert any(np.linalg.norm(u.values) > 2.0 for u in ups) and any(np.linalg.norm(u.values) <= 2.0 for u in ups)
+        assert any(np.linalg.norm(u.values) > 2.0 for u in ups)
+        assert any(np.linalg.norm(u.values) <= 2.0 for u in ups)
         # Execute
         new = _run(strategy, g, ups)
         # Assert
         np.testing.assert_allclose(new, _reference(g, ups, 2.0, 0.7, 4, 11, r), rtol=0, atol=2e-6)
         g = new
     m = strategy.round_metrics()
-    assert m["dp_clip_norm"] == 2.0 and m["dp_noise_stddev"] == pytest.approx(0.7 * 2.0 / 4)
+    assert m["dp_clip_norm"] == 2.0
+    assert m["dp_noise_stddev"] == pytest.approx(0.7 * 2.0 / 4)
     assert 0.0 < m["dp_unclipped_fraction"] < 1.0
 
 
@@ -251,7 +253,8 @@ def test_corrupt_state_is_refused_and_the_clip_norm_kept() -> None:
         strategy.load_state_dict(bad)
     with pytest.raises(CorruptState, match="noise_seed"):
         strategy.load_state_dict(dict(state, noise_seed=np.zeros(2, np.uint32)))
-    assert strategy.clip_norm == 0.5 and np.array_equal(strategy.state_dict()["noise_seed"], state["noise_seed"])
+    assert strategy.clip_norm == 0.5
+    assert np.array_equal(strategy.state_dict()["noise_seed"], state["noise_seed"])
 
 
 def test_a_changed_fixed_clip_on_resume_is_overridden_by_the_saved_one_with_a_warning(

@@ -22,7 +22,9 @@ def test_epsilon_is_in_the_line_and_at_the_top_level_of_the_json() -> None:
     s = _summary(dp_epsilon=12.345678, dp_delta=1e-5)
     assert "eval_accuracy 0.5000, epsilon 12.35 (delta 1e-05)," in s.line()
     data = json.loads(s.to_json())
-    assert data["dp_epsilon"] == 12.345678 and data["dp_delta"] == 1e-5 and "extra" not in data
+    assert data["dp_epsilon"] == 12.345678
+    assert data["dp_delta"] == 1e-5
+    assert "extra" not in data
     assert "epsilon" not in _summary().line()
 
 

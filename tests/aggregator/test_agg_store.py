@@ -27,10 +27,13 @@ def test_save_and_load_latest(tmp_path: Path) -> None:
     store.save(1, w1, server_state={"m": np.ones(3), "rounds": np.array(1)})
     store.save(2, w2)
     entry, loaded = GlobalStore(tmp_path / "models").load_weights()
-    assert entry.version == 2 and np.array_equal(loaded, w2) and loaded.dtype == np.float32
+    assert entry.version == 2
+    assert np.array_equal(loaded, w2)
+    assert loaded.dtype == np.float32
     assert np.array_equal(store.load_weights(1)[1], w1)
     state = store.load_state(1)
-    assert set(state) == {"m", "rounds"} and np.array_equal(state["m"], np.ones(3))
+    assert set(state) == {"m", "rounds"}
+    assert np.array_equal(state["m"], np.ones(3))
     assert store.load_state() == {}
     assert not [p for p in (tmp_path / "models").iterdir() if ".tmp-" in p.name]  # no temp files left
 

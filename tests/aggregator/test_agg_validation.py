@@ -123,8 +123,11 @@ def test_rejection_reports_reason_and_changes_nothing(
 def test_valid_update_is_canonicalised() -> None:
     u = Sparse(np.array([0, 7, 63], np.uint32), np.array([1.0, 2.0, 3.0], np.float64), SIZE)
     v = validate_update(u, 5, "dev-1", size=SIZE)
-    assert v.indices.dtype == np.int64 and v.values.dtype == np.float32
-    assert v.indices.tolist() == [0, 7, 63] and v.weight == 5.0 and v.nnz == 3
+    assert v.indices.dtype == np.int64
+    assert v.values.dtype == np.float32
+    assert v.indices.tolist() == [0, 7, 63]
+    assert v.weight == 5.0
+    assert v.nnz == 3
 
 
 def test_empty_update_is_valid() -> None:

@@ -42,10 +42,15 @@ def test_records_round_trip_exactly(tmp_path: Path) -> None:
         recs = list(log.records(1))
         assert [r.update_id for r in recs] == ["u0", "u1", "u2"]
         for r, u, i in zip(recs, ups, range(3), strict=True):
-            assert np.array_equal(r.indices, u.indices) and r.indices.dtype == np.int64
-            assert np.array_equal(r.values, u.values) and r.values.dtype == np.float32
+            assert np.array_equal(r.indices, u.indices)
+            assert r.indices.dtype == np.int64
+            assert np.array_equal(r.values, u.values)
+            assert r.values.dtype == np.float32
             assert (r.weight, r.client_id, r.size, r.round) == (1.5 + i, f"c{i}", SIZE, 1)
-        assert log.count(1) == 3 and log.count(2) == 1 and log.contains("u1") and not log.contains("nope")
+        assert log.count(1) == 3
+        assert log.count(2) == 1
+        assert log.contains("u1")
+        assert not log.contains("nope")
 
 
 def test_redelivered_update_id_is_not_stored_twice(tmp_path: Path) -> None:
@@ -58,7 +63,8 @@ def test_redelivered_update_id_is_not_stored_twice(tmp_path: Path) -> None:
             _append(log, 1, "c", "u-new", u)
         with pytest.raises(LogError, match="was logged for round 1"):
             _append(log, 3, "c", "u", u)
-        assert log.count(1) == 1 and log.count(3) == 0
+        assert log.count(1) == 1
+        assert log.count(3) == 0
 
 
 def test_replay_rebuilds_the_round_and_never_adds_twice(tmp_path: Path) -> None:
@@ -83,8 +89,11 @@ def test_replay_rebuilds_the_round_and_never_adds_twice(tmp_path: Path) -> None:
         first = log2.replay(7, fresh)
         second = log2.replay(7, fresh)
     # Assert
-    assert first.fed == [f"u{i}" for i in range(5)] and not first.skipped and not first.rejected
-    assert second.fed == [] and second.skipped == first.fed
+    assert first.fed == [f"u{i}" for i in range(5)]
+    assert not first.skipped
+    assert not first.rejected
+    assert second.fed == []
+    assert second.skipped == first.fed
     live.accept(ups[4], 7.0, "c4")
     assert fresh.round_bytes() == live.round_bytes()
     assert np.array_equal(fresh.aggregate(), live.aggregate())
@@ -98,7 +107,8 @@ def test_replay_reports_updates_the_strategy_now_refuses(tmp_path: Path) -> None
         _append(log, 1, "a", "ua", u)
         _append(log, 1, "b", "ub", u)
         report = log.replay(1, strategy)
-    assert report.fed == ["ua"] and report.rejected == [("ub", "capacity")]
+    assert report.fed == ["ua"]
+    assert report.rejected == [("ub", "capacity")]
 
 
 def test_replay_needs_an_open_round(tmp_path: Path) -> None:
@@ -165,7 +175,8 @@ def test_sigkill_mid_write_loses_no_acknowledged_update(tmp_path: Path) -> None:
         strategy = FedAvg()
         strategy.begin_round(np.zeros(50_000, np.float32))
         report = log.replay(1, strategy)
-        assert not report.rejected and set(acked) <= set(report.fed)
+        assert not report.rejected
+        assert set(acked) <= set(report.fed)
         for rec in log.records(1):
             i = int(rec.update_id[1:])
             rng = np.random.default_rng(i)
@@ -204,5 +215,6 @@ def test_indices_are_stored_in_4_bytes_when_they_fit_and_8_byte_rows_still_read(
     with UpdateLog(tmp_path / "wal.db") as log:
         recs = {r.update_id: r for r in log.records(1)}
     for uid, u in (("u-small", small), ("u-huge", huge), ("u-old", old)):
-        assert recs[uid].indices.dtype == np.int64 and np.array_equal(recs[uid].indices, u.indices), uid
+        assert recs[uid].indices.dtype == np.int64, uid
+        assert np.array_equal(recs[uid].indices, u.indices), uid
         assert np.array_equal(recs[uid].values, u.values), uid

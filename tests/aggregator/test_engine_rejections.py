@@ -160,7 +160,8 @@ def test_a_second_update_from_the_same_client_is_a_duplicate_client(tmp_path: Pa
     assert [a.accepted for a in h.send("a", frames(first))] == [True]
     acks = h.send("a", frames(good(task, "a")))  # another update id, same client, same round
     assert [(a.accepted, a.reason) for a in acks] == [(False, "duplicate-client")]
-    assert h.engine.wal.count(task.round) == 1 and h.engine.strategy.clients == {"a"}
+    assert h.engine.wal.count(task.round) == 1
+    assert h.engine.strategy.clients == {"a"}
 
 
 def test_a_resend_is_acked_again_and_counted_once(tmp_path: Path) -> None:
@@ -173,7 +174,8 @@ def test_a_resend_is_acked_again_and_counted_once(tmp_path: Path) -> None:
     update = good(task, "a")
     for _ in range(3):  # QoS 1 redelivery or a device whose Ack was lost
         assert [(a.accepted, a.update_id) for a in h.send("a", frames(update))] == [(True, update.update_id)]
-    assert h.engine.wal.count(task.round) == 1 and h.engine.open_round.rejected_by_reason() == {}  # type: ignore[union-attr]
+    assert h.engine.wal.count(task.round) == 1
+    assert h.engine.open_round.rejected_by_reason() == {}
     h.send("b", frames(good(task, "b")))
     assert h.engine.version == 1
     # After the round closed (WAL pruned), the journal still recognises it: accepted, not "stale".
@@ -217,4 +219,5 @@ def test_malformed_hello_and_status_are_dropped_and_counted(tmp_path: Path) -> N
     h.engine.handle(TOPICS.root + "/update/-bad", b"x", T0)
     h.engine.handle(TOPICS.status("q"), b"", T0)  # a cleared retained status: ignored
     assert h.engine.bad_messages == {"truncated": 1, "client_mismatch": 1, "wrong_type": 1, "topic": 1}
-    assert h.engine.registry.get("q") is None and h.engine.registry.get("other") is None
+    assert h.engine.registry.get("q") is None
+    assert h.engine.registry.get("other") is None

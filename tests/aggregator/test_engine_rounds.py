@@ -112,7 +112,8 @@ def test_over_selection_invites_more_and_closes_at_k(tmp_path: Path) -> None:
     h.register(*ids)
     h.tick()
     task = h.task()
-    assert len(task.selected) == 3 and set(task.selected) <= set(ids)
+    assert len(task.selected) == 3
+    assert set(task.selected) <= set(ids)
     first, second, third = task.selected
     for cid in (first, second):
         update, _ = make_update(task, cid, delta_for(cid, 1))
@@ -206,7 +207,8 @@ def test_resume_after_the_version_was_saved_finishes_the_bookkeeping(tmp_path: P
     h.engine.journal.put("next_round", 2)
     (tmp_path / "state" / "metrics.jsonl").write_text("")
     h2 = Harness(tmp_path, rounds=2, clients_per_round=2, min_clients=2, resume=True)
-    assert h2.engine.open_round is None and h2.engine.version == 1
+    assert h2.engine.open_round is None
+    assert h2.engine.version == 1
     line = json.loads((tmp_path / "state" / "metrics.jsonl").read_text())
     assert (line["round"], line["status"], line["participants"]) == (1, "ok", 2)
     assert h2.engine.journal.round(1).status == "closed"  # type: ignore[union-attr]
@@ -268,7 +270,8 @@ def test_devices_known_only_by_status_are_eligible_unless_something_is_required(
 def test_with_quorum_but_no_full_selection_the_round_waits_the_selection_window(tmp_path: Path) -> None:
     h = Harness(tmp_path, clients_per_round=4, min_clients=2, selection_window=5.0)
     h.register("a", "b")
-    assert h.tick(T0) == [] and h.tick(T0 + 4.9) == []
+    assert h.tick(T0) == []
+    assert h.tick(T0 + 4.9) == []
     h.register("c")
     h.tick(T0 + 5.0)
     assert set(h.task().selected) == {"a", "b", "c"}
@@ -283,4 +286,5 @@ def test_after_the_first_round_the_next_opens_at_once_with_a_quorum(tmp_path: Pa
     for cid in ("a", "b"):
         h.send(cid, frames(make_update(task, cid, delta_for(cid, 1))[0]), T0 + 6)
     h.tick(T0 + 6)  # every selected device answered: no need to wait for K=3 or the deadline
-    assert h.engine.version == 1 and h.task().round == 2
+    assert h.engine.version == 1
+    assert h.task().round == 2

@@ -56,7 +56,8 @@ def test_two_sites_under_a_parent_equal_flat_fedavg(tmp_path: Path) -> None:
         expected = fedavg(expected, sent)
         np.testing.assert_allclose(top.engine.store.load_weights(rnd)[1], expected, rtol=1e-5, atol=1e-6)
         for site in sites.values():
-            assert site.engine.upstream is not None and site.engine.upstream._pending is None  # acked
+            assert site.engine.upstream is not None
+            assert site.engine.upstream._pending is None
 
 
 def test_the_upstream_update_is_the_weighted_mean_and_survives_a_restart(tmp_path: Path) -> None:
@@ -78,7 +79,8 @@ def test_the_upstream_update_is_the_weighted_mean_and_survives_a_restart(tmp_pat
     assert [o.payload for o in resent] == [sent.payload]
     ack = Ack("gw-a", 4, update.update_id, True)
     again.handle(again.topics.ack("gw-a"), frames(ack)[0])
-    assert not (tmp_path / PENDING_FILE).exists() and again.tick() == []
+    assert not (tmp_path / PENDING_FILE).exists()
+    assert again.tick() == []
 
 
 def test_a_lower_tier_needs_a_fedavg_family_rule_and_another_federation(tmp_path: Path) -> None:

@@ -49,16 +49,20 @@ def test_a_group_is_invisible_to_other_readers_until_its_one_commit(tmp_path: Pa
             stored = log.append(round=1, client_id=f"c{i}", update_id=f"u{i}", weight=1.0, indices=u.indices,
                                 values=u.values, size=100, commit=False)  # fmt: skip
             assert stored
-        assert log.pending == 5 and log.commits == 0
+        assert log.pending == 5
+        assert log.commits == 0
         assert _rows(db) == []  # not durable: nothing another reader (or a restart) would see
-        assert log.count(1) == 5 and log.contains("u4")  # the gateway's own checks see the open group
+        assert log.count(1) == 5
+        assert log.contains("u4")
         assert log.commit() == 5
         assert (log.pending, log.commits) == (0, 1)
         assert _rows(db) == [f"u{i}" for i in range(5)]
-        assert log.commit() == 0 and log.commits == 1  # nothing pending: no commit counted
+        assert log.commit() == 0
+        assert log.commits == 1
         u = random_update(rng, 100, 10)
         log.append(round=1, client_id="c9", update_id="u9", weight=1.0, indices=u.indices, values=u.values, size=100)
-        assert log.commits == 2 and _rows(db)[-1] == "u9"  # commit=True: durable on return
+        assert log.commits == 2
+        assert _rows(db)[-1] == "u9"
 
 
 def test_a_duplicate_client_inside_a_group_is_refused_and_the_rest_still_commits(tmp_path: Path) -> None:
@@ -99,7 +103,8 @@ def test_a_batch_commits_once_and_answers_exactly_like_one_by_one(tmp_path: Path
         h.register(*IDS)
         h.tick()
     task = one.task()
-    assert batch.task() == task and sorted(task.selected) == IDS
+    assert batch.task() == task
+    assert sorted(task.selected) == IDS
     chunks = {}
     for i, cid in enumerate(IDS):
         rng = np.random.default_rng([7, i])
@@ -120,11 +125,13 @@ def test_a_batch_commits_once_and_answers_exactly_like_one_by_one(tmp_path: Path
     assert batch.engine.wal.commits - commits_before[1] == 1
     assert one.engine.version == batch.engine.version == 1
     w_one, w_batch = one.engine.store.load_weights(1)[1], batch.engine.store.load_weights(1)[1]
-    assert np.array_equal(w_one, w_batch) and not np.array_equal(w_batch, one.initial)
+    assert np.array_equal(w_one, w_batch)
+    assert not np.array_equal(w_batch, one.initial)
     assert [r.client_id for r in batch.engine.journal.accepted(1)] == IDS[:4]
     line = json.loads((tmp_path / "batch" / "state" / "metrics.jsonl").read_text())
-    assert line["participants"] == 4 and line["metrics"] == json.loads(
-        (tmp_path / "one" / "state" / "metrics.jsonl").read_text())["metrics"]  # fmt: skip
+    assert line["participants"] == 4
+    assert line["metrics"] == json.loads(
+        (tmp_path / "one" / "state" / "metrics.jsonl").read_text())["metrics"]
 
 
 CHILD = """
@@ -167,13 +174,15 @@ def test_killed_between_the_appends_and_the_fsync_nothing_is_durable_or_acked(tm
     # out, no row is durable, none journaled.
     assert stdout.split() == ["BATCH"]
     state = tmp_path / "state"
-    assert _rows(state / "updates.sqlite") == [] and _rows(state / "journal.sqlite", "accepted") == []
+    assert _rows(state / "updates.sqlite") == []
+    assert _rows(state / "journal.sqlite", "accepted") == []
     # Resumed: the broker redelivers the three (never PUBACKed) and the fourth arrives: counted once each.
     h = Harness(tmp_path, rounds=1, clients_per_round=4, min_clients=3, resume=True)
     assert h.engine.strategy.clients == set()
     out = h.engine.handle_batch(messages, T0)
     assert _verdicts(h, out) == {c: [(True, "")] for c in "abcd"}
-    assert h.engine.version == 1 and json.loads((state / "metrics.jsonl").read_text())["participants"] == 4
+    assert h.engine.version == 1
+    assert json.loads((state / "metrics.jsonl").read_text())["participants"] == 4
 
 
 def test_killed_after_the_fsync_the_group_is_replayed_and_resends_count_once(tmp_path: Path) -> None:
@@ -187,4 +196,5 @@ def test_killed_after_the_fsync_the_group_is_replayed_and_resends_count_once(tmp
     assert len(_rows(state / "journal.sqlite", "accepted")) == 3  # and journaled on the way
     out = h.engine.handle_batch(messages, T0)  # the three resent (duplicates), and d
     assert _verdicts(h, out) == {c: [(True, "")] for c in "abcd"}
-    assert h.engine.version == 1 and json.loads((state / "metrics.jsonl").read_text())["participants"] == 4
+    assert h.engine.version == 1
+    assert json.loads((state / "metrics.jsonl").read_text())["participants"] == 4

@@ -47,11 +47,14 @@ def test_a_new_run_continues_the_numbers_of_the_run_before_and_clears_its_retain
     h.tick()
     task = h.task()
     # Assert: the old task is cleared first; chunks beyond the new model's are cleared.
-    assert start[0].topic == TOPICS.task and start[0].payload == b"" and start[0].retain
+    assert start[0].topic == TOPICS.task
+    assert start[0].payload == b""
+    assert start[0].retain
     model_chunks = [o for o in start if "/global/" in o.topic and o.payload]
     cleared = sorted(int(o.topic.rsplit("/", 1)[1]) for o in start if "/global/" in o.topic and not o.payload)
     assert cleared == list(range(len(model_chunks), 6))
-    assert h.engine.run > 1000 and task.run == h.engine.run
+    assert h.engine.run > 1000
+    assert task.run == h.engine.run
     assert (task.round, task.model_version) == (6, 9)
     assert all(chunk_run(o.payload) == h.engine.run for o in start if o.payload)
     version, _ = h.global_model()
@@ -60,7 +63,8 @@ def test_a_new_run_continues_the_numbers_of_the_run_before_and_clears_its_retain
     for cid in ("a", "b"):
         update, _ = make_update(task, cid, np.full(SIZE, 0.01, dtype=np.float32))
         assert [a.accepted for a in h.send(cid, frames(update))] == [True]
-    assert h.engine.version == 10 and h.engine.finished
+    assert h.engine.version == 10
+    assert h.engine.finished
 
 
 def test_a_resumed_run_keeps_its_run_id_and_first_version(tmp_path: Path) -> None:
@@ -79,10 +83,12 @@ def test_an_update_of_another_run_is_refused_and_a_compact_update_is_accepted(tm
     stale, _ = make_update(task, "a", np.full(SIZE, 0.01, dtype=np.float32), run=(task.run or 0) - 1)
     acks = h.send("a", [stale.to_compact_bytes()])
     assert [(a.accepted, a.reason) for a in acks] == [(False, "wrong_run")]
-    assert h.engine.wal.count(task.round) == 0 and h.engine.strategy.clients == frozenset()
+    assert h.engine.wal.count(task.round) == 0
+    assert h.engine.strategy.clients == frozenset()
     good, _ = make_update(task, "a", np.full(SIZE, 0.01, dtype=np.float32), run=task.run)
     packets = split_message(good.wire_bytes(), bare=True)
-    assert len(packets) == 1 and packets[0][:4] == b"FMFL"  # a bare frame, no chunk header
+    assert len(packets) == 1
+    assert packets[0][:4] == b"FMFL"
     assert [(a.accepted, a.update_id) for a in h.send("a", packets)] == [(True, good.update_id)]
 
 
@@ -95,7 +101,9 @@ def test_prior_run_is_read_from_retained_task_and_chunks(tmp_path: Path) -> None
     retained.append((TOPICS.global_model_chunk(9), b"\x00garbage"))  # unreadable: still a topic to clear
     prior = prior_from_retained(retained, TOPICS, LIMITS)
     assert (prior.run, prior.last_round, prior.last_version) == (h.engine.run, 3, 4)
-    assert prior.task_retained and 9 in prior.chunk_topics and prior.first_round == 4
+    assert prior.task_retained
+    assert 9 in prior.chunk_topics
+    assert prior.first_round == 4
 
 
 # --- two real runs on one broker, with a device that speaks protocol 1.1 only ----------------------
@@ -225,9 +233,12 @@ def test_two_runs_back_to_back_never_mix_and_a_1_1_device_serves_both(
     assert [(m["round"], m["version"]) for m in read_metrics(state1)] == [(1, 1), (2, 2)]
     assert [(m["round"], m["version"]) for m in read_metrics(state2)] == [(3, 4), (4, 5)]
     run1, run2 = models1[0].run, models2[0].run
-    assert run1 is not None and run2 is not None and run2 > run1
+    assert run1 is not None
+    assert run2 is not None
+    assert run2 > run1
     # The broker holds run 2's model in its 2 chunk topics only (run 1's surplus cleared), and run 2's task.
-    assert len(chunks1) > len(chunks2) and chunks2 == [TOPICS.global_model_chunk(i) for i in range(len(chunks2))]
+    assert len(chunks1) > len(chunks2)
+    assert chunks2 == [TOPICS.global_model_chunk(i) for i in range(len(chunks2))]
     assert [(m.run, m.model_version) for m in models2] == [(run2, 5)]
     assert [(t.run, t.round) for t in tasks2] == [(run2, 4)]
     # The 1.1 device took part in all 4 rounds; each model is the one before plus exactly what it sent.

@@ -73,7 +73,8 @@ def test_sigkill_mid_round_then_resume_loses_nothing_and_counts_nothing_twice(
         a, b, c, d = devices
         wait_until(lambda: current_task(watch, limits) is not None, 20, "round 1's task")
         task = current_task(watch, limits)
-        assert task is not None and task.round == 1
+        assert task is not None
+        assert task.round == 1
         for dev in (a, b):
             dev.respond = True
             dev.answer(task)
@@ -86,7 +87,8 @@ def test_sigkill_mid_round_then_resume_loses_nothing_and_counts_nothing_twice(
         c.answer(task)
         agg = start_aggregator(gateway_bundle, mosquitto.port, tmp_path, resume=True)
         wait_until(lambda: len(c.acks) >= 1 and len(b.acks) >= 2, 20, "acks after resume")
-        assert all(x.accepted for x in b.acks) and {x.update_id for x in b.acks} == {b.sent[1][0].update_id}
+        assert all(x.accepted for x in b.acks)
+        assert {x.update_id for x in b.acks} == {b.sent[1][0].update_id}
         d.respond = True
         d.answer(task)  # the 4th update closes round 1; round 2 then runs on its own
         assert agg.wait(60) == 0, agg.stderr

@@ -63,7 +63,8 @@ def test_dp_fedavg_rounds_report_epsilon_and_match_the_clip_and_noise_oracle(
     assert eps == pytest.approx([epsilon(0.8, 1.0, r, 1e-5) for r in (1, 2, 3)], rel=1e-9)
     assert eps[0] < eps[1] < eps[2]
     assert all(m["dp_delta"] == 1e-5 and m["strategy"] == "dp-fedavg" for m in lines)
-    assert "epsilon" in agg.stdout and f"{eps[-1]:.4g}" in agg.stdout
+    assert "epsilon" in agg.stdout
+    assert f"{eps[-1]:.4g}" in agg.stdout
     # The models: clipped deltas / K plus the noise of the secret seed kept in the server state.
     store = GlobalStore(state / "models")
     seed = store.load_state(0)["noise_seed"]

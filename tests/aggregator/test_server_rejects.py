@@ -170,4 +170,5 @@ def test_bad_inputs_from_paho_and_mosquitto_pub_are_refused_and_change_nothing(
         atol=1e-7,
     )
     (line,) = read_metrics(state)
-    assert line["participants"] == 2 and line["rejected_by_reason"] == expected
+    assert line["participants"] == 2
+    assert line["rejected_by_reason"] == expected

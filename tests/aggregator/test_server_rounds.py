@@ -80,7 +80,9 @@ def test_three_rounds_with_four_devices_match_the_fedavg_oracle(
     ]
     assert all(abs(m["metrics"]["eval_accuracy"] - 0.5) < 1e-9 for m in lines)
     printed = [line for line in agg.stdout.splitlines() if line.startswith("round ")]
-    assert len(printed) == 3 and "4/4 participants" in printed[0] and "eval_accuracy 0.5000" in printed[0]
+    assert len(printed) == 3
+    assert "4/4 participants" in printed[0]
+    assert "eval_accuracy 0.5000" in printed[0]
     # Every device got exactly one positive Ack per round.
     for d in devices:
         assert sorted((a.round, a.accepted) for a in d.acks) == [(1, True), (2, True), (3, True)]
@@ -93,7 +95,8 @@ def test_three_rounds_with_four_devices_match_the_fedavg_oracle(
     model = decode_all(late.snapshot(), limits, GlobalModel)[0]
     assert model.model_version == 3
     tasks = decode_all([m for m in late.snapshot() if m[0].endswith("/task")], limits, RoundTask)
-    assert tasks and tasks[-1].round == 3  # the last task stays; no new one after the final round
+    assert tasks
+    assert tasks[-1].round == 3
     late.close()
 
 

@@ -11,18 +11,12 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-
-_HERE = str(Path(__file__).resolve().parent)
-if _HERE not in sys.path:  # --import-mode=importlib: the test module imports arm64_support from here
-    sys.path.insert(0, _HERE)
-
-from arm64_support import REPO, VENV, arm64_run  # noqa: E402
-from fmfl_wheel import build_fmfl_wheel  # noqa: E402
-from real_data import export_tiny_vit, write_fmnist_shard  # noqa: E402
+from arm64_support import REPO, VENV, arm64_run  # this folder is on pytest's pythonpath
+from fmfl_wheel import build_fmfl_wheel
+from real_data import export_tiny_vit, write_fmnist_shard
 
 BUILD_SCRIPT = REPO / "scripts" / "arm64_rootfs.sh"
 RUN_TOOLS = ("proot", "qemu-aarch64-static")

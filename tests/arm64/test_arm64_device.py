@@ -111,7 +111,9 @@ def test_arm64_device_round_matches_the_native_round(
     rootfs = arm64_fmfl
     shared = tmp_path_factory.getbasetemp()
     bundle, data = sgd_vit_bundle, small_fmnist_shard
-    assert bundle.is_relative_to(shared) and data.is_relative_to(shared) and tmp_path.is_relative_to(shared)
+    assert bundle.is_relative_to(shared)
+    assert data.is_relative_to(shared)
+    assert tmp_path.is_relative_to(shared)
 
     # Execute: the native round, then the arm64 one (own federations: no retained task or model crosses over)
     native_state, native_out = run_round(
@@ -141,7 +143,8 @@ def test_arm64_device_round_matches_the_native_round(
     native_delta = native.astype(np.float64) - v0_native
     arm_delta = arm.astype(np.float64) - v0_arm
     # The round moved the model (a device that sent nothing, or zeros, fails here)...
-    assert np.abs(native_delta).max() > 1e-4 and np.count_nonzero(native_delta) > native.size // 2
+    assert np.abs(native_delta).max() > 1e-4
+    assert np.count_nonzero(native_delta) > native.size // 2
     # ... and the arm64 device moved it the same way: the global models agree to float tolerance, and so do
     # the deltas, relative to the delta's own scale (a much tighter check than on the weights).
     np.testing.assert_allclose(arm, native, rtol=1e-4, atol=1e-6)

@@ -30,11 +30,13 @@ def test_quick_attack_matrix_writes_its_section_elsewhere(tmp_path: Path) -> Non
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     text = output.read_text()
     assert "## Other\n\nkept" in text
-    assert "## Robustness under attack" in text and "### Final test accuracy (%) after 2 rounds" in text
+    assert "## Robustness under attack" in text
+    assert "### Final test accuracy (%) after 2 rounds" in text
     for attack in ("| none |", "| sign flip |", "| scaling x10 |", "| ALIE |", "| label flip |"):
         assert attack in text
     # Scaled updates are 10x the honest norm, the bound 3x the median: the bound rejects both attackers twice.
-    assert "| scaling x10 |" in text and text.split("| scaling x10 |")[1].split("\n")[0].endswith("| 4 / 0 |")
+    assert "| scaling x10 |" in text
+    assert text.split("| scaling x10 |")[1].split("\n")[0].endswith("| 4 / 0 |")
     assert "Goal (both gaps within 3 points on every attack): **" in text
     assert (tmp_path / "bench_attacks.png").stat().st_size > 1000
     assert (doc.read_text() if doc.exists() else None) == before

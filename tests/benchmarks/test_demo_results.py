@@ -12,7 +12,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 # By path: under pytest's importlib mode the name "benchmarks" is this test folder, not the repository's.
 _spec = importlib.util.spec_from_file_location("demo_results", ROOT / "benchmarks" / "demo_results.py")
-assert _spec is not None and _spec.loader is not None
+assert _spec is not None
+assert _spec.loader is not None
 sys.path.insert(0, str(ROOT))
 demo_results = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(demo_results)
@@ -37,7 +38,10 @@ def test_traffic_is_per_client_round_and_relative_to_the_dense_trainable_set() -
         {"status": "failed", "participants": 0, "bytes_up": 999, "bytes_down": 999},
         {"status": "ok", "participants": 2, "bytes_up": 20, "bytes_down": 0}]}
     t = traffic(record)
-    assert t["up"] == 10 and t["down"] == 20 and t["up_fraction"] == 0.025 and t["down_fraction"] == 0.05
+    assert t["up"] == 10
+    assert t["down"] == 20
+    assert t["up_fraction"] == 0.025
+    assert t["down_fraction"] == 0.05
 
 
 @pytest.mark.slow

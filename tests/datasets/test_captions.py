@@ -18,7 +18,8 @@ def test_captions_name_the_class_with_its_article() -> None:
     captions = caption_labels(labels, seed=0)
 
     assert "an ankle boot" in captions[0]
-    assert "a t-shirt" in captions[1] and "a bag" in captions[2]
+    assert "a t-shirt" in captions[1]
+    assert "a bag" in captions[2]
     assert len(FASHION_MNIST_CAPTION_NAMES) == len(FASHION_MNIST_CLASSES)
 
 
@@ -35,7 +36,8 @@ def test_captions_are_deterministic_and_use_several_templates() -> None:
 def test_zero_shot_prompts_cover_every_class_and_template() -> None:
     prompts = zero_shot_prompts()
 
-    assert len(prompts) == 10 and all(len(p) == len(CAPTION_TEMPLATES) for p in prompts)
+    assert len(prompts) == 10
+    assert all(len(p) == len(CAPTION_TEMPLATES) for p in prompts)
     assert prompts[3][0] == "a photo of a dress."
     assert zero_shot_prompts(["apple"], ["{a} {name}"]) == [["an apple"]]
 

@@ -15,10 +15,7 @@ from fmfl.datasets import FASHION_MNIST_CLASSES, DatasetUnavailable, IdxFormatEr
 from fmfl.datasets.fashion_mnist import SYSTEM_DIR
 from fmfl.datasets.idx import read_idx, write_idx
 
-needs_debian_files = pytest.mark.skipif(
-    not (SYSTEM_DIR / "t10k-images-idx3-ubyte.gz").is_file(),
-    reason="Debian package dataset-fashion-mnist is not installed",
-)
+needs_debian_files = pytest.mark.debian_data(SYSTEM_DIR / "t10k-images-idx3-ubyte.gz", "dataset-fashion-mnist")
 TEST_FILES = ["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
 
 
@@ -61,17 +58,20 @@ def _closed_port_url() -> str:
 def test_test_split_is_the_real_data_set() -> None:
     images, labels = load_fashion_mnist("test")
 
-    assert images.shape == (10_000, 28, 28) and images.dtype == np.uint8
+    assert images.shape == (10_000, 28, 28)
+    assert images.dtype == np.uint8
     assert labels.dtype == np.int64
     np.testing.assert_array_equal(np.bincount(labels), np.full(10, 1000))
-    assert len(FASHION_MNIST_CLASSES) == 10 and FASHION_MNIST_CLASSES[9] == "Ankle boot"
+    assert len(FASHION_MNIST_CLASSES) == 10
+    assert FASHION_MNIST_CLASSES[9] == "Ankle boot"
 
 
 @needs_debian_files
 def test_train_split_has_60000_images() -> None:
     images, labels = load_fashion_mnist("train")
 
-    assert images.shape == (60_000, 28, 28) and labels.shape == (60_000,)
+    assert images.shape == (60_000, 28, 28)
+    assert labels.shape == (60_000,)
     assert labels[:5].tolist() == [9, 0, 0, 3, 0]  # the published first labels
 
 
@@ -135,7 +135,8 @@ def test_offline_error_says_how_to_get_the_files(tmp_path: Path) -> None:
     message = str(info.value)
     assert "apt-get install dataset-fashion-mnist" in message
     assert str(tmp_path / "empty") in message
-    assert "Download failed" in message and "127.0.0.1" in message
+    assert "Download failed" in message
+    assert "127.0.0.1" in message
 
 
 def test_no_download_when_disabled(tmp_path: Path) -> None:

@@ -5,13 +5,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support.debian_data import require_debian_data
 
 from fmfl.datasets import DatasetCorrupt, DatasetUnavailable, load_wordnet_glosses, wordnet_category_counts
 from fmfl.datasets.wordnet import SYSTEM_DIR, WordnetGlosses, read_noun_glosses, strip_examples
 
-needs_wordnet = pytest.mark.skipif(
-    not (SYSTEM_DIR / "data.noun").is_file(), reason="Debian package wordnet-base is not installed"
-)
+needs_wordnet = pytest.mark.debian_data(SYSTEM_DIR / "data.noun", "wordnet-base")
 HEADER = "  1 This software and database is being provided to you, the LICENSEE, by  \n  2   \n"
 
 
@@ -26,8 +25,7 @@ def _no_env_dir(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="module")
 def real_split() -> WordnetGlosses:
-    if not (SYSTEM_DIR / "data.noun").is_file():
-        pytest.skip("Debian package wordnet-base is not installed")
+    require_debian_data(SYSTEM_DIR / "data.noun", "wordnet-base")
     return load_wordnet_glosses()
 
 
@@ -47,9 +45,12 @@ def test_category_counts_of_wordnet_3_0() -> None:
 def test_real_split_is_stratified_and_disjoint(real_split: WordnetGlosses) -> None:
     train_texts, train_labels, test_texts, test_labels, names = real_split
 
-    assert names == tuple(sorted(names)) and len(names) == 10
-    assert "noun.artifact" in names and "noun.cognition" not in names  # 11th largest, 19 fewer than 10th
-    assert len(train_texts) == len(train_labels) and len(test_texts) == len(test_labels)
+    assert names == tuple(sorted(names))
+    assert len(names) == 10
+    assert "noun.artifact" in names
+    assert "noun.cognition" not in names
+    assert len(train_texts) == len(train_labels)
+    assert len(test_texts) == len(test_labels)
     assert len(train_texts) + len(test_texts) == 63_245
     fractions = np.bincount(test_labels) / (np.bincount(test_labels) + np.bincount(train_labels))
     np.testing.assert_allclose(fractions, 0.2, atol=0.001)
@@ -98,12 +99,16 @@ def test_tiny_database_labels_and_examples(tmp_path: Path) -> None:
     kept_texts, _ = read_noun_glosses(root, keep_examples=True)
 
     assert split.label_names == ("noun.artifact", "noun.person")
-    assert len(split.test_texts) == 3 and len(split.train_texts) == 12  # round(0.2*10) + round(0.2*5)
+    assert len(split.test_texts) == 3
+    assert len(split.train_texts) == 12
     assert all('"' not in text for text in split.train_texts + split.test_texts)
     assert kept_texts[0] == 'a tool number 0; "use it"'
     assert (
-        len(kept_texts) == 17 and len(read_noun_glosses(root)[0]) == 16
-    )  # the example-only gloss is dropped
+        len(kept_texts) == 17
+    )
+    assert (
+        len(read_noun_glosses(root)[0]) == 16
+    )
 
 
 def test_env_dir_is_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -41,14 +41,16 @@ def test_classic_logistic_regression_on_real_pixels_learns_fashion_mnist() -> No
     result = classic(train.images[:2000], train.labels[:2000], test.images[:1000], test.labels[:1000])
 
     assert 0.70 < result["accuracy"] < 0.95, result  # 10 classes: chance is 0.10
-    assert result["what"] == "logistic regression on raw pixels" and result["samples"] == 2000
+    assert result["what"] == "logistic regression on raw pixels"
+    assert result["samples"] == 2000
 
 
 def test_classic_tfidf_on_texts() -> None:
     texts = ["a red apple fruit", "green apple fruit", "a fast car", "a red car engine"] * 10
     labels = np.array([0, 0, 1, 1] * 10)
     result = classic(texts, labels, ["apple fruit", "car engine"], np.array([0, 1]))
-    assert result["accuracy"] == 1.0 and result["what"].startswith("TF-IDF")
+    assert result["accuracy"] == 1.0
+    assert result["what"].startswith("TF-IDF")
 
 
 def test_validation_is_carved_from_training_and_the_test_set_is_dropped() -> None:
@@ -57,10 +59,13 @@ def test_validation_is_carved_from_training_and_the_test_set_is_dropped() -> Non
 
     carved = carve_validation(data, 0.1, seed=0)
 
-    assert isinstance(carved.train_x, np.ndarray) and isinstance(carved.test_x, np.ndarray)
-    assert len(carved.train_y) == 90 and len(carved.test_y) == 10
+    assert isinstance(carved.train_x, np.ndarray)
+    assert isinstance(carved.test_x, np.ndarray)
+    assert len(carved.train_y) == 90
+    assert len(carved.test_y) == 10
     train_rows, val_rows = set(carved.train_x[:, 0]), set(carved.test_x[:, 0])
-    assert not train_rows & val_rows and train_rows | val_rows == set(range(100))  # a partition of training
+    assert not train_rows & val_rows
+    assert train_rows | val_rows == set(range(100))
     assert -1 not in val_rows  # no test sample can reach the referee
     np.testing.assert_array_equal(carve_validation(data, 0.1, seed=0).test_x, carved.test_x)  # seeded
     with pytest.raises(ValueError, match="validation_fraction"):
@@ -102,9 +107,11 @@ def federation(tmp_path_factory: pytest.TempPathFactory, tiny_vit_bundle: Path) 
 
 def test_devices_are_read_with_their_own_split_and_rows(federation: dict[str, object]) -> None:
     devices, labels = federation["devices"], federation["labels"]
-    assert isinstance(devices, list) and isinstance(labels, np.ndarray)
+    assert isinstance(devices, list)
+    assert isinstance(labels, np.ndarray)
     for d in devices:
-        assert len(d.train) == 120 and len(d.held_out) == 30  # the device's 80/20 split of 150
+        assert len(d.train) == 120
+        assert len(d.held_out) == 30
         np.testing.assert_array_equal(d.train.labels, labels[d.train_rows])  # rows replay the device's split
 
 
@@ -118,11 +125,13 @@ def test_centralized_is_tuned_on_validation_and_local_only_reports_mean_and_wors
                        batch_size=32)
 
     tried = central["tried"]
-    assert len(tried) == 3 * len(LEARNING_RATES) and central["lr"] in LEARNING_RATES
+    assert len(tried) == 3 * len(LEARNING_RATES)
+    assert central["lr"] in LEARNING_RATES
     assert central["validation_accuracy"] == max(t["validation_accuracy"] for t in tried)  # the best was kept
     assert central["samples"] == 216  # 240 pooled training samples minus the 10% validation split
     assert central["accuracy"] > before + 0.1, (before, central)  # 4 classes of 10 seen: up to about 0.4
-    assert set(local["per_device"]) == {"c00", "c01"} and set(local["weights"]) == {"c00", "c01"}
+    assert set(local["per_device"]) == {"c00", "c01"}
+    assert set(local["weights"]) == {"c00", "c01"}
     assert local["worst"] == min(v["accuracy"] for v in local["per_device"].values()) <= local["mean"]
 
 
@@ -138,7 +147,8 @@ def test_personalized_scores_each_device_on_its_own_held_out_split(federation: d
     assert set(result["per_device"]) == {"c00", "c01"}
     for model in ("global", "local_only", "global_finetuned"):
         scores = [s[model] for s in result["per_device"].values()]
-        assert result[model]["worst"] == min(scores) and result[model]["mean"] == pytest.approx(np.mean(scores))
+        assert result[model]["worst"] == min(scores)
+        assert result[model]["mean"] == pytest.approx(np.mean(scores))
     assert result["local_only"]["mean"] > result["global"]["mean"] + 0.2, result
     assert result["global_finetuned"]["mean"] > result["global"]["mean"] + 0.2, result
 
@@ -157,10 +167,14 @@ def test_demo_with_baselines_reports_every_baseline_and_the_personalized_table(t
     # Assert
     run = tmp_path / "runs" / "r"
     b = json.loads((run / "run.json").read_text())["baselines"]
-    assert 0.6 < b["classic"]["accuracy"] < 0.95 and b["classic"]["converged"]
-    assert 0.6 < b["linear_probe"]["accuracy"] < 0.95 and b["linear_probe"]["converged"]
-    assert b["centralized_tuned"]["lr"] in LEARNING_RATES and b["centralized_tuned"]["accuracy"] > 0.6
-    assert len(b["local_only"]["per_device"]) == 3 and b["local_only"]["worst"] <= b["local_only"]["mean"]
+    assert 0.6 < b["classic"]["accuracy"] < 0.95
+    assert b["classic"]["converged"]
+    assert 0.6 < b["linear_probe"]["accuracy"] < 0.95
+    assert b["linear_probe"]["converged"]
+    assert b["centralized_tuned"]["lr"] in LEARNING_RATES
+    assert b["centralized_tuned"]["accuracy"] > 0.6
+    assert len(b["local_only"]["per_device"]) == 3
+    assert b["local_only"]["worst"] <= b["local_only"]["mean"]
     assert set(b["personalized"]["per_device"]) == {"c00", "c01", "c02"}
     report = (run / "report.md").read_text()
     for row in ("| classic: logistic regression on raw pixels |", "| linear probe (frozen features) |",

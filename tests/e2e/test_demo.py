@@ -55,15 +55,19 @@ def test_vision_demo_runs_rounds_and_writes_the_report(tmp_path: Path, cache: Pa
     run = tmp_path / "runs" / "r"
     metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     ok = [m for m in metrics if m["status"] == "ok"]
-    assert len(ok) == 3 and all(m["participants"] >= 2 for m in ok)
+    assert len(ok) == 3
+    assert all(m["participants"] >= 2 for m in ok)
     record = json.loads((run / "run.json").read_text())
     accuracy = {int(k): v for k, v in record["accuracy"].items()}
     assert sorted(accuracy) == [0, 1, 2, 3]
     assert accuracy[3] > accuracy[0] + 0.05  # federated training improved the global model on the test set
     assert 0.2 < record["centralized"]["accuracy"] <= 1.0
     report = (run / "report.md").read_text()
-    assert "Test accuracy" in report and "Centralized" in report and "| 3 | ok |" in report
-    assert (run / "accuracy.png").stat().st_size > 1000 and (run / "bytes.png").stat().st_size > 1000
+    assert "Test accuracy" in report
+    assert "Centralized" in report
+    assert "| 3 | ok |" in report
+    assert (run / "accuracy.png").stat().st_size > 1000
+    assert (run / "bytes.png").stat().st_size > 1000
     assert children_of(run) == []
 
 
@@ -181,9 +185,11 @@ def test_unreachable_broker_is_a_clear_error_and_leaves_nothing_running(tmp_path
                      "--broker", f"mqtt://127.0.0.1:{free_port()}"))
     assert code == 2
     err = capsys.readouterr().err
-    assert "aggregator exited with code 2" in err and "cannot reach the MQTT broker" in err
+    assert "aggregator exited with code 2" in err
+    assert "cannot reach the MQTT broker" in err
     run = tmp_path / "runs" / "r"
-    assert (run / "report.md").exists() and children_of(run) == []
+    assert (run / "report.md").exists()
+    assert children_of(run) == []
 
 
 def test_demo_with_central_and_local_dp_reports_epsilon_every_round(tmp_path: Path, cache: Path) -> None:
@@ -192,7 +198,9 @@ def test_demo_with_central_and_local_dp_reports_epsilon_every_round(tmp_path: Pa
                      "--local-dp-noise-multiplier", "8")) == 0
     run = tmp_path / "runs" / "r"
     ok = [m for m in (json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()) if m["status"] == "ok"]
-    assert len(ok) == 2 and all(m["strategy"] == "dp-fedavg" for m in ok)
-    assert 0 < ok[0]["dp_epsilon"] < ok[1]["dp_epsilon"] and ok[0]["dp_sampling_rate"] == 1.0
+    assert len(ok) == 2
+    assert all(m["strategy"] == "dp-fedavg" for m in ok)
+    assert 0 < ok[0]["dp_epsilon"] < ok[1]["dp_epsilon"]
+    assert ok[0]["dp_sampling_rate"] == 1.0
     assert all(m["metrics"]["local_dp_epsilon"] > 0 for m in ok)  # the clients' own, averaged
     assert children_of(run) == []

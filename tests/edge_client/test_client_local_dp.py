@@ -36,7 +36,8 @@ def test_device_rounds_send_clipped_noised_deltas_and_report_their_epsilon(
     assert [u.metrics["local_dp_releases"] for u in updates] == [1.0, 2.0]
     assert updates[0].metrics["local_dp_epsilon"] == dp.epsilon(1) < updates[1].metrics["local_dp_epsilon"]
     sent = decode_update(updates[0].payload, weights.size, Limits.for_vector_size(weights.size)).to_dense()
-    assert sent.size == weights.size and sent.size > 1000
+    assert sent.size == weights.size
+    assert sent.size > 1000
     # The signal is at most C = 1e-4 in norm; the noise has std 5e-3 per coordinate.
     assert sent.astype(np.float64).std() == pytest.approx(dp.sigma, rel=0.1)
     assert json.loads((tmp_path / "s" / "local_dp.json").read_text()) == {"releases": 2}

@@ -97,7 +97,7 @@ def start_client(bundle: Path, data: Path, state: Path, url: str, *extra: str) -
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
 
-@pytest.fixture()
+@pytest.fixture
 def gateway(mosquitto: Any, vit_bundle: Path) -> Any:
     gw = Gateway(mosquitto.url, verify_bundle(vit_bundle).num_trainable)
     yield gw
@@ -127,10 +127,12 @@ def test_device_trains_on_the_task_and_uploads_a_decodable_update(
     # Assert
     assert proc.returncode == 0, out
     assert (update.client_id, update.round, update.model_version) == ("dev-1", 1, 3)
-    assert update.num_samples == 480 and 0 <= update.metrics["eval_accuracy"] <= 1
+    assert update.num_samples == 480
+    assert 0 <= update.metrics["eval_accuracy"] <= 1
     sparse = decode_update(update.payload, manifest.num_trainable, gateway.limits)
     assert 0 < sparse.nnz <= 0.05 * manifest.num_trainable + len(manifest.trainable)
-    assert np.isfinite(sparse.values).all() and np.abs(sparse.values).max() > 0
+    assert np.isfinite(sparse.values).all()
+    assert np.abs(sparse.values).max() > 0
     state = tmp_path / "state"
     assert np.array_equal(np.load(state / "global.npy"), weights)  # the received model is the last good one
     assert not list((state / "outbox").glob("*.npz"))  # acknowledged: outbox empty, residual kept
@@ -154,7 +156,8 @@ def test_unacknowledged_update_is_resent_after_a_kill_and_counted_once(
     proc = start_client(vit_bundle, fmnist_shard, tmp_path / "state", mosquitto.url)
     try:
         again = gateway.next_update()
-        assert again.update_id == first.update_id and again.payload == first.payload
+        assert again.update_id == first.update_id
+        assert again.payload == first.payload
         gateway.ack(again)
         deadline = time.monotonic() + 30
         while list((tmp_path / "state" / "outbox").glob("*.npz")) and time.monotonic() < deadline:
@@ -213,7 +216,8 @@ def test_broker_down_is_a_clear_error(vit_bundle: Path, fmnist_shard: Path, tmp_
                         "--connect-attempts", "3")
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 2
-    assert "cannot reach the MQTT broker" in out and "after 3 attempts" in out
+    assert "cannot reach the MQTT broker" in out
+    assert "after 3 attempts" in out
     assert out.count("unreachable") == 3  # each attempt logged, with its backoff delay
 
 
@@ -244,7 +248,9 @@ def test_a_1_2_task_gets_a_compact_update_and_a_refused_update_is_never_resent(
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=30)
     # Assert: one bare compact frame of the default codec, under 512 bytes for this 12,810-float head ...
-    assert topic == TOPICS.update("dev-1") and packet[:4] == b"FMFL" and packet[7] == 1
+    assert topic == TOPICS.update("dev-1")
+    assert packet[:4] == b"FMFL"
+    assert packet[7] == 1
     assert (update.run, update.round, update.model_version) == (5, 3, 2)
     assert len(packet) <= 512 or manifest.num_trainable != 12_810, len(packet)
     # ... dropped from the outbox on the negative Ack and never sent again.

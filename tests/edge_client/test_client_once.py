@@ -24,7 +24,8 @@ def test_once_trains_and_reports(vit_bundle: Path, fmnist_shard: Path, tmp_path:
                                  capsys: pytest.CaptureFixture[str]) -> None:
     assert main(once(vit_bundle, fmnist_shard, tmp_path / "state")) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["train_samples"] == 480 and report["eval_samples"] == 120
+    assert report["train_samples"] == 480
+    assert report["eval_samples"] == 120
     assert report["feature_cache"] == "miss"
     assert report["after"]["eval_loss"] < report["before"]["eval_loss"]
     assert report["update_bytes"] * 20 < report["dense_fp32_bytes"]
@@ -91,7 +92,8 @@ def test_unsigned_bundle_is_refused_when_a_trust_key_is_configured(vit_bundle: P
 def test_missing_data_gives_a_clear_error(vit_bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(once(vit_bundle, tmp_path / "nowhere", tmp_path / "state")) == 2
     err = capsys.readouterr().err
-    assert "nowhere" in err and "error" in err
+    assert "nowhere" in err
+    assert "error" in err
 
 
 def test_labels_outside_the_manifest_are_refused(vit_bundle: Path, tmp_path: Path,
@@ -115,5 +117,6 @@ def test_outbox_entry_is_the_commit_point_of_a_round(tmp_path: Path) -> None:
     assert reopened.last_round == 7
     assert [e.update_id for e in reopened.pending()] == ["u7"]
     np.testing.assert_array_equal(reopened.residual(4), np.ones(4))
-    assert reopened.acknowledge("u7") and not reopened.pending()
+    assert reopened.acknowledge("u7")
+    assert not reopened.pending()
     np.testing.assert_array_equal(reopened.residual(4), np.ones(4))  # the acknowledged residual is kept

@@ -56,7 +56,9 @@ def test_unlabelled_captions(tmp_path: Path) -> None:
 
     data = read_local_data(folder / "captions.jsonl", PRE)
 
-    assert data.labels is None and len(data) == 3 and data.label_counts().size == 0
+    assert data.labels is None
+    assert len(data) == 3
+    assert data.label_counts().size == 0
 
 
 def test_absolute_image_paths(tmp_path: Path) -> None:

@@ -36,7 +36,8 @@ def test_split_partitions_the_samples(n: int, fraction: float, seed: int) -> Non
 
     train, held_out = data.split(fraction, seed)
 
-    assert len(train) + len(held_out) == n and len(train) >= 1
+    assert len(train) + len(held_out) == n
+    assert len(train) >= 1
     ids = np.concatenate([train.inputs["ids"], held_out.inputs["ids"]])
     np.testing.assert_array_equal(np.sort(ids), np.arange(n))
     np.testing.assert_array_equal(train.labels, train.inputs["ids"] % 3)  # rows stay aligned
@@ -54,7 +55,8 @@ def test_batches_cover_each_sample_once(n: int, batch: int, shuffle: bool, drop_
     batches = list(data.batches(batch, seed=5, shuffle=shuffle, drop_last=drop_last))
 
     seen = np.concatenate([b.indices for b in batches]) if batches else np.zeros(0, int)
-    assert len(seen) == (n - n % batch if drop_last else n) and len(set(seen.tolist())) == len(seen)
+    assert len(seen) == (n - n % batch if drop_last else n)
+    assert len(set(seen.tolist())) == len(seen)
     assert all(len(b.indices) == batch for b in batches[:-1])
     for b in batches:
         np.testing.assert_array_equal(b.inputs["x"], data.inputs["x"][b.indices])
@@ -87,7 +89,8 @@ def test_resolve_labels_names_indices_and_digit_strings() -> None:
 
     labels, resolved = resolve_labels(["dog", 0, "2", "7"], "f", names)
 
-    assert labels.tolist() == [1, 0, 2, 2] and resolved == tuple(names)  # "7" is a name, "2" an index
+    assert labels.tolist() == [1, 0, 2, 2]
+    assert resolved == tuple(names)
     assert resolve_labels(["b", "a", "b"], "f", None)[0].tolist() == [1, 0, 1]
     assert resolve_labels(np.array([3, 1], np.uint8), "f", None)[1] == ("0", "1", "2", "3")
 
@@ -146,8 +149,10 @@ def test_subsets_of_a_memory_mapped_cache_stay_on_disk_and_read_the_same_rows(tm
     train, held_out = mapped.split(0.2, seed=3)
     inner = train.subset(np.array([5, 1, 7]))
 
-    assert isinstance(train.inputs["hidden"], RowView) and isinstance(inner.inputs["hidden"], RowView)
-    assert train.inputs["hidden"].shape == (40, 4, 3) and len(held_out) == 10
+    assert isinstance(train.inputs["hidden"], RowView)
+    assert isinstance(inner.inputs["hidden"], RowView)
+    assert train.inputs["hidden"].shape == (40, 4, 3)
+    assert len(held_out) == 10
     rows = train.inputs["hidden"].rows
     np.testing.assert_array_equal(np.asarray(train.inputs["hidden"]), hidden[rows])
     np.testing.assert_array_equal(np.asarray(inner.inputs["hidden"]), hidden[rows[[5, 1, 7]]])

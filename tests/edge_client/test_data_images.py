@@ -58,7 +58,8 @@ def test_npz_matches_reference_pipeline(tmp_path: Path, fashion: tuple[np.ndarra
     data = read_local_data(path, image_pre(32), list(FASHION_MNIST_CLASSES))
 
     pixels = data.inputs["pixel_values"]
-    assert pixels.dtype == np.float32 and pixels.shape == (60, 3, 32, 32)
+    assert pixels.dtype == np.float32
+    assert pixels.shape == (60, 3, 32, 32)
     np.testing.assert_allclose(pixels, reference_pixels(images, 32), atol=1e-6)
     np.testing.assert_array_equal(data.labels, labels)
     assert data.label_names == FASHION_MNIST_CLASSES

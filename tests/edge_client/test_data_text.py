@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from support.debian_data import require_debian_data
 from tokenizers import Tokenizer
 
 from fmfl.datasets.wordnet import SYSTEM_DIR, read_noun_glosses
@@ -43,8 +44,7 @@ def text_pre(
 
 @pytest.fixture(scope="module")
 def glosses() -> tuple[list[str], list[str]]:
-    if not (SYSTEM_DIR / "data.noun").is_file():
-        pytest.skip("Debian package wordnet-base is not installed")
+    require_debian_data(SYSTEM_DIR / "data.noun", "wordnet-base")
     texts, categories = read_noun_glosses()
     chosen = [i for i, c in enumerate(categories) if c in LABELS][:300:10]
     return [texts[i] for i in chosen], [categories[i] for i in chosen]
@@ -93,7 +93,8 @@ def test_jsonl_integer_labels_without_manifest(tmp_path: Path) -> None:
 
     data = read_local_data(path, text_pre())
 
-    assert data.labels.tolist() == [2, 0, 2] and data.label_names == ("0", "1", "2")
+    assert data.labels.tolist() == [2, 0, 2]
+    assert data.label_names == ("0", "1", "2")
 
 
 def test_folder_with_one_jsonl_file(tmp_path: Path) -> None:
@@ -101,7 +102,8 @@ def test_folder_with_one_jsonl_file(tmp_path: Path) -> None:
 
     data = read_local_data(tmp_path, text_pre(), LABELS)
 
-    assert len(data) == 1 and data.source == str(tmp_path / "shard.jsonl")
+    assert len(data) == 1
+    assert data.source == str(tmp_path / "shard.jsonl")
 
 
 def test_unicode_and_blank_lines(tmp_path: Path) -> None:
@@ -110,4 +112,5 @@ def test_unicode_and_blank_lines(tmp_path: Path) -> None:
 
     data = read_local_data(path, text_pre(), LABELS)
 
-    assert len(data) == 1 and data.inputs["attention_mask"][0].sum() > 2
+    assert len(data) == 1
+    assert data.inputs["attention_mask"][0].sum() > 2

@@ -41,7 +41,9 @@ def test_numpy_optimizer_follows_torch_for_50_steps(spec: dict[str, object]) -> 
 
 def test_learning_rate_override_and_unknown_optimizers() -> None:
     optimizer = make_optimizer({"name": "adamw", "lr": 0.1}, 4, lr=0.5)
-    assert isinstance(optimizer, AdamW) and optimizer.lr == 0.5 and optimizer.weight_decay == 0.01
+    assert isinstance(optimizer, AdamW)
+    assert optimizer.lr == 0.5
+    assert optimizer.weight_decay == 0.01
     with pytest.raises(OptimizerError, match=r"optimizer 'lamb' is not implemented on the device \(adamw, sgd\)"):
         make_optimizer({"name": "lamb", "lr": 0.1}, 4)
     with pytest.raises(OptimizerError, match="bad adamw hyperparameters"):

@@ -104,10 +104,12 @@ def test_device_round_on_the_oldest_and_newest_runtime(version: str, ort: str, v
     assert f"({version.replace('.', ', ')})" in probe.stdout
     if "==" in ort:
         assert ort.split("==")[1] in probe.stdout
-    assert report["steps"] == reference["steps"] and report["train_samples"] == reference["train_samples"]
+    assert report["steps"] == reference["steps"]
+    assert report["train_samples"] == reference["train_samples"]
     assert report["train_loss"] == pytest.approx(reference["train_loss"], rel=1e-3)
     for phase in ("before", "after"):
         got, want = report[phase], reference[phase]
-        assert isinstance(got, dict) and isinstance(want, dict)
+        assert isinstance(got, dict)
+        assert isinstance(want, dict)
         assert got["eval_loss"] == pytest.approx(want["eval_loss"], rel=1e-3)
         assert abs(got["eval_accuracy"] - want["eval_accuracy"]) <= 1 / 120  # at most one of 120 flips

@@ -32,7 +32,7 @@ def signed_bundle(tmp_path_factory: pytest.TempPathFactory, tiny_bert: Path, key
     return out
 
 
-@pytest.fixture()
+@pytest.fixture
 def bundle_copy(signed_bundle: Path, tmp_path: Path) -> Path:
     dst = tmp_path / "copy"
     shutil.copytree(signed_bundle, dst)

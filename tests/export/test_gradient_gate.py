@@ -54,12 +54,14 @@ def test_every_exported_graph_uses_standard_ops_and_a_dynamic_batch(tmp_path: Pa
         assert ops.num_nodes == len(model.graph.node)  # the wire-format reader agrees with onnx
         assert ops.onnx_opset == {o.domain: o.version for o in model.opset_import}[""]
         batch = model.graph.input[-1].type.tensor_type.shape.dim[0]
-        assert batch.dim_param and not batch.dim_value
+        assert batch.dim_param
+        assert not batch.dim_value
     step = onnx.load(str(out / "train_step.onnx"))
     grads = [o.name for o in step.graph.output][2:]
     manifest = verify_bundle(out)
     assert grads == [t.name + ".grad" for t in manifest.trainable]  # manifest order: the update's layout
-    assert "model.logit_scale.grad" in grads and "model.image_proj.weight.grad" in grads
+    assert "model.logit_scale.grad" in grads
+    assert "model.image_proj.weight.grad" in grads
 
 
 def test_a_graph_with_contrib_ops_is_refused_by_name(tmp_path: Path) -> None:

@@ -8,19 +8,12 @@ the terminal report ("N trials, K kills, 0 lost").
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-_HERE = Path(__file__).resolve().parent
-for _path in (str(_HERE), str(_HERE.parent / "aggregator")):  # fault_support, test_server_support
-    if _path not in sys.path:
-        sys.path.insert(0, _path)
-
-from fault_support import Ledger  # noqa: E402
+from fault_support import Ledger  # this folder and tests/aggregator are on pytest's pythonpath
 
 _LEDGER = Ledger()
 _SUMMARY: list[Path] = []
@@ -42,7 +35,7 @@ def fault_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_synthetic_bundle(tmp_path_factory.mktemp("fault-bundle") / "bundle", 300, seed=8)
 
 
-@pytest.fixture()
+@pytest.fixture
 def broker() -> Iterator[Any]:
     """A real Mosquitto with persistence on (sessions and queued QoS 1 messages survive a restart).
 

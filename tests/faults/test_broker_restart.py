@@ -59,5 +59,6 @@ def test_broker_restarted_mid_round_loses_no_update(
             agg.kill()
         stop_all(devices)
     audit(tmp_path / "state", initial, sent_by_sim_devices(devices), acked_by_sim_devices(devices), trial)
-    assert trial.counted == 12 and trial.acked == 12
+    assert trial.counted == 12
+    assert trial.acked == 12
     assert "disconnected from the broker" in agg.stderr  # the restarts really cut the gateway off

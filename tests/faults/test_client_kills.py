@@ -136,7 +136,8 @@ def test_clients_killed_mid_training_and_mid_upload_lose_nothing(
                 assert d.proc is not None
                 code = d.proc.poll()
                 if code is not None:
-                    assert code == AGG_SIGKILLED and d.kills == 0, (d.cid, code, d.log.read_text()[-3000:])
+                    assert code == AGG_SIGKILLED, (d.cid, code, d.log.read_text()[-3000:])
+                    assert d.kills == 0, (d.cid, code, d.log.read_text()[-3000:])
                     d.kills += 1
                     d.start()  # the same state folder, no failpoint
             time.sleep(0.1)
@@ -150,7 +151,8 @@ def test_clients_killed_mid_training_and_mid_upload_lose_nothing(
     sent, sizes = captured_updates(watch, size=size, bundle_id=bundle_id)
     acked = captured_acks(watch, size=size)
     audit(tmp_path / "state", initial, sent, acked, trial)
-    assert trial.counted == 6 and trial.acked == 6
+    assert trial.counted == 6
+    assert trial.acked == 6
     # Each device sent one update per round: the killed ones resent theirs rather than train again.
     assert sorted((s.client_id, s.round) for s in sent.values()) == sorted((c, r) for c in IDS for r in (1, 2))
     assert min(sizes) > 2 * MAX_PACKET, sizes  # every update spans three chunks or more
@@ -189,7 +191,8 @@ def test_aggregator_killed_mid_chunked_upload_gets_the_update_resent(
         kill_leftovers(agg, devices)
     sent, _ = captured_updates(watch, size=size, bundle_id=bundle_id)
     audit(tmp_path / "state", initial, sent, captured_acks(watch, size=size), trial)
-    assert trial.counted == 6 and trial.acked == 6
+    assert trial.counted == 6
+    assert trial.acked == 6
     assert any("no Ack after 2 s: resending update" in d.log.read_text() for d in devices)
 
 
@@ -236,6 +239,7 @@ def test_broker_restarted_under_real_clients_loses_nothing(
     assert after is not None
     sent, _ = captured_updates(watch, after, size=size, bundle_id=bundle_id)
     audit(tmp_path / "state", initial, sent, captured_acks(watch, after, size=size), trial)
-    assert trial.counted == 6 and trial.acked == 6
+    assert trial.counted == 6
+    assert trial.acked == 6
     # No round waited for its 60 s deadline: the gateway published the model and task again on reconnecting.
     assert all(m["status"] == "ok" and m["duration_s"] < 60 for m in read_metrics(tmp_path / "state"))

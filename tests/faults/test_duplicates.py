@@ -52,7 +52,8 @@ def test_duplicate_deliveries_are_acked_and_counted_once(
         wait_for(lambda: all(len(d.acks) >= 3 for d in devices[:3]), 20, "three Acks each")
         devices[3].respond = True  # the fourth update closes round 1
         task = current_task(watch)
-        assert task is not None and task.round == 1
+        assert task is not None
+        assert task.round == 1
         devices[3].answer(task)
         devices[3].respond = False  # and d holds round 2 open while round 1's copies arrive
         wait_for(lambda: all(2 in d.sent for d in devices[:3]), 20, "round 2 updates")
@@ -60,7 +61,8 @@ def test_duplicate_deliveries_are_acked_and_counted_once(
             d.republish(1)  # round 1 is closed: recognised from the journal, Acked again
         wait_for(lambda: all(len(d.acks) >= (5 if d.client_id != "d" else 2) for d in devices), 20, "Acks of copies")
         task = current_task(watch)
-        assert task is not None and task.round == 2
+        assert task is not None
+        assert task.round == 2
         devices[3].respond = True
         devices[3].answer(task)
         assert agg.wait(30) == 0, agg.stderr

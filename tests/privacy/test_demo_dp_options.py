@@ -16,7 +16,8 @@ def test_half_given_central_dp_is_refused_before_the_run_folder_exists(
     argv = ["demo", "--runs-dir", str(tmp_path / "runs"), "--cache-dir", str(tmp_path / "cache"), "--dp-clip", "0.5"]
     assert main(argv) == 2
     assert "--dp-noise-multiplier and --dp-clip go together" in capsys.readouterr().err
-    assert not (tmp_path / "runs").exists() and not (tmp_path / "cache").exists()
+    assert not (tmp_path / "runs").exists()
+    assert not (tmp_path / "cache").exists()
 
 
 def test_dp_flags_for_the_aggregator() -> None:
@@ -39,4 +40,5 @@ def test_half_given_local_dp_or_a_lone_adaptive_clip_is_refused_before_the_run_f
     argv = ["demo", "--runs-dir", str(tmp_path / "runs"), "--cache-dir", str(tmp_path / "cache"), *flags]
     assert main(argv) == 2
     assert message in capsys.readouterr().err
-    assert not (tmp_path / "runs").exists() and not (tmp_path / "cache").exists()
+    assert not (tmp_path / "runs").exists()
+    assert not (tmp_path / "cache").exists()

@@ -25,7 +25,8 @@ def test_the_rename_is_made_durable_by_fsyncing_the_folder(tmp_path: Path, monke
 
     monkeypatch.setattr(durable.os, "fsync", spy)
     ledger = PrivacyLedger(tmp_path / "state")
-    assert ledger.record() == 1 and ledger.record() == 2
+    assert ledger.record() == 1
+    assert ledger.record() == 2
     assert synced == ["file", "dir", "file", "dir"]
     assert PrivacyLedger(tmp_path / "state").releases() == 2
 
@@ -57,9 +58,13 @@ def test_an_exception_inside_the_stream_abandons_the_write(tmp_path: Path) -> No
     target = tmp_path / "data.bin"
     durable.atomic_write(target, b"old")
 
-    with pytest.raises(RuntimeError, match="checksum"), durable.atomic_writer(target) as out:
-        out.write(b"half of the new")
-        raise RuntimeError("checksum mismatch")
+    def write_then_abandon() -> None:
+        with durable.atomic_writer(target) as out:
+            out.write(b"half of the new")
+            raise RuntimeError("checksum mismatch")
+
+    with pytest.raises(RuntimeError, match="checksum"):
+        write_then_abandon()
     assert target.read_bytes() == b"old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data.bin"]
 

@@ -27,7 +27,8 @@ def test_chunks_respect_the_packet_size_and_are_balanced() -> None:
 
 def test_default_packet_size_is_the_aws_iot_limit() -> None:
     chunks = split_message(os.urandom(300_000))
-    assert len(chunks) == 3 and max(map(len, chunks)) <= 128 * 1024
+    assert len(chunks) == 3
+    assert max(map(len, chunks)) <= 128 * 1024
 
 
 def test_empty_and_tiny_messages_are_one_chunk() -> None:
@@ -57,7 +58,8 @@ def test_transfer_resumes_after_an_interruption() -> None:
     assert reassembler.missing(message_id) == list(range(5, len(chunks)))
     # The connection drops; the sender (or the retained topic) delivers everything again.
     outputs = [reassembler.add(c) for c in chunks]
-    assert outputs[-1] == MESSAGE and reassembler.pending_messages == 0
+    assert outputs[-1] == MESSAGE
+    assert reassembler.pending_messages == 0
 
 
 def test_sources_are_kept_apart() -> None:
@@ -75,7 +77,8 @@ def test_memory_stays_bounded_by_evicting_the_oldest_incomplete_message() -> Non
     reassembler.add(first[0])
     reassembler.add(second[0])
     reassembler.add(third[0])  # evicts `first`
-    assert reassembler.pending_messages == 2 and reassembler.evicted == 1
+    assert reassembler.pending_messages == 2
+    assert reassembler.evicted == 1
     assert reassembler.reserved_bytes <= 25_000
     for chunk in first[1:]:
         reassembler.add(chunk)  # re-opens `first`, evicting `second`
@@ -144,7 +147,8 @@ def test_hash_mismatch_on_reassembly() -> None:
     with pytest.raises(ProtocolError) as caught:
         reassembler.add(_rechunk(CHUNKS[-1], data=bytes(forged_data)))
     assert caught.value.reason == "hash_mismatch"
-    assert reassembler.pending_messages == 0 and reassembler.reserved_bytes == 0
+    assert reassembler.pending_messages == 0
+    assert reassembler.reserved_bytes == 0
 
 
 def test_split_argument_checks() -> None:

@@ -48,7 +48,8 @@ def test_the_default_vision_update_is_at_most_512_bytes_on_the_wire() -> None:
     assert len(packets) == len(json_packets) == len(signed_packets) == 1
     print(f"payload {len(update.payload)} B, compact {len(packets[0])} B, signed {len(signed_packets[0])} B, "
           f"json {len(json_packets[0])} B")  # fmt: skip
-    assert len(packets[0]) <= 512 and len(signed_packets[0]) <= 512
+    assert len(packets[0]) <= 512
+    assert len(signed_packets[0]) <= 512
     assert len(packets[0]) - len(update.payload) == 102  # 20 frame + 82 metadata (6 metrics of 9 bytes)
 
 
@@ -65,8 +66,9 @@ def test_an_update_without_a_run_or_with_a_long_nonce_uses_the_json_form() -> No
     no_run = replace(vision_update(), run=None)
     long_nonce = replace(vision_update(), nonce="ab" * 32, signature=bytes(64))
     for update in (no_run, long_nonce):
-        assert not update.compact_ok and update.wire_bytes() == update.to_bytes()
-        with pytest.raises(ValueError):
+        assert not update.compact_ok
+        assert update.wire_bytes() == update.to_bytes()
+        with pytest.raises(ValueError, match="cannot use the compact form"):
             update.to_compact_bytes()
     # A bare frame is only for a message that fits one packet; a bigger one is chunked as always.
     assert len(split_message(vision_update().wire_bytes(), 200, bare=True)) == 4  # 423 bytes, 124 per chunk
@@ -96,7 +98,8 @@ BASE = encode_compact(CompactFields(5, 1, 0, 10, "00" * 16, {"train_loss": 0.5})
 def test_broken_binary_metadata_is_refused(name: str, meta: bytes, reason: str, words: str) -> None:
     with pytest.raises(ProtocolError) as err:
         ClientUpdate.decode(compact_frame(meta), LIMITS, **CONTEXT)
-    assert err.value.reason == reason and words in str(err.value), str(err.value)
+    assert err.value.reason == reason, str(err.value)
+    assert words in str(err.value), str(err.value)
 
 
 def test_binary_metadata_needs_the_context_and_exists_only_for_updates() -> None:

@@ -1,4 +1,9 @@
-"""The downlink: a lossy global-model delta still leaves gateway and devices with bit-identical weights."""
+"""The downlink: a lossy global-model delta still leaves gateway and devices with bit-identical weights.
+
+Both sides run their own code: the gateway's record moves by ``apply_sent`` (what fmfl.aggregator.downlink
+uses) and the device applies the received GlobalModel with ``apply_delta`` (what the device's model feed
+calls), which also checks ``weights_sha256``.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import numpy as np
 import pytest
 
 from fmfl.protocol import GlobalModel, Limits, UpdateEncoder, decode_update
+from fmfl.protocol.downlink import apply_delta, apply_sent, weights_sha256
 
 
 @pytest.mark.parametrize("mode", ["round delta with ef", "gap to device copy without ef"])
@@ -25,10 +31,11 @@ def test_devices_applying_lossy_deltas_stay_bit_identical_to_the_gateway(mode: s
         # devices' copy (which already holds the rest: adding ef would count it twice). Apply what was sent.
         delta = change if mode.endswith("with ef") else true_weights - device_copy
         payload, sent = downlink.encode_sparse(delta)
-        sent.add_to(device_copy)
-        message = GlobalModel("bundle", model_version=version, base_version=version - 1, payload=payload)
+        device_copy = apply_sent(device_copy, sent)
+        message = GlobalModel("bundle", model_version=version, base_version=version - 1, payload=payload,
+                              weights_sha256=weights_sha256(device_copy))
         received = GlobalModel.from_bytes(message.to_bytes(), limits)
-        decode_update(received.payload, size, limits).add_to(device_weights)
+        device_weights = apply_delta(device_weights, received, limits)  # raises hash_mismatch on any drift
         # Assert: bit-identical every round.
         np.testing.assert_array_equal(device_weights, device_copy)
     # And close to the true model despite 5% top-k + int8 (the per-round change has scale 1e-3).

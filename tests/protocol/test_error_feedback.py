@@ -72,7 +72,8 @@ def test_residual_is_added_to_the_next_update() -> None:
     first = encoder.encode_sparse(np.array([3.0, 2.0, 0.0], dtype=np.float32))[1]
     second = encoder.encode_sparse(np.array([0.0, 0.5, 0.0], dtype=np.float32))[1]
     assert first.indices.tolist() == [0]
-    assert second.indices.tolist() == [1] and second.values.tolist() == [2.5]
+    assert second.indices.tolist() == [1]
+    assert second.values.tolist() == [2.5]
     assert encoder.residual.tolist() == [0.0, 0.0, 0.0]
 
 

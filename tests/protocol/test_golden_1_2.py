@@ -54,7 +54,8 @@ def test_int8_codes_use_binary64_division_not_float32() -> None:
     scale = np.float32(np.max(np.abs(values.astype(np.float64))) / 127)
     f32_code = int(np.rint(values[1] / np.float32(np.float32(np.max(np.abs(values))) / np.float32(127))))
     assert np.frombuffer(codes, dtype=np.int8).tolist() == [0, 101, -127, 27]
-    assert int(np.rint(np.float64(values[1]) / np.float64(scale))) == 101 and f32_code == 102
+    assert int(np.rint(np.float64(values[1]) / np.float64(scale))) == 101
+    assert f32_code == 102
 
 
 def test_message_vectors_are_still_written() -> None:
@@ -71,12 +72,16 @@ def test_global_model_chunks_group_by_stream_not_by_topic() -> None:
     for packet in reversed(vector["packets"]):
         kind, index = topics.parse(packet["topic"])
         chunk = parse_chunk(bytes.fromhex(packet["hex"]))
-        assert kind == "global" and int(index or -1) == chunk.index and chunk.run == RUN
+        assert kind == "global"
+        assert int(index or -1) == chunk.index
+        assert chunk.run == RUN
         out.append(reassembler.add(bytes.fromhex(packet["hex"]), source=kind))
     # Assert
     assert out[:-1] == [None] * (len(out) - 1)
     model = GlobalModel.from_bytes(out[-1] or b"", LIMITS)
-    assert out[-1] == bytes.fromhex(vector["message_hex"]) and model.run == RUN and model.model_version == 11
+    assert out[-1] == bytes.fromhex(vector["message_hex"])
+    assert model.run == RUN
+    assert model.model_version == 11
     assert decode_update(model.payload, 12, LIMITS).to_dense().tolist() == vector["weights"]
 
 
@@ -88,7 +93,9 @@ def test_run_identity_is_in_every_gateway_message_and_chunk() -> None:
     assert ack.detail == "model_version 10, round 12 trains version 11"
     for hexes in (m["task"]["packets_hex"], m["ack"]["packets_hex"]):
         packet = bytes.fromhex(hexes[0])
-        assert packet[5] == 1 and chunk_run(packet) == RUN and packet[8:16] == RUN.to_bytes(8, "little")
+        assert packet[5] == 1
+        assert chunk_run(packet) == RUN
+        assert packet[8:16] == RUN.to_bytes(8, "little")
 
 
 @pytest.mark.parametrize("name", ["compact_update", "compact_signed_update"])
@@ -99,12 +106,16 @@ def test_compact_update_is_a_bare_frame_that_decodes_with_its_topic(name: str) -
     data = Reassembler(1 << 20).add(packet, source=vector["topic"])
     update = ClientUpdate.decode(data or b"", LIMITS, federation="default", client_id="dev-1", bundle_id="b1")
     # Assert
-    assert data == packet and packet[:4] == b"FMFL" and packet[7] == 1
+    assert data == packet
+    assert packet[:4] == b"FMFL"
+    assert packet[7] == 1
     assert (update.run, update.round, update.model_version, update.num_samples) == (RUN, 12, 11, 480)
     assert update.metrics == {"train_loss": 0.5, "eval_accuracy": 0.75, "my_metric": -1.0}
     assert update.payload == b"\x01\x02"
     if name == "compact_signed_update":
-        assert update.nonce == "ffeeddccbbaa99887766554433221100" and update.signature == bytes(range(64))
+        assert update.nonce == "ffeeddccbbaa99887766554433221100"
+        assert update.signature == bytes(range(64))
         assert len(packet) == 87 + 16 + 64
     else:
-        assert len(packet) == 87 and len(vector["json_form_hex"]) // 2 == 265
+        assert len(packet) == 87
+        assert len(vector["json_form_hex"]) // 2 == 265

@@ -73,10 +73,12 @@ def mutated(draw: st.DrawFn) -> tuple[bytes, int]:
 
 def _check_invariants(update: SparseUpdate, size: int) -> None:
     assert update.size == size
-    assert update.indices.dtype == np.int64 and update.values.dtype == np.float32
+    assert update.indices.dtype == np.int64
+    assert update.values.dtype == np.float32
     assert update.indices.shape == update.values.shape
     if update.nnz:
-        assert update.indices[0] >= 0 and update.indices[-1] < size
+        assert update.indices[0] >= 0
+        assert update.indices[-1] < size
         assert np.all(np.diff(update.indices) > 0)
     assert np.isfinite(update.values).all()
 
@@ -160,6 +162,7 @@ def test_reassembler_survives_corrupted_streams_with_bounded_memory(
         packet[at % len(packet)] = value
         with contextlib.suppress(ProtocolError):
             reassembler.add(bytes(packet))
-        assert reassembler.reserved_bytes <= 2000 and reassembler.pending_messages <= 2
+        assert reassembler.reserved_bytes <= 2000
+        assert reassembler.pending_messages <= 2
     results = [reassembler.add(chunk) for chunk in split_message(messages[0], 300)]
     assert messages[0] in results  # intact chunks still reassemble afterwards

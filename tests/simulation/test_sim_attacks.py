@@ -23,7 +23,8 @@ def _phi(z: float) -> float:
 def test_no_attack_sends_the_honest_updates() -> None:
     honest = _updates()
     sent = NoAttack().craft(honest, ["c01"])
-    assert set(sent) == {"c01"} and sent["c01"] is honest["c01"]
+    assert set(sent) == {"c01"}
+    assert sent["c01"] is honest["c01"]
 
 
 def test_sign_flip_negates_only_the_malicious_updates() -> None:
@@ -107,7 +108,8 @@ def test_label_flip_maps_l_to_nine_minus_l() -> None:
     np.testing.assert_array_equal(flipped, [9, 8, 7, 6, 5, 4, 3, 2, 1, 0])
     np.testing.assert_array_equal(flip_labels(flipped, 10), original)  # an involution
     np.testing.assert_array_equal(labels, original)  # input not modified in place
-    assert LabelFlip.poisons_data and not SignFlip.poisons_data
+    assert LabelFlip.poisons_data
+    assert not SignFlip.poisons_data
 
 
 def test_label_flip_refuses_labels_out_of_range() -> None:
@@ -127,7 +129,9 @@ def test_make_attack_by_name_and_unknown_names() -> None:
 def test_malicious_clients_are_fixed_by_the_seed() -> None:
     ids = tuple(f"c{i:02d}" for i in range(10))
     chosen = choose_malicious(ids, 0.2, seed=0)
-    assert len(chosen) == 2 and set(chosen) <= set(ids) and list(chosen) == sorted(chosen)
+    assert len(chosen) == 2
+    assert set(chosen) <= set(ids)
+    assert list(chosen) == sorted(chosen)
     assert choose_malicious(ids, 0.2, seed=0) == chosen
     assert choose_malicious(ids, 0.0, seed=0) == ()
     assert len(choose_malicious(ids, 0.3, seed=1)) == 3

@@ -34,7 +34,8 @@ def test_population_matches_the_demo_split(population: Population) -> None:
     total = sum(c.num_samples for c in population.clients)
     assert 380 <= total <= 420  # 500 samples minus each device's 20% hold-out
     feature = population.clients[0].train.inputs["encoder.embedding"]
-    assert feature.shape[1:] == (1280,) and feature.dtype == np.float32
+    assert feature.shape[1:] == (1280,)
+    assert feature.dtype == np.float32
     assert population.initial.shape == (12_810,)
 
 
@@ -67,7 +68,8 @@ def test_norm_bound_rejects_scaled_updates_and_keeps_benign_ones(population: Pop
         assert set(log.rejected) == set(result.malicious)
         assert set(log.rejected.values()) == {"norm"}
         assert set(log.accepted) == set(population.client_ids) - set(result.malicious)
-    assert result.rejected_count(malicious=True) == 4 and result.rejected_count(malicious=False) == 0
+    assert result.rejected_count(malicious=True) == 4
+    assert result.rejected_count(malicious=False) == 0
 
 
 def test_a_round_with_every_update_rejected_keeps_the_global_model(population: Population) -> None:

@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+from trust_helpers import Federation, Probe, make_federation  # this folder is on pytest's pythonpath
 
-_HERE = str(Path(__file__).resolve().parent)
-if _HERE not in sys.path:
-    sys.path.insert(0, _HERE)
-
-from trust_helpers import Federation, Probe, make_federation  # noqa: E402
-
-from fmfl.mqtt.mosquitto import mosquitto_binary  # noqa: E402
+from fmfl.mqtt.mosquitto import mosquitto_binary
 
 
 def _need_mosquitto() -> None:
@@ -33,7 +26,7 @@ def federation() -> Iterator[Federation]:
         fed.cleanup()
 
 
-@pytest.fixture()
+@pytest.fixture
 def fresh_federation() -> Iterator[Federation]:
     """A federation of its own, for tests that revoke or restart."""
     _need_mosquitto()
@@ -55,7 +48,7 @@ def cert_federation() -> Iterator[Federation]:
         fed.cleanup()
 
 
-@pytest.fixture()
+@pytest.fixture
 def probes() -> Iterator[list[Probe]]:
     """Probes a test opened; closed afterwards."""
     opened: list[Probe] = []

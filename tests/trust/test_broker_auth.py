@@ -19,22 +19,26 @@ def test_anonymous_connection_is_refused(federation: Federation) -> None:
     # Execute
     reason = probe.connect()
     # Assert
-    assert reason.is_failure and str(reason) == "Not authorized"
+    assert reason.is_failure
+    assert str(reason) == "Not authorized"
 
 
 def test_wrong_password_is_refused(federation: Federation) -> None:
     reason = Probe(federation.options("dev-1", password="not-the-password")).connect()
-    assert reason.is_failure and str(reason) == "Not authorized"
+    assert reason.is_failure
+    assert str(reason) == "Not authorized"
 
 
 def test_a_device_cannot_log_in_with_another_devices_password(federation: Federation) -> None:
     reason = Probe(federation.options("dev-1", password=federation.password("dev-2"))).connect()
-    assert reason.is_failure and str(reason) == "Not authorized"
+    assert reason.is_failure
+    assert str(reason) == "Not authorized"
 
 
 def test_unknown_user_is_refused(federation: Federation) -> None:
     reason = Probe(replace(federation.options("dev-1"), username="dev-99")).connect()
-    assert reason.is_failure and str(reason) == "Not authorized"
+    assert reason.is_failure
+    assert str(reason) == "Not authorized"
 
 
 def test_device_connects_over_tls_with_its_password_and_ca(federation: Federation, probes: list[Probe]) -> None:
@@ -42,7 +46,8 @@ def test_device_connects_over_tls_with_its_password_and_ca(federation: Federatio
     probes.append(probe)
     reason = probe.connect()
     assert not reason.is_failure
-    assert "as dev-1 (" in federation.log() and "u'dev-1'" in federation.log()
+    assert "as dev-1 (" in federation.log()
+    assert "u'dev-1'" in federation.log()
 
 
 def test_plain_mqtt_is_not_served(federation: Federation) -> None:

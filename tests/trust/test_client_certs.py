@@ -14,7 +14,8 @@ def test_device_without_a_certificate_is_refused(cert_federation: Federation) ->
     """Even with the right password: the TLS handshake fails before MQTT starts."""
     fed = cert_federation
     reason = Probe(fed.options("dev-1")).connect()
-    assert isinstance(reason, str) and reason.startswith("lost:")
+    assert isinstance(reason, str)
+    assert reason.startswith("lost:")
     assert "peer did not return a certificate" in fed.log()
 
 
@@ -34,7 +35,8 @@ def test_certificate_from_another_ca_is_refused(cert_federation: Federation, tmp
     opts = replace(cert_federation.options("dev-1", cert=True), certfile=tmp_path / "c.crt",
                    keyfile=tmp_path / "c.key")
     reason = Probe(opts).connect()
-    assert isinstance(reason, str) and reason.startswith("lost:")
+    assert isinstance(reason, str)
+    assert reason.startswith("lost:")
 
 
 def test_claimed_username_does_not_override_the_certificate(cert_federation: Federation,

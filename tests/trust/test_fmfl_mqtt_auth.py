@@ -34,7 +34,8 @@ def _connect(opts: MqttOptions, *, attempts: int = 3, sleep: Any = _no_sleep) ->
 def test_device_connects_with_its_provisioned_credentials(federation: Federation) -> None:
     client, seen = _connect(federation.options("dev-1"))
     try:
-        assert client.is_connected() and [str(r) for r in seen] == ["Success"]  # the caller's on_connect ran
+        assert client.is_connected()
+        assert [str(r) for r in seen] == ["Success"]
     finally:
         client.disconnect()
 
@@ -60,7 +61,8 @@ def test_the_callers_on_connect_still_sees_the_refusal(federation: Federation) -
     with pytest.raises(BrokerRefused):
         connect_with_backoff(client, federation.options("dev-1", password="wrong"), sleep=_no_sleep)
     assert [str(r) for r in seen] == ["Not authorized"]
-    assert client.on_connect is not None and client.on_connect.__name__ == "<lambda>"  # restored
+    assert client.on_connect is not None
+    assert client.on_connect.__name__ == "<lambda>"
 
 
 def test_wrong_ca_is_retried_then_broker_down(federation: Federation, tmp_path: Path) -> None:
@@ -81,7 +83,8 @@ def test_missing_client_certificate_is_broker_down_with_a_hint(cert_federation: 
 def test_device_connects_with_its_client_certificate(cert_federation: Federation) -> None:
     client, seen = _connect(cert_federation.options("dev-1", cert=True))
     try:
-        assert client.is_connected() and [str(r) for r in seen] == ["Success"]
+        assert client.is_connected()
+        assert [str(r) for r in seen] == ["Success"]
     finally:
         client.disconnect()
 
@@ -94,7 +97,8 @@ def test_aggregator_cli_options_reach_the_provisioned_broker(federation: Federat
         "--username", "aggregator", "--password", federation.password("aggregator"), "--cafile", str(gw.cafile),
     ])
     opts = mqtt_options(args)
-    assert opts.tls and opts.username == "aggregator"
+    assert opts.tls
+    assert opts.username == "aggregator"
     client, _ = _connect(opts)
     client.disconnect()
     with pytest.raises(BrokerRefused, match="Not authorized"):
@@ -102,7 +106,7 @@ def test_aggregator_cli_options_reach_the_provisioned_broker(federation: Federat
 
 
 def test_client_cli_options_parse_to_the_same_options(federation: Federation, tmp_path: Path) -> None:
-    from fmfl.mqtt import parse_broker_url
+    from fmfl.mqtt.cli_options import broker_options
 
     dev = federation.layout.device("dev-1")
     args = build_parser().parse_args([
@@ -110,8 +114,9 @@ def test_client_cli_options_parse_to_the_same_options(federation: Federation, tm
         "--broker", f"mqtts://127.0.0.1:{federation.port}", "--username", "dev-1",
         "--password", federation.password("dev-1"), "--cafile", str(dev.cafile),
     ])
-    # the same call fmfl.edge_client.cli.run_client makes
-    opts = parse_broker_url(args.broker, username=args.username, password=args.password, cafile=args.cafile,
-                            certfile=args.certfile, keyfile=args.keyfile)
+    opts = broker_options(args)  # what fmfl.edge_client.cli.run_client calls (not a copy of its body)
+    assert (opts.host, opts.port, opts.tls) == ("127.0.0.1", federation.port, True)
+    assert (opts.username, opts.password) == ("dev-1", federation.password("dev-1"))
+    assert opts.cafile == dev.cafile
     client, _ = _connect(opts)
     client.disconnect()

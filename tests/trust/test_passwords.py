@@ -22,7 +22,8 @@ from fmfl.provision.passwords import (
 
 def test_python_hash_round_trips() -> None:
     hashed = hash_password("s3cret")
-    assert hashed.startswith("$7$101$") and verify_password("s3cret", hashed)
+    assert hashed.startswith("$7$101$")
+    assert verify_password("s3cret", hashed)
     assert not verify_password("s3cret!", hashed)
 
 
@@ -80,5 +81,6 @@ def test_new_passwords_never_start_with_a_dash() -> None:
     # "--password -abc" would read as an option: a dash-first password broke about 1 device in 64
     passwords = [new_password() for _ in range(2000)]
     assert not any(p.startswith("-") for p in passwords)
-    assert len(set(passwords)) == 2000 and all(len(p) == 43 for p in passwords)
+    assert len(set(passwords)) == 2000
+    assert all(len(p) == 43 for p in passwords)
     assert sum(p[0] == "_" for p in passwords) > 0  # the other 63 first characters are still drawn

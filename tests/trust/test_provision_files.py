@@ -22,7 +22,7 @@ from fmfl.provision import DeviceStatus, Layout, Registry
 from fmfl.provision.files import broker_group
 
 
-@pytest.fixture()
+@pytest.fixture
 def root() -> Iterator[Path]:
     path = broker_root()
     yield path
@@ -47,11 +47,14 @@ def test_creates_the_layout_with_private_keys_0600(root: Path, capsys: pytest.Ca
     assert f"mosquitto -c {layout.broker.conf.resolve()}" in out
     for ident in (layout.device("dev-1"), layout.device("dev-2"), layout.gateway("aggregator")):
         assert _mode(ident.root) == 0o700
-        assert _mode(ident.password) == 0o600 and _mode(ident.keyfile) == 0o600
-        assert _mode(ident.certfile) == 0o644 and _mode(ident.cafile) == 0o644
+        assert _mode(ident.password) == 0o600
+        assert _mode(ident.keyfile) == 0o600
+        assert _mode(ident.certfile) == 0o644
+        assert _mode(ident.cafile) == 0o644
     assert _mode(layout.device("dev-1").signing_key) == 0o600
     assert not layout.gateway("aggregator").signing_key.exists()
-    assert _mode(layout.ca_key) == 0o600 and _mode(layout.ca_dir) == 0o700
+    assert _mode(layout.ca_key) == 0o600
+    assert _mode(layout.ca_dir) == 0o700
     assert not list((root / "out").glob(".fmfl-provision-*"))  # the staging folder is gone
 
 
@@ -60,7 +63,8 @@ def test_broker_files_are_readable_by_the_mosquitto_user_only(root: Path) -> Non
     broker = Layout(root / "out").broker
     gid = broker_group()
     if gid is None:  # not root: the broker runs as us
-        assert _mode(broker.root) == 0o700 and _mode(broker.keyfile) == 0o600
+        assert _mode(broker.root) == 0o700
+        assert _mode(broker.keyfile) == 0o600
         return
     for path, mode in ((broker.root, 0o750), (broker.keyfile, 0o640), (broker.password_file, 0o640)):
         assert (_mode(path), path.stat().st_gid, path.stat().st_uid) == (mode, gid, 0), path
@@ -94,7 +98,8 @@ def test_registry_holds_each_devices_signing_key_and_cert_serial(root: Path) -> 
     for record in registry.devices:
         key = load_private_key(layout.device(record.device_id).signing_key)
         raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-        assert base64.b64decode(record.public_key) == raw and record.status is DeviceStatus.ACTIVE
+        assert base64.b64decode(record.public_key) == raw
+        assert record.status is DeviceStatus.ACTIVE
         cert = x509.load_pem_x509_certificate(layout.device(record.device_id).certfile.read_bytes())
         assert cert.serial_number == record.cert_serial
 
@@ -112,7 +117,8 @@ def test_acl_gives_a_device_only_its_own_topics(root: Path) -> None:
         "topic read acme/fed/ack/dev-1",
     ]
     assert blocks[1].splitlines()[0] == "user aggregator"
-    assert "topic write acme/fed/ack/+" in blocks[1] and "topic read acme/fed/update/+" in blocks[1]
+    assert "topic write acme/fed/ack/+" in blocks[1]
+    assert "topic read acme/fed/update/+" in blocks[1]
 
 
 @pytest.mark.parametrize("client_certs", [False, True])
@@ -144,7 +150,8 @@ def test_existing_ca_is_not_replaced_without_force(root: Path, capsys: pytest.Ca
     assert rc == 2
     err = capsys.readouterr().err
     assert f"{out} already holds a provisioned federation ({out / 'devices.json'}); refusing to replace its CA" in err
-    assert Layout(out).ca_key.read_bytes() == ca_key and Layout(out).registry.read_bytes() == registry
+    assert Layout(out).ca_key.read_bytes() == ca_key
+    assert Layout(out).registry.read_bytes() == registry
     assert not Layout(out).device("dev-9").root.exists()
 
 
@@ -154,7 +161,8 @@ def test_force_replaces_everything(root: Path) -> None:
     ca_key = Layout(out).ca_key.read_bytes()
     assert _provision(out, "--devices", "dev-2", "--force") == 0
     assert Layout(out).ca_key.read_bytes() != ca_key
-    assert not Layout(out).device("dev-1").root.exists() and Layout(out).device("dev-2").password.exists()
+    assert not Layout(out).device("dev-1").root.exists()
+    assert Layout(out).device("dev-2").password.exists()
     assert "dev-1" not in Layout(out).broker.password_file.read_text()
 
 
@@ -177,7 +185,8 @@ def test_refusals_leave_nothing_behind(root: Path, capsys: pytest.CaptureFixture
                                        message: str) -> None:
     out = root / "out"
     rc = _provision(out, *args)
-    assert rc == 2 and message in capsys.readouterr().err
+    assert rc == 2
+    assert message in capsys.readouterr().err
     assert not out.exists() or not any(out.iterdir())
 
 

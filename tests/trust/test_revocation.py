@@ -22,7 +22,8 @@ def _revoke(fed: Federation, device_id: str, capsys: pytest.CaptureFixture[str])
 
 
 def _reload(fed: Federation) -> None:
-    assert fed.broker is not None and fed.broker.pid is not None
+    assert fed.broker is not None
+    assert fed.broker.pid is not None
     os.kill(fed.broker.pid, signal.SIGHUP)
     deadline = time.monotonic() + 5
     while "Reloading config" not in fed.log() and time.monotonic() < deadline:
@@ -40,9 +41,12 @@ def test_revoked_device_is_refused_after_a_reload(fresh_federation: Federation,
     rc, out, _ = _revoke(fed, "dev-2", capsys)
     _reload(fed)
     # Assert
-    assert rc == 0 and "revoked device 'dev-2'" in out and "kill -HUP" in out
+    assert rc == 0
+    assert "revoked device 'dev-2'" in out
+    assert "kill -HUP" in out
     reason = Probe(fed.options("dev-2")).connect()
-    assert reason.is_failure and str(reason) == "Not authorized"
+    assert reason.is_failure
+    assert str(reason) == "Not authorized"
     for other in ("dev-1", "dev-3", "aggregator"):
         assert not Probe(fed.options(other)).connect().is_failure
     # Only dev-2's line left the password file; the other hashes are untouched.
@@ -56,7 +60,8 @@ def test_revoked_device_is_refused_after_a_restart(fresh_federation: Federation,
     assert _revoke(fed, "dev-1", capsys)[0] == 0
     fed.restart()
     reason = Probe(fed.options("dev-1")).connect()
-    assert reason.is_failure and str(reason) == "Not authorized"
+    assert reason.is_failure
+    assert str(reason) == "Not authorized"
     assert not Probe(fed.options("dev-2")).connect().is_failure
 
 
@@ -74,7 +79,8 @@ def test_a_connected_device_is_disconnected_when_revoked(fresh_federation: Feder
     deadline = time.monotonic() + 5
     while dev2.client.is_connected() and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not dev2.client.is_connected() and "Client dev-2 disconnected" in fed.log()
+    assert not dev2.client.is_connected()
+    assert "Client dev-2 disconnected" in fed.log()
     dev2.client.publish(t.update("dev-2"), b"after revocation", qos=1)  # queued; its reconnects are refused
     dev1.publish(t.update("dev-1"), b"still a member")
     assert gateway.receive() == (t.update("dev-1"), b"still a member")
@@ -89,10 +95,13 @@ def test_revocation_updates_registry_acl_and_crl(fresh_federation: Federation,
     assert _revoke(fed, "dev-3", capsys)[0] == 0
     registry = Registry.from_json(fed.layout.registry.read_text())
     record = registry.get("dev-3")
-    assert record.status is DeviceStatus.REVOKED and record.revoked_at is not None
+    assert record.status is DeviceStatus.REVOKED
+    assert record.revoked_at is not None
     assert [d.device_id for d in registry.active] == ["dev-1", "dev-2"]
     acl = fed.layout.broker.acl_file.read_text()
-    assert "user dev-3" not in acl and "dev-3" not in acl and "user dev-1" in acl
+    assert "user dev-3" not in acl
+    assert "dev-3" not in acl
+    assert "user dev-1" in acl
     crl = x509.load_pem_x509_crl(fed.layout.broker.crlfile.read_bytes())
     assert [r.serial_number for r in crl] == [serial]
 
@@ -103,7 +112,8 @@ def test_revoking_twice_rewrites_the_broker_files(fresh_federation: Federation,
     _revoke(fed, "dev-2", capsys)
     first = Registry.from_json(fed.layout.registry.read_text()).get("dev-2").revoked_at
     rc, out, _ = _revoke(fed, "dev-2", capsys)
-    assert rc == 0 and "was already revoked; broker files rewritten" in out
+    assert rc == 0
+    assert "was already revoked; broker files rewritten" in out
     assert Registry.from_json(fed.layout.registry.read_text()).get("dev-2").revoked_at == first
 
 
@@ -120,7 +130,8 @@ def test_revoke_refusals(fresh_federation: Federation, capsys: pytest.CaptureFix
     registry_before = fed.layout.registry.read_bytes()
     passwd_before = fed.layout.broker.password_file.read_bytes()
     rc, _, err = _revoke(fed, device, capsys)
-    assert rc == 2 and message in err
+    assert rc == 2
+    assert message in err
     assert fed.layout.registry.read_bytes() == registry_before
     assert fed.layout.broker.password_file.read_bytes() == passwd_before
 
@@ -143,10 +154,12 @@ def test_revoked_client_certificate_is_refused_by_its_crl(capsys: pytest.Capture
     try:
         assert not Probe(fed.options("dev-2", cert=True)).connect().is_failure
         rc, out, _ = _revoke(fed, "dev-2", capsys)
-        assert rc == 0 and "restart the broker to load the new CRL" in out
+        assert rc == 0
+        assert "restart the broker to load the new CRL" in out
         fed.restart()
         reason = Probe(fed.options("dev-2", cert=True)).connect()
-        assert isinstance(reason, str) and reason.startswith("lost:")
+        assert isinstance(reason, str)
+        assert reason.startswith("lost:")
         # OpenSSL's verdict on a serial listed in the CRL; mosquitto may log it a moment after the client saw the drop
         deadline = time.monotonic() + 10
         while "certificate verify failed" not in fed.log() and time.monotonic() < deadline:

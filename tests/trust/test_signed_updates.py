@@ -23,16 +23,11 @@ from typing import Any
 import numpy as np
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from test_server_support import SIZE, Harness, frames, make_synthetic_bundle, make_update  # tests/aggregator
 
 from fmfl.protocol import ClientUpdate, Limits, ProtocolError, RoundTask
 from fmfl.provision import Layout, ProvisionSpec, provision, revoke
 from fmfl.trust import UpdateVerifier, load_signing_key, sign_update
-
-_AGG_TESTS = str(Path(__file__).resolve().parents[1] / "aggregator")
-if _AGG_TESTS not in sys.path:
-    sys.path.insert(0, _AGG_TESTS)
-
-from test_server_support import SIZE, Harness, frames, make_synthetic_bundle, make_update  # noqa: E402
 
 GOLDEN_KEY_SEED = bytes(range(32))  # a fixed Ed25519 seed: signatures are deterministic (RFC 8032 5.1.6)
 GOLDEN_SIGNATURE = "W8102BEHZZJKi8J0s8mNYNg6W3Z3XdCwOCLw2d19Sjeq0sr31dMcKXfN9mbBH8IbkS8sU0cFc/7PiXEwWtLYDg=="
@@ -41,7 +36,7 @@ GOLDEN_SIGNATURE = "W8102BEHZZJKi8J0s8mNYNg6W3Z3XdCwOCLw2d19Sjeq0sr31dMcKXfN9mbB
 # --- fixtures ----------------------------------------------------------------------------------------
 
 
-@pytest.fixture()
+@pytest.fixture
 def fed(tmp_path: Path) -> Layout:
     """A provisioned federation 'default' (the Harness's): devices a, b, z and the gateway."""
     out = tmp_path / "fed"
@@ -82,7 +77,8 @@ def refused(h: Harness, cid: str, update: ClientUpdate, reason: str) -> None:
     acks = h.send(cid, frames(update))
     assert [(a.accepted, a.reason, a.update_id) for a in acks] == [(False, reason, update.update_id)]
     assert snapshot(h, task.round) == before
-    assert h.engine.open_round is not None and h.engine.open_round.rejected_by_reason().get(reason, 0) >= 1
+    assert h.engine.open_round is not None
+    assert h.engine.open_round.rejected_by_reason().get(reason, 0) >= 1
 
 
 # --- the wire format -----------------------------------------------------------------------------------
@@ -106,7 +102,8 @@ def test_signing_input_golden_vector() -> None:
     assert update.signing_input() == expected
     key = Ed25519PrivateKey.from_private_bytes(GOLDEN_KEY_SEED)
     sig = sign_update(update, key).signature
-    assert sig is not None and base64.b64encode(sig).decode() == GOLDEN_SIGNATURE
+    assert sig is not None
+    assert base64.b64encode(sig).decode() == GOLDEN_SIGNATURE
 
 
 def test_signed_update_roundtrips_and_unsigned_metadata_is_unchanged(fed: Layout) -> None:
@@ -118,7 +115,10 @@ def test_signed_update_roundtrips_and_unsigned_metadata_is_unchanged(fed: Layout
     )  # the 1.0 keys only: an unsigned update reads as before
     s = sign_update(plain, key(fed, "a"))
     back = ClientUpdate.from_bytes(s.to_bytes(), Limits.for_vector_size(SIZE))
-    assert back == s and back.nonce is not None and back.signature is not None and len(back.signature) == 64
+    assert back == s
+    assert back.nonce is not None
+    assert back.signature is not None
+    assert len(back.signature) == 64
 
 
 def test_a_malformed_signature_or_nonce_is_bad_metadata(fed: Layout) -> None:
@@ -240,7 +240,8 @@ def test_a_nonce_only_in_the_wal_is_journaled_at_resume_and_outlives_the_wal(tmp
     h2.register("a", "b")
     assert h2.task().round == 1
     assert [a.accepted for a in h2.send("b", frames(signed(h2.task(), fed, "b")))] == [True]
-    assert h2.engine.version == 1 and h2.engine.wal.update_with_nonce("a", first.nonce or "") is None  # pruned
+    assert h2.engine.version == 1
+    assert h2.engine.wal.update_with_nonce("a", first.nonce or "") is None
     h2.tick()
     task2 = h2.task()
     assert task2.round == 2
@@ -253,7 +254,8 @@ def test_a_legit_resend_is_acked_again_and_counted_once(tmp_path: Path, fed: Lay
     update = signed(task, fed, "a")
     for _ in range(3):  # lost Acks: the byte-identical message again (same update id, same nonce)
         assert [(a.accepted, a.reason) for a in h.send("a", frames(update))] == [(True, "")]
-    assert h.engine.wal.count(task.round) == 1 and h.engine.strategy.clients == {"a"}
+    assert h.engine.wal.count(task.round) == 1
+    assert h.engine.strategy.clients == {"a"}
     h.send("b", frames(signed(task, fed, "b")))
     assert h.engine.version == 1
     # After the round closed, the journal still answers a resend with an accepted Ack (not replayed_nonce).
@@ -318,10 +320,12 @@ def test_wal_and_journal_of_an_older_state_dir_gain_the_nonce_column(tmp_path: P
         )
         db.execute("INSERT INTO accepted VALUES ('u0', 1, 'a', 1, 10, 5, '{}')")
     with UpdateLog(wal_path) as wal, RoundJournal(journal_path) as journal:
-        assert wal.contains("u0") and [r.nonce for r in journal.accepted(1)] == [None]
+        assert wal.contains("u0")
+        assert [r.nonce for r in journal.accepted(1)] == [None]
         wal.append(round=2, client_id="a", update_id="u1", weight=1.0, indices=np.zeros(0, np.int64),
                    values=np.zeros(0, np.float32), size=1, nonce="ab" * 16)
-        assert wal.update_with_nonce("a", "ab" * 16) == "u1" and wal.update_with_nonce("b", "ab" * 16) is None
+        assert wal.update_with_nonce("a", "ab" * 16) == "u1"
+        assert wal.update_with_nonce("b", "ab" * 16) is None
 
 
 # --- gateways: CLI wiring, workers, a lower tier ---------------------------------------------------------
@@ -340,7 +344,8 @@ def test_cli_flags_reach_the_settings(tmp_path: Path, fed: Layout) -> None:
     args = build_parser().parse_args([*base, "--device-registry", str(fed.registry), *signing])
     settings = settings_from_args(args)
     assert settings.device_registry == fed.registry
-    assert settings.upstream is not None and settings.upstream.signing_key == fed.device("a").signing_key
+    assert settings.upstream is not None
+    assert settings.upstream.signing_key == fed.device("a").signing_key
     with pytest.raises(FmflError, match="give --upstream-federation"):
         settings_from_args(build_parser().parse_args([*base, "--upstream-signing-key", "k"]))
     client = build_parser().parse_args(["client", "--bundle", "b", "--data", "d", "--signing-key", "k.pem"])
@@ -385,7 +390,8 @@ def test_a_bad_device_registry_stops_the_gateway_before_it_writes_state(
                 "--device-registry", str(registry)]
         assert main(argv) == 2
         err = capsys.readouterr().err
-        assert f"--device-registry {registry}" in err and message in err, err
+        assert f"--device-registry {registry}" in err, err
+        assert message in err, err
         assert not (tmp_path / "state").exists()
 
 
@@ -556,4 +562,6 @@ def test_a_real_signed_round_on_a_provisioned_broker(
     assert (line["round"], line["status"], line["participants"]) == (1, "ok", 1), line
     with sqlite3.connect(state / "journal.sqlite") as db:
         rows = db.execute("SELECT client_id, nonce FROM accepted").fetchall()
-    assert len(rows) == 1 and rows[0][0] == "dev-1" and len(rows[0][1]) == 32  # the signed nonce, journaled
+    assert len(rows) == 1
+    assert rows[0][0] == "dev-1"
+    assert len(rows[0][1]) == 32

@@ -21,7 +21,7 @@ from fmfl.provision import ListenerSpec, ProvisionSpec, provision
 from fmfl.provision.broker_conf import BrokerFiles, conf_text
 
 
-@pytest.fixture()
+@pytest.fixture
 def web_federation() -> Iterator[tuple[Federation, int]]:
     root, port, ws_port = broker_root(), free_port(), free_port()
     registry = provision(ProvisionSpec(
@@ -61,13 +61,16 @@ def _connect_wss(fed: Federation, ws_port: int, user: str, password: str) -> mqt
 def test_web_device_logs_in_over_wss_with_its_password(web_federation: tuple[Federation, int]) -> None:
     fed, ws_port = web_federation
     reason = _connect_wss(fed, ws_port, "dev-1", fed.password("dev-1"))
-    assert not isinstance(reason, str) and not reason.is_failure
+    assert not isinstance(reason, str)
+    assert not reason.is_failure
 
 
 def test_wrong_password_over_wss_is_refused(web_federation: tuple[Federation, int]) -> None:
     fed, ws_port = web_federation
     reason = _connect_wss(fed, ws_port, "dev-1", fed.password("dev-2"))
-    assert not isinstance(reason, str) and reason.is_failure and str(reason) == "Not authorized"
+    assert not isinstance(reason, str)
+    assert reason.is_failure
+    assert str(reason) == "Not authorized"
 
 
 def test_web_fragment_carries_the_registered_identity(web_federation: tuple[Federation, int]) -> None:
@@ -77,7 +80,8 @@ def test_web_fragment_carries_the_registered_identity(web_federation: tuple[Fede
     text = fragment.read_text().strip()
     assert text.startswith("#")
     fields = dict(urllib.parse.parse_qsl(text[1:]))
-    assert fields["client"] == "dev-2" and fields["password"] == fed.password("dev-2")
+    assert fields["client"] == "dev-2"
+    assert fields["password"] == fed.password("dev-2")
     key = load_der_private_key(base64.b64decode(fields["key"]), password=None)
     assert isinstance(key, Ed25519PrivateKey)
     raw = base64.b64encode(key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)).decode()
@@ -86,7 +90,8 @@ def test_web_fragment_carries_the_registered_identity(web_federation: tuple[Fede
 
 def test_conf_without_websockets_has_one_listener(tmp_path: Path) -> None:
     text = conf_text(BrokerFiles(tmp_path), ListenerSpec(port=8883))
-    assert text.count("listener ") == 1 and "protocol websockets" not in text
+    assert text.count("listener ") == 1
+    assert "protocol websockets" not in text
 
 
 @pytest.mark.parametrize(("port", "ws", "message"), [(8883, 8883, "its own port"), (8883, 70000, "1..65535")])

@@ -27,9 +27,8 @@ from fmfl.web.server import SiteServer
 from fmfl.web.site import SiteConfig, build_site
 
 REPO = Path(__file__).resolve().parents[2]
-# Makes this folder's helper modules (training_node) importable from its tests, as tests/aggregator does.
-if str(Path(__file__).parent) not in sys.path:
-    sys.path.insert(0, str(Path(__file__).parent))
+# This folder's helper modules (training_node, protocol_node) are importable by name: pyproject.toml lists it
+# in pytest's pythonpath.
 TOOLS = REPO / "web" / "tools"
 CHROMIUM = Path("/usr/bin/chromium")
 FEDERATION = "webtest"
@@ -50,7 +49,7 @@ def require_browser() -> None:
         pytest.fail("the browser tests need: " + "; ".join(problems))
 
 
-@pytest.fixture()
+@pytest.fixture
 def ws_broker(tmp_path: Path) -> Iterator[Mosquitto]:
     """A real Mosquitto with a plain listener (gateway, Python devices) and a WebSockets one (pages)."""
     require_browser()
@@ -67,7 +66,7 @@ class Site:
     url: str
 
 
-@pytest.fixture()
+@pytest.fixture
 def make_site(tmp_path: Path) -> Iterator[Callable[..., Site]]:
     """``make_site(bundle, broker_ws_url)``: the site `fmfl web` writes, served over HTTP on loopback."""
     servers: list[SiteServer] = []
@@ -167,7 +166,7 @@ class WebClients:
         return self.proc.returncode
 
 
-@pytest.fixture()
+@pytest.fixture
 def web_clients(tmp_path: Path) -> Iterator[Callable[..., WebClients]]:
     """``web_clients(site_url, [{"id": ..., "shard": ...}, ...], screenshots=DIR)``: starts the driver (each page
     saved as DIR/<id>.png when it stops); stopped after the test."""
@@ -220,7 +219,7 @@ class Process:
             self.proc.wait()
 
 
-@pytest.fixture()
+@pytest.fixture
 def processes() -> Iterator[Callable[[Path, str, list[str]], Process]]:
     """``processes(workdir, name, args)`` starts an fmfl command; all are killed after the test."""
     started: list[Process] = []
@@ -251,7 +250,7 @@ class Browser:
     federation = FEDERATION
 
 
-@pytest.fixture()
+@pytest.fixture
 def browser() -> Browser:
     require_browser()
     return Browser()

@@ -38,7 +38,7 @@ def _connack(port: int, transport: str, user: str | None = None, password: str |
         client.disconnect()
 
 
-@pytest.fixture()
+@pytest.fixture
 def ws_broker():  # type: ignore[no-untyped-def]
     if mosquitto_binary() is None:
         pytest.fail("mosquitto is not installed: run scripts/install.sh")

@@ -56,19 +56,22 @@ def test_golden_delta_applies_bit_for_bit_and_the_traps_are_refused() -> None:
     # Assert: the chunks fed last first make the delta message.
     assert got["pending"] == [None] * (len(GOLDEN["delta_packets"]) - 1)
     assert got["message"] == GOLDEN["delta_message_hex"] == got["encoded_again"]
-    assert got["kinds"] == ["delta"] * len(GOLDEN["delta_packets"]) and got["source"] == "fmfl/default/delta"
+    assert got["kinds"] == ["delta"] * len(GOLDEN["delta_packets"])
+    assert got["source"] == "fmfl/default/delta"
     assert got["delta"] == {"modelVersion": 12, "baseVersion": 11, "run": GOLDEN["run"],
                             "sha": GOLDEN["weights_sha256"], "payload": GOLDEN["delta_payload_hex"]}
     # Version 12 bit for bit (index 9 keeps -0.0: not the zeros-added trap), with the gateway's hash.
     assert got["weights"] == GOLDEN["weights_f32_hex"] != GOLDEN["zeros_added_everywhere_f32_hex"]
-    assert got["sha"] == GOLDEN["weights_sha256"] and got["base_unchanged"]
+    assert got["sha"] == GOLDEN["weights_sha256"]
+    assert got["base_unchanged"]
     assert got["dense"] == GOLDEN["weights_f32_hex"]
     # A wrong base: hash_mismatch, and the held weights are unchanged.
     assert got["refused"]["error"] == "hash_mismatch"
     assert "global v12 from the delta from v11" in got["refused"]["message"]
     assert got["wrong_unchanged"]
     assert got["other_size"]["error"] == "size_mismatch"
-    assert got["bad_hash"]["error"] == "hash_mismatch" and "from dense" in got["bad_hash"]["message"]
+    assert got["bad_hash"]["error"] == "hash_mismatch"
+    assert "from dense" in got["bad_hash"]["message"]
 
 
 FEED = """

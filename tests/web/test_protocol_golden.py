@@ -55,7 +55,8 @@ def test_golden_payloads_1_1_encode_to_their_bytes_and_decode_to_their_values() 
     for vector, got in zip(vectors, results, strict=True):
         want = {"indices": vector["indices"], "values": vector["values_f32_hex"]}
         assert got["decoded"] == {"ok": want}, vector["chain"]
-        assert got["sent_indices"] == vector["indices"] and got["sent_values"] == vector["values_f32_hex"]
+        assert got["sent_indices"] == vector["indices"]
+        assert got["sent_values"] == vector["values_f32_hex"]
         if "zstd" in vector["chain"]:
             # zstd frames may differ (the browser writes raw blocks): the reference decoder reads ours to the values.
             size = len(vector["input"])
@@ -137,18 +138,22 @@ def test_golden_messages_1_2_are_written_byte_for_byte_and_read_back() -> None:
     # Assert: the sender's side, every byte.
     assert got == m
     # The receiver's side: chunks fed last first group by ".../global" and make the message.
-    assert device["pending"] == [None, None, None] and device["whole"] == m["global_model"]["message_hex"]
+    assert device["pending"] == [None, None, None]
+    assert device["whole"] == m["global_model"]["message_hex"]
     assert (device["model_version"], device["run"], device["weights"]) == (11, run, m["global_model"]["weights"])
     assert device["chunk_runs"] == [run] * 4
-    assert device["task"]["run"] == run and device["task"]["codec"] == "topk:0.01+int8+ef"
-    assert device["task"]["selected"] == ["dev-1", "dev-2"] and device["task"]["localSteps"] is None
+    assert device["task"]["run"] == run
+    assert device["task"]["codec"] == "topk:0.01+int8+ef"
+    assert device["task"]["selected"] == ["dev-1", "dev-2"]
+    assert device["task"]["localSteps"] is None
     assert device["ack"] == {"clientId": "dev-1", "round": 12, "updateId": "00112233445566778899aabbccddeeff",
                              "accepted": False, "reason": "wrong_version",
                              "detail": "model_version 10, round 12 trains version 11", "run": run}
     compact = device["compact"]
     assert (compact["run"], compact["round"], compact["modelVersion"], compact["numSamples"]) == (run, 12, 11, 480)
     assert compact["metrics"] == {"train_loss": 0.5, "eval_accuracy": 0.75, "my_metric": -1.0}
-    assert compact["payload"] == "0102" and compact["nonce"] is None
+    assert compact["payload"] == "0102"
+    assert compact["nonce"] is None
 
 
 SIGNING = """
@@ -178,7 +183,8 @@ def test_signed_update_golden_vector_signs_to_the_documented_signature() -> None
     expected = "W8102BEHZZJKi8J0s8mNYNg6W3Z3XdCwOCLw2d19Sjeq0sr31dMcKXfN9mbBH8IbkS8sU0cFc/7PiXEwWtLYDg=="
     assert base64.b64encode(bytes.fromhex(got["signature"])).decode() == expected
     # A fresh nonce per signed update; the reference verifier accepts the compact form it went out in.
-    assert len(got["fresh_nonce"]) == 32 and got["fresh_nonce"] != "ffeeddccbbaa99887766554433221100"
+    assert len(got["fresh_nonce"]) == 32
+    assert got["fresh_nonce"] != "ffeeddccbbaa99887766554433221100"
     assert got["fresh_sig_len"] == 64
     _verify_with_reference(bytes.fromhex(got["fresh_wire"]))
 
@@ -190,7 +196,8 @@ def _verify_with_reference(wire: bytes) -> None:
 
     update = ClientUpdate.decode(wire, Limits.for_vector_size(64), federation="default", client_id="dev-1",
                                  bundle_id="b1")
-    assert update.run == 5 and update.signature is not None
+    assert update.run == 5
+    assert update.signature is not None
     Ed25519PrivateKey.from_private_bytes(bytes(range(32))).public_key().verify(update.signature, update.signing_input())
 
 
@@ -237,7 +244,9 @@ def test_a_provisioned_pkcs8_key_signs_updates_the_reference_verifies() -> None:
     for wire in (got["wire"], got["json"]):
         update = ClientUpdate.decode(bytes.fromhex(wire), Limits.for_vector_size(64), federation="default",
                                      client_id="dev-7", bundle_id="b1")
-        assert update.signature is not None and update.nonce is not None
+        assert update.signature is not None
+        assert update.nonce is not None
         key.public_key().verify(update.signature, update.signing_input())
-    assert bytes.fromhex(got["wire"])[7] == 1 and len(bytes.fromhex(got["wire"])) < len(bytes.fromhex(got["json"]))
+    assert bytes.fromhex(got["wire"])[7] == 1
+    assert len(bytes.fromhex(got["wire"])) < len(bytes.fromhex(got["json"]))
     assert got["wrongPem"] == 'expected a PKCS#8 "PRIVATE KEY" PEM, got "PUBLIC KEY"'

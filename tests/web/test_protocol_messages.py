@@ -164,7 +164,8 @@ def test_js_reads_random_reference_messages_and_writes_them_back_byte_for_byte()
             assert have["wire"] == message.wire_bytes().hex()
             assert have["compact"] == (message.to_compact_bytes().hex() if message.compact_ok else None)
         else:
-            assert have["type"] == kind and same(have["fields"], want), (kind, have["fields"], want)
+            assert have["type"] == kind, (kind, have["fields"], want)
+            assert same(have["fields"], want), (kind, have["fields"], want)
             assert have["again"] == message.to_bytes().hex(), kind
         kinds.add(kind + ("-compact" if kind == "update" and message.compact_ok else ""))
     assert kinds == {"hello", "status", "task", "global_model", "ack", "update", "update-compact"}
@@ -322,7 +323,8 @@ def test_codec_spec_parser_accepts_and_prints_exactly_what_the_reference_does() 
         except ProtocolError as error:
             want = str(error.reason)
         assert have == want, text
-    assert sum(g == "bad_codec_spec" for g in got) > 300 and sum(g != "bad_codec_spec" for g in got) > 400
+    assert sum(g == "bad_codec_spec" for g in got) > 300
+    assert sum(g != "bad_codec_spec" for g in got) > 400
 
 
 HUGE_INTEGER_FLOAT = """
@@ -338,7 +340,8 @@ def test_an_integer_too_large_for_a_double_in_a_float_field_is_non_finite() -> N
     meta = json.dumps(_task_json()).replace('"lr": 0.1', '"lr": 1' + "0" * 400).encode()
     ok_meta = json.dumps(_task_json()).replace('"lr": 0.1', '"lr": 1' + "0" * 300).encode()
     got = run_protocol_js(HUGE_INTEGER_FLOAT, [_frame(3, meta).hex(), _frame(3, ok_meta).hex()])
-    assert got[0]["error"] == "non_finite" and "'lr' is not finite" in got[0]["message"]
+    assert got[0]["error"] == "non_finite"
+    assert "'lr' is not finite" in got[0]["message"]
     assert got[1]["ok"]["lr"] == 1e300
 
 
@@ -354,6 +357,8 @@ def test_metric_and_capability_names_that_are_javascript_object_keys_survive() -
                                                                             "bundleId": "b"}},
              {"kind": "hello", "wire": hello.to_bytes().hex()}]
     got = run_protocol_js(ROUND_TRIP, cases)
-    assert got[0]["ok"]["fields"]["metrics"] == odd and got[0]["ok"]["compact"] == update.to_compact_bytes().hex()
-    assert got[1]["ok"]["fields"]["metrics"] == odd and got[1]["ok"]["json"] == update.to_bytes().hex()
+    assert got[0]["ok"]["fields"]["metrics"] == odd
+    assert got[0]["ok"]["compact"] == update.to_compact_bytes().hex()
+    assert got[1]["ok"]["fields"]["metrics"] == odd
+    assert got[1]["ok"]["json"] == update.to_bytes().hex()
     assert got[2]["ok"]["again"] == hello.to_bytes().hex()

@@ -219,7 +219,8 @@ def test_js_decoder_reads_zstd_payloads_and_refuses_broken_frames_as_the_referen
     # Assert
     for payload, have in zip(inputs, got, strict=True):
         assert {k: v for k, v in have.items() if k != "message"} == _reference_decode(payload, size)
-    assert sum("ok" in g for g in got) == 4 and all("message" in g for g in got if "error" in g)
+    assert sum("ok" in g for g in got) == 4
+    assert all("message" in g for g in got if "error" in g)
 
 
 SEEDED = """

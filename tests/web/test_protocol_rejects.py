@@ -47,11 +47,15 @@ output({ first, conflict, missingAfter, whole: hex(rest[rest.length - 1]) === he
 def test_a_conflicting_chunk_is_refused_and_the_transfer_still_completes() -> None:
     got = run_protocol_js(REASSEMBLY)
     assert got["first"] is None
-    assert got["conflict"]["error"] == "chunk_mismatch" and "other data" in got["conflict"]["message"]
+    assert got["conflict"]["error"] == "chunk_mismatch"
+    assert "other data" in got["conflict"]["message"]
     assert got["missingAfter"] == [1, 2, 3, 4, 5, 6]  # 500 bytes in 7 chunks of <= 74; chunk 0 is still held
-    assert got["restPending"] == [None] * 5 and got["whole"]
-    assert got["liarLast"]["error"] == "hash_mismatch" and got["liarPending"] == 0
-    assert got["tooBig"]["error"] == "too_large" and got["r3"] == [0, 0]
+    assert got["restPending"] == [None] * 5
+    assert got["whole"]
+    assert got["liarLast"]["error"] == "hash_mismatch"
+    assert got["liarPending"] == 0
+    assert got["tooBig"]["error"] == "too_large"
+    assert got["r3"] == [0, 0]
 
 
 ENCODER = """
@@ -88,11 +92,15 @@ output({ refused, unchanged, same, wrongSize, nanLoad, afterLoads, roundTrip, mi
 
 def test_a_non_finite_update_is_refused_and_the_encoder_is_unchanged() -> None:
     got = run_protocol_js(ENCODER)
-    assert got["refused"]["error"] == "non_finite" and "nothing was encoded" in got["refused"]["message"]
-    assert got["unchanged"] and got["same"]
-    assert got["wrongSize"]["error"] == "residual_mismatch" and "expected 400" in got["wrongSize"]["message"]
+    assert got["refused"]["error"] == "non_finite"
+    assert "nothing was encoded" in got["refused"]["message"]
+    assert got["unchanged"]
+    assert got["same"]
+    assert got["wrongSize"]["error"] == "residual_mismatch"
+    assert "expected 400" in got["wrongSize"]["message"]
     assert got["nanLoad"]["error"] == "non_finite"
-    assert got["afterLoads"] and got["roundTrip"]
+    assert got["afterLoads"]
+    assert got["roundTrip"]
     assert got["misuse"][0] == "RangeError: this codec has a per_tensor option: pass tensorSizes"
     assert got["misuse"][1] == "bad_codec_spec"
     assert got["misuse"][2] == "RangeError: update of 51 values, expected 50"
@@ -126,8 +134,11 @@ def test_bad_local_messages_are_refused_with_a_clear_error() -> None:
         "bad_metadata", "bad_metadata", "bad_metadata", "non_finite", "invalid_id", "bad_metadata", "invalid_id",
         "invalid_id", "invalid_id", "bad_metadata", "RangeError: maxPacketBytes must be >= 77, got 76",
     ]
-    assert "32..128 lowercase hex digits" in got[1][1] and "carries a nonce" in got[2][1]
-    assert "set nonce" in got[6][1] and "'bad federation'" not in got[7][1] and "federation" in got[7][1]
+    assert "32..128 lowercase hex digits" in got[1][1]
+    assert "carries a nonce" in got[2][1]
+    assert "set nonce" in got[6][1]
+    assert "'bad federation'" not in got[7][1]
+    assert "federation" in got[7][1]
 
 
 COMPACT = """

@@ -78,7 +78,7 @@ class SilentGateway:
         self.client.disconnect()
 
 
-@pytest.fixture()
+@pytest.fixture
 def locked_broker(tmp_path: Path, browser: Any) -> Any:
     """Mosquitto with a WebSockets listener that admits only the password file's users (mosquitto_passwd, the
     broker's own hashing). The file lives in a folder the broker's own user can reach (pytest's are 0700)."""
@@ -116,7 +116,8 @@ def test_refused_password_unreachable_broker_and_bad_data_leave_the_outbox_as_it
                                  wait="window.fmfl && window.fmfl.events.some(e => e.type === 'sent')", result=STATUS)
         assert first["ok"], first
         outbox = first["result"]["outbox"]
-        assert len(outbox) == 1 and outbox[0]["round"] == 1, outbox
+        assert len(outbox) == 1, outbox
+        assert outbox[0]["round"] == 1, outbox
         deadline = time.monotonic() + 10
         while not gateway.snapshot() and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -130,8 +131,11 @@ def test_refused_password_unreachable_broker_and_bad_data_leave_the_outbox_as_it
                                    timeout_s=60)
         assert refused["ok"], refused
         r = refused["result"]
-        assert "refused" in r["banner"] and "CONNACK code" in r["banner"] and "1 update(s) stay" in r["banner"], r
-        assert r["outbox"] == outbox and not r["status"]["joined"]
+        assert "refused" in r["banner"], r
+        assert "CONNACK code" in r["banner"], r
+        assert "1 update(s) stay" in r["banner"], r
+        assert r["outbox"] == outbox
+        assert not r["status"]["joined"]
 
         # 2: the broker is down
         locked_broker.stop()
@@ -140,7 +144,8 @@ def test_refused_password_unreachable_broker_and_bad_data_leave_the_outbox_as_it
                                 timeout_s=60)
         assert down["ok"], down
         d = down["result"]
-        assert "cannot reach the broker" in d["banner"] and d["outbox"] == outbox, d
+        assert "cannot reach the broker" in d["banner"], d
+        assert d["outbox"] == outbox, d
 
         # 3: picked data that is not an image, and labels the manifest does not have
         not_image = tmp_path / "notes.png"
@@ -152,7 +157,9 @@ def test_refused_password_unreachable_broker_and_bad_data_leave_the_outbox_as_it
         assert bad["ok"], bad
         b = bad["result"]
         data_errors = [e["message"] for e in b["events"] if e["type"] == "error" and e["kind"] == "data"]
-        assert data_errors and "notes.png" in data_errors[0] and b["outbox"] == outbox, b
+        assert data_errors, b
+        assert "notes.png" in data_errors[0], b
+        assert b["outbox"] == outbox, b
         labels = tmp_path / "labels.npz"
         with np.load(fmnist_shard) as shard:
             np.savez(labels, images=shard["images"][:20], labels=np.arange(20) % 13)  # 10 labels in the manifest
@@ -161,7 +168,8 @@ def test_refused_password_unreachable_broker_and_bad_data_leave_the_outbox_as_it
                                  timeout_s=60)
         assert wrong["ok"], wrong
         label_errors = [e["message"] for e in wrong["result"]["events"] if e.get("kind") == "labels"]
-        assert label_errors and "cannot be used" in label_errors[0], wrong["result"]["events"]
+        assert label_errors, wrong["result"]["events"]
+        assert "cannot be used" in label_errors[0], wrong["result"]["events"]
         assert wrong["result"]["outbox"] == outbox, wrong["result"]
         assert len(gateway.snapshot()) == sent_before, "something was uploaded while failing"
 

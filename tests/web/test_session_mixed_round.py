@@ -40,7 +40,8 @@ def test_python_and_browser_devices_share_every_round(
     assert gateway.wait(240) == 0, gateway.output
     assert python_device.wait(60) == 0, python_device.output
     pages.wait_for(lambda ev: sum(e["type"] == "acked" for e in ev) >= 2, 30, "the browser's second Ack")
-    assert pages.stop() == 0 and any(e["type"] == "exit" for e in pages.snapshot())
+    assert pages.stop() == 0
+    assert any(e["type"] == "exit" for e in pages.snapshot())
 
     # Assert: both rounds counted both devices
     lines = browser.read_metrics(state)
@@ -48,7 +49,8 @@ def test_python_and_browser_devices_share_every_round(
     events = pages.snapshot()
     kinds = [e["type"] for e in events]
     errors = [e.get("message") for e in events if e["type"] == "error"]
-    assert "joined" in kinds and not errors, errors
+    assert "joined" in kinds, errors
+    assert not errors, errors
     acks = [e for e in events if e["type"] == "acked"]
     assert [(a["round"], a["accepted"]) for a in acks] == [(1, True), (2, True)], acks
     trained = [e for e in events if e["type"] == "trained"]
@@ -56,7 +58,8 @@ def test_python_and_browser_devices_share_every_round(
     # The web device trains on 80 % of the 600 images, as the Python device does (its eval split is 20 %).
     assert all(t["num_samples"] == 480 for t in trained)
     for t in trained:
-        assert np.isfinite(t["metrics"]["train_loss"]) and 0 <= t["metrics"]["eval_accuracy"] <= 1
+        assert np.isfinite(t["metrics"]["train_loss"])
+        assert 0 <= t["metrics"]["eval_accuracy"] <= 1
     # Round 2 trained from the version round 1 made (the browser reassembled and decoded the global model).
     globals_seen = [e["model_version"] for e in events if e["type"] == "global"]
     first_round_version = lines[0]["version"]

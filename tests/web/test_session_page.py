@@ -60,7 +60,8 @@ def test_a_browser_without_what_the_device_needs_gets_a_clear_message(
     assert report["ok"], report
     result = report["result"]
     assert result["status"]["errorKind"] == "unsupported"
-    assert f"lacks {lacks}" in result["banner"] and "Nothing was downloaded or sent" in result["banner"]
+    assert f"lacks {lacks}" in result["banner"]
+    assert "Nothing was downloaded or sent" in result["banner"]
     assert watcher.close() == []
 
 
@@ -96,7 +97,8 @@ def test_a_tampered_bundle_is_refused_and_the_page_never_connects(
     assert report["ok"], report
     result = report["result"]
     assert result["status"]["errorKind"] == "bundle", result
-    assert "failed verification" in result["banner"] and "train_step.onnx" in result["banner"], result["banner"]
+    assert "failed verification" in result["banner"], result["banner"]
+    assert "train_step.onnx" in result["banner"], result["banner"]
     assert not result["status"]["connected"]
     assert watcher.close() == []
 
@@ -112,7 +114,8 @@ def test_a_provisioned_link_signs_updates_the_registry_gateway_accepts(
                                                   "--federation", federation])
     assert provision.wait(120) == 0, provision.output
     fragment = (creds / "devices" / "web-1" / "web-fragment").read_text().strip()
-    assert fragment.startswith("#client=web-1&password=") and "&key=" in fragment
+    assert fragment.startswith("#client=web-1&password=")
+    assert "&key=" in fragment
     state = tmp_path / "gateway"
     gateway = processes(tmp_path, "aggregator", [
         "aggregator", "--bundle", str(tiny_vit_bundle), "--broker", ws_broker.url, "--federation", federation,

@@ -123,10 +123,12 @@ def test_reload_before_the_ack_resends_the_outbox_entry_and_it_counts_once(
     # Assert: the gateway was paused before the first copy, and the copy after the reload is the same bytes
     assert paused.is_set()
     sent = watcher.snapshot()
-    assert len(sent) >= 2 and sent[0] == sent[1], f"{len(sent)} update messages, first two equal: {sent[:2]}"
+    assert len(sent) >= 2, f"{len(sent)} update messages, first two equal: {sent[:2]}"
+    assert sent[0] == sent[1], f"{len(sent)} update messages, first two equal: {sent[:2]}"
     after = report["result"]
     resent = [e for e in after["events"] if e["type"] == "resent"]
-    assert resent and resent[0]["why"] == "connect", after["events"]
+    assert resent, after["events"]
+    assert resent[0]["why"] == "connect", after["events"]
     # ... the gateway counted the update once, acknowledged it, and the outbox is empty
     lines = browser.read_metrics(state)
     assert [(m["round"], m["participants"], m["status"]) for m in lines] == [(1, 1, "ok")], lines
@@ -135,5 +137,7 @@ def test_reload_before_the_ack_resends_the_outbox_entry_and_it_counts_once(
         rows = journal.accepted(1)
     finally:
         journal.close()
-    assert [r.client_id for r in rows] == ["web-1"] and rows[0].update_id == resent[0]["update_id"], rows
-    assert after["status"]["acked"] == 1 and after["outbox"] == [], after
+    assert [r.client_id for r in rows] == ["web-1"], rows
+    assert rows[0].update_id == resent[0]["update_id"], rows
+    assert after["status"]["acked"] == 1, after
+    assert after["outbox"] == [], after

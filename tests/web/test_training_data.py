@@ -37,9 +37,11 @@ def test_write_npz_shard_reads_back_as_the_python_reader_does(tmp_path: Path) ->
     path = write_npz(tmp_path / "shard.npz", images, labels)
     raw = read_npz(path)
     got = _read(path.read_bytes())
-    assert got["shape"] == list(raw.images.shape) and got["dtype"] == "|u1"  # type: ignore[union-attr]
+    assert got["shape"] == list(raw.images.shape)
+    assert got["dtype"] == "|u1"
     assert np.array_equal(np.array(got["images"], dtype=np.uint8).reshape(images.shape), raw.images)
-    assert got["labels"] == labels.tolist() and got["names"] == NAMES
+    assert got["labels"] == labels.tolist()
+    assert got["names"] == NAMES
 
 
 def test_compressed_npz_with_x_and_y_keys_and_rgb_images() -> None:
@@ -49,7 +51,8 @@ def test_compressed_npz_with_x_and_y_keys_and_rgb_images() -> None:
     np.savez_compressed(buf, x=images, y=labels)
     got = _read(buf.getvalue())
     assert got["shape"] == [4, 3, 3, 3]
-    assert np.array_equal(np.array(got["images"], dtype=np.uint8), images.ravel()) and got["labels"] == labels.tolist()
+    assert np.array_equal(np.array(got["images"], dtype=np.uint8), images.ravel())
+    assert got["labels"] == labels.tolist()
 
 
 def _npz(**arrays: object) -> bytes:
@@ -86,7 +89,8 @@ def test_label_names_resolve_like_the_python_device() -> None:
     assert got[0] == [[1, 0, 2, 1], NAMES]
     assert got[1] == ["DataError",
                       'pics/0/: label "Dog" is not one of the model\'s labels (T-shirt/top, Trouser, Pullover)']
-    assert got[2][0] == "DataError" and 'label "7" is not one of' in got[2][1]
+    assert got[2][0] == "DataError"
+    assert 'label "7" is not one of' in got[2][1]
     assert got[3] == [[0, 1, 0], ["cat", "dog"]]
     assert got[4] == [[3, 1], ["0", "1", "2", "3"]]
     assert got[5] == ["DataError",
@@ -109,5 +113,7 @@ def test_npy_dtypes_and_truncation() -> None:
       output(res);
     """, blobs)
     for a, (dtype, shape, values) in zip(arrays, got[:4], strict=True):
-        assert dtype == a.dtype.str and shape == list(a.shape) and values == a.ravel().tolist()
+        assert dtype == a.dtype.str
+        assert shape == list(a.shape)
+        assert values == a.ravel().tolist()
     assert got[4] == ["DataError", "w.npy: holds 2 data bytes, its header promises 24 (truncated file)"]

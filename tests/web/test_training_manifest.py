@@ -48,12 +48,15 @@ def test_changed_field_wrong_schema_and_bad_offsets_are_refused(tiny_vit_bundle:
         "error": "BundleError", "message": "manifest.json: bundle_id does not match the manifest's content"}
     got = _parse(json.dumps({**data, "schema": "fmfl.bundle/1"}).encode())
     assert got["error"] == "BundleError"
-    assert "schema 'fmfl.bundle/1'" in str(got["message"]) and "re-export" in str(got["message"])
+    assert "schema 'fmfl.bundle/1'" in str(got["message"])
+    assert "re-export" in str(got["message"])
     got = _parse(json.dumps({**data, "schema": "fmfl.bundle/9"}).encode())
     assert got == {"error": "BundleError",
                    "message": "manifest schema \"fmfl.bundle/9\" is not supported (this device reads 'fmfl.bundle/2')"}
     shifted = {**data, "trainable": [{**data["trainable"][0], "offset": 5}, *data["trainable"][1:]]}
     got = _parse(json.dumps(shifted).encode())
-    assert got["error"] == "BundleError" and "has offset 5, expected 0" in str(got["message"])
+    assert got["error"] == "BundleError"
+    assert "has offset 5, expected 0" in str(got["message"])
     got = _parse(b"{not json")
-    assert got["error"] == "BundleError" and str(got["message"]).startswith("manifest.json is not valid JSON")
+    assert got["error"] == "BundleError"
+    assert str(got["message"]).startswith("manifest.json is not valid JSON")

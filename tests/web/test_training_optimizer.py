@@ -59,5 +59,7 @@ def test_unknown_optimizer_and_bad_hyperparameters_are_refused() -> None:
               msg(() => device.makeOptimizer({name: "sgd", lr: "fast"}, 3))]);
     """)
     assert got[0] == ["OptimizerError", 'the bundle\'s optimizer "lion" is not implemented on the device (adamw, sgd)']
-    assert got[1][0] == "OptimizerError" and "betas" in got[1][1]
-    assert got[2][0] == "OptimizerError" and "lr" in got[2][1]
+    assert got[1][0] == "OptimizerError"
+    assert "betas" in got[1][1]
+    assert got[2][0] == "OptimizerError"
+    assert "lr" in got[2][1]

@@ -87,4 +87,5 @@ def test_images_that_are_not_uint8_or_badly_shaped_are_refused() -> None:
               msg(() => device.fitImageArray(twoChannels, spec, "b.npz"))]);
     """)
     assert got[0] == ["DataError", "a.npz: images must be uint8 (0..255), got dtype <f4"]
-    assert got[1][0] == "DataError" and got[1][1].startswith("b.npz: images must have shape")
+    assert got[1][0] == "DataError"
+    assert got[1][1].startswith("b.npz: images must have shape")

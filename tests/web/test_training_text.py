@@ -86,4 +86,5 @@ def test_bad_text_files_are_refused_naming_file_and_line(minilm_tokenizer: Path,
     path = tmp_path / name
     path.write_text(content)
     got = _read(path, minilm_tokenizer, ["a", "b"])
-    assert got["error"] == "DataError" and str(got["message"]).startswith(message), got
+    assert got["error"] == "DataError", got
+    assert str(got["message"]).startswith(message), got
