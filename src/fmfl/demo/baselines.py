@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from fmfl.demo.device_data import DeviceData
 from fmfl.edge_client.data import LocalDataset
 from fmfl.edge_client.local_training import LocalTrainConfig, evaluate, train_locally
 from fmfl.edge_client.trainer import Trainer
@@ -34,17 +34,6 @@ VALIDATION_FRACTION = 0.1
 #: learning rates tried by the tuned centralized baseline (around the AdamW default of 1e-3)
 LEARNING_RATES = (3e-4, 1e-3, 3e-3)
 _SPLIT_SEED = 20_260
-
-
-@dataclass(frozen=True)
-class DeviceData:
-    """One device's data as the device sees it: its training split and its own held-out split (suffix inputs),
-    and the rows of the pooled training set its training split holds (for the raw-input classic baseline)."""
-
-    client_id: str
-    train: LocalDataset
-    held_out: LocalDataset
-    train_rows: np.ndarray
 
 
 def read_devices(bundle: Path, shards: Sequence[Path], parts: Sequence[np.ndarray], run_dir: Path,

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from fmfl.demo.baselines import DeviceData
+from fmfl.demo.device_data import DeviceData
 from fmfl.edge_client.local_training import LocalTrainConfig, evaluate, train_locally
 from fmfl.edge_client.trainer import Trainer
 
