@@ -69,7 +69,8 @@ def register(sub: Any) -> None:
     steps.add_argument("--local-steps", type=int, help="local optimizer steps per round")
     t.add_argument("--batch-size", type=int, default=16)
     t.add_argument("--lr", type=float, help="client learning rate (default: the bundle's)")
-    t.add_argument("--codec", help="update codec spec told to clients (default: fmfl.protocol.DEFAULT_CODEC)")
+    t.add_argument("--codec", help="update codec spec told to clients (default: fmfl.protocol.DEFAULT_CODEC), "
+                   "or a density warm-up schedule CODEC@ROUNDS,...,CODEC (fmfl.aggregator.codec_schedule)")
     t.add_argument("--downlink-codec",
                    help="codec of the global model's change sent to devices that hold the previous version, "
                         "with server-side error feedback (docs/protocol.md 2b; default topk:0.1+int8+ef, "

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from fmfl.aggregator.codec_schedule import CodecSchedule
 from fmfl.aggregator.downlink import DEFAULT_DOWNLINK_CODEC
 from fmfl.aggregator.requirements import Requirement
 from fmfl.errors import ConfigError
@@ -42,13 +43,17 @@ class RoundConfig:
     #: the codec of the global model's change sent to devices holding the previous version ("dense": none)
     downlink_codec: str = DEFAULT_DOWNLINK_CODEC
 
+    def codec_for_round(self, round_: int) -> str:
+        """The uplink codec the task of round ``round_`` names (``codec`` may be a ``CodecSchedule``)."""
+        return CodecSchedule.parse(self.codec).codec_for_round(round_)
+
     def __post_init__(self) -> None:
         try:
             check_id(self.federation, "federation")
-            CodecSpec.parse(self.codec)
+            CodecSchedule.parse(self.codec)  # a codec, or a density warm-up schedule ending in one
             if CodecSpec.parse(self.downlink_codec).needs_tensor_sizes:
                 raise ConfigError(f"downlink_codec {self.downlink_codec!r}: per_tensor options are not supported")
-        except ProtocolError as exc:
+        except (ProtocolError, ValueError) as exc:
             raise ConfigError(str(exc)) from exc
         _positive_int("rounds", self.rounds)
         _positive_int("clients_per_round", self.clients_per_round)
