@@ -1,7 +1,8 @@
 """The page's own promises: a browser that cannot run the device, a link without an identity and a bundle that
 fails verification each get one clear message and nothing reaches the broker; a provisioned link (password and
 Ed25519 key from `fmfl provision`) signs updates that a gateway with a device registry accepts, and leaves the
-address bar without its secrets."""
+address bar without its secrets; photos picked with a label, or a folder of labelled photos, are read on the
+page and the page joins."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
+from fmfl.bundle import verify_bundle
 from fmfl.mqtt import make_client, parse_broker_url
 from fmfl.protocol import Topics
 
@@ -139,3 +142,48 @@ def test_a_provisioned_link_signs_updates_the_registry_gateway_accepts(
     assert result["hash"] == "", "the link's secrets stayed in the address bar"
     lines = browser.read_metrics(state)
     assert [(m["round"], m["participants"]) for m in lines] == [(1, 1)], lines
+
+
+def write_photos(shard: Path, folder: Path, count: int, label: int) -> list[Path]:
+    """``count`` real Fashion-MNIST images of class ``label`` from the shard as PNG files (a camera roll)."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    with np.load(shard) as data:
+        images, labels = data["images"], data["labels"]
+    picked = np.flatnonzero(labels == label)[:count]
+    paths = []
+    for i in picked:
+        path = folder / f"photo-{i}.png"
+        Image.fromarray(images[i].reshape(28, 28).astype(np.uint8)).save(path)
+        paths.append(path)
+    return paths
+
+
+def test_photos_picked_with_a_label_and_a_folder_of_labelled_photos_join(
+    tiny_vit_bundle: Path, fmnist_shard: Path, ws_broker: Any, make_site: Any, browser: Any, tmp_path: Path,
+) -> None:
+    # Prepare: 12 trousers as loose photos; a folder with one sub-folder per label (trousers and bags)
+    site = make_site(tiny_vit_bundle, ws_broker.ws_url)
+    manifest = verify_bundle(tiny_vit_bundle)
+    trouser, bag = manifest.labels[1], manifest.labels[8]
+    photos = write_photos(fmnist_shard, tmp_path / "roll", 12, 1)
+    folder = tmp_path / "mine"
+    write_photos(fmnist_shard, folder / trouser, 6, 1)
+    write_photos(fmnist_shard, folder / bag, 6, 8)
+    wait = "window.fmfl && (window.fmfl.status.joined || window.fmfl.status.error)"
+
+    # Execute
+    loose = browser.run_page(f"{site.url}index.html#client=web-1", select={"#data-label": trouser},
+                             upload={"#data-files": photos}, wait=wait, result=STATUS, timeout_s=60)
+    tree = browser.run_page(f"{site.url}index.html#client=web-2", upload={"#data-folder": [folder]},
+                            wait=wait, result=STATUS, timeout_s=60)
+
+    # Assert: both read on the page and joined; the folder's two labels came from the sub-folder names
+    for report, samples, labels in ((loose, 12, 1), (tree, 12, 2)):
+        assert report["ok"], report
+        result = report["result"]
+        assert result["status"]["error"] is None, result["status"]
+        data = [e for e in result["events"] if e["type"] == "data"]
+        assert [(d["samples"], d["labels"]) for d in data] == [(samples, labels)], data
+        assert result["status"]["joined"]

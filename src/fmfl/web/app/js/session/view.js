@@ -90,6 +90,7 @@ export class View {
    */
   render(event, counters) {
     this.set("bytes-sent", formatBytes(counters.bytesSent));
+    this.set("bytes-received", formatBytes(counters.bytesReceived));
     this.set("outbox", counters.pending);
     switch (event.type) {
       case "connected":
