@@ -61,6 +61,8 @@ INTEGRATION_FIXTURES = frozenset({
     "broker", "ws_broker", "make_site", "web_clients", "processes", "browser",  # faults, web
     "tiny_vit_bundle", "vit_bundle", "tiny_bert", "tiny_distilbert", "tiny_vit", "tiny_clip",  # real exports
     "arm64_userland", "arm64_fmfl", "sgd_vit_bundle",
+    "gateway_bundle",  # tests/aggregator: a tiny BERT export where torch is installed
+    "population",  # tests/simulation: exports the real EfficientNet-Lite0 preset and runs its prefix
 })  # fmt: skip
 # Whole folders of process-level suites: fault injection (SIGKILL, broker restarts), the browser device (node
 # and Chromium), the emulated arm64 device, the end-to-end demo.

@@ -35,6 +35,7 @@ def test_probe_features_of_a_dual_encoder_use_the_image_tower_only() -> None:
     assert probe_features({"image.embedding": image, "text.embedding": text}).shape == (4, 8)
 
 
+@pytest.mark.integration  # trains on 2,000 real images (seconds)
 def test_classic_logistic_regression_on_real_pixels_learns_fashion_mnist() -> None:
     train, test = load_fashion_mnist("train"), load_fashion_mnist("test")
 

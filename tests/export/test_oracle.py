@@ -23,6 +23,8 @@ from fmfl.models.registry import BuildOptions, build_model  # noqa: E402
 from fmfl.models.tasks import Classifier, TaskModel  # noqa: E402
 from fmfl.models.trainable import apply_train_spec, parse_train_spec  # noqa: E402
 
+# Exports real tiny models (the fixtures are asked for by name inside the tests, so the conftest cannot see them).
+pytestmark = pytest.mark.integration
 LR = 0.05  # large enough that a wrong gradient or a misordered buffer moves weights visibly
 STEPS = 3  # more than one, so the optimizer's moments and bias correction are compared too
 SEQ = 16
