@@ -52,6 +52,7 @@ class Everything:
 @pytest.mark.parametrize(("init", "lacks"), [
     ("delete window.WebAssembly", "WebAssembly"),
     ("Object.defineProperty(window, 'indexedDB', {value: undefined})", "IndexedDB"),
+    ("Object.defineProperty(window.crypto, 'subtle', {value: undefined})", "WebCrypto"),
 ])
 def test_a_browser_without_what_the_device_needs_gets_a_clear_message(
     tiny_vit_bundle: Path, ws_broker: Any, make_site: Any, browser: Any, init: str, lacks: str,
