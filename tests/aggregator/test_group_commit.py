@@ -168,6 +168,7 @@ def _crash_in_a_group(tmp_path: Path, failpoint: str) -> tuple[list[tuple[str, b
     return messages, proc.stdout
 
 
+@pytest.mark.integration  # a real process SIGKILLed at a failpoint
 def test_killed_between_the_appends_and_the_fsync_nothing_is_durable_or_acked(tmp_path: Path) -> None:
     messages, stdout = _crash_in_a_group(tmp_path, "aggregator.before_wal_commit")
     # The batch was appended and folded in, and the process died before its one fsync: no Ack was handed
@@ -185,6 +186,7 @@ def test_killed_between_the_appends_and_the_fsync_nothing_is_durable_or_acked(tm
     assert json.loads((state / "metrics.jsonl").read_text())["participants"] == 4
 
 
+@pytest.mark.integration  # a real process SIGKILLed at a failpoint
 def test_killed_after_the_fsync_the_group_is_replayed_and_resends_count_once(tmp_path: Path) -> None:
     messages, stdout = _crash_in_a_group(tmp_path, "aggregator.after_wal_commit")
     assert stdout.split() == ["BATCH"]  # durable, but the process died before any Ack
