@@ -188,3 +188,48 @@ def test_refused_password_unreachable_broker_and_bad_data_leave_the_outbox_as_it
         assert back["result"]["outbox"] == outbox
     finally:
         gateway.close()
+
+
+def test_a_broker_restart_mid_session_reconnects_rejoins_and_resends_the_outbox(
+    tiny_vit_bundle: Path, fmnist_shard: Path, locked_broker: Mosquitto, make_site: Any, browser: Any,
+) -> None:
+    # Prepare: the page's update waits for an Ack that never comes
+    manifest = verify_bundle(tiny_vit_bundle)
+    gateway = SilentGateway(locked_broker.url, browser.federation, manifest.num_trainable)
+    gateway.publish_round(manifest.bundle_id, np.load(tiny_vit_bundle / "initial_weights.npy"))
+    site = make_site(tiny_vit_bundle, locked_broker.ws_url)
+    restarted = threading.Event()
+
+    def restart_once_the_update_is_out() -> None:
+        deadline = time.monotonic() + 120
+        while not gateway.snapshot() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        locked_broker.stop()  # the page loses its connection with the update unacknowledged
+        time.sleep(1)
+        locked_broker.start()  # same ports; without persistence it forgot every session and retained message
+        restarted.set()
+
+    # Execute: the page stays open across the restart
+    restarter = threading.Thread(target=restart_once_the_update_is_out, daemon=True)
+    restarter.start()
+    try:
+        report = browser.run_page(
+            f"{site.url}index.html#client=web-1&password={PASSWORD}", upload={"#data-files": [fmnist_shard]},
+            wait="window.fmfl && window.fmfl.events.filter(e => e.type === 'connected').length >= 2 "
+                 "&& window.fmfl.events.some(e => e.type === 'resent')",
+            result=STATUS, timeout_s=120)
+    finally:
+        restarter.join(10)
+        gateway.close()
+
+    # Assert: offline once, then connected again (joined again: online status and hello), the same entry resent
+    assert report["ok"], report
+    assert restarted.is_set()
+    events = report["result"]["events"]
+    kinds = [e["type"] for e in events]
+    assert kinds.count("offline") == 1, kinds
+    assert kinds.count("joined") == 2, kinds
+    resent = [e for e in events if e["type"] == "resent"]
+    sent = [e for e in events if e["type"] == "sent"]
+    assert [(r["update_id"], r["why"]) for r in resent] == [(sent[0]["update_id"], "connect")], events
+    assert report["result"]["outbox"][0]["update_id"] == sent[0]["update_id"]

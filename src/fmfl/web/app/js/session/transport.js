@@ -55,6 +55,7 @@ export class Transport {
     /** @type {any} */
     this.client = null;
     this.everConnected = false;
+    this.wasConnected = false;
     this.unreachableShown = false;
     this.refused = false;
   }
@@ -81,6 +82,7 @@ export class Transport {
     });
     this.client.on("connect", () => {
       this.everConnected = true;
+      this.wasConnected = true;
       this.unreachableShown = false;
       this.handlers.onConnect();
     });
@@ -101,7 +103,9 @@ export class Transport {
         this.unreachableShown = true;
         this.handlers.onUnreachable(`cannot reach the broker at ${o.url} (retrying every `
           + `${Math.round((o.reconnectPeriodMs ?? 2000) / 1000)} s)`);
-      } else {
+      } else if (this.wasConnected) {
+        // Once per lost connection: each failed reconnect attempt closes again.
+        this.wasConnected = false;
         this.handlers.onOffline();
       }
     });
