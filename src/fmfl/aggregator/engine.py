@@ -26,7 +26,7 @@ from fmfl.aggregator.clients import ClientRegistry, select_clients
 from fmfl.aggregator.coordination import WorkerPool
 from fmfl.aggregator.downlink import DownlinkCompressor
 from fmfl.aggregator.ingest import UpdateIngest, Verdict
-from fmfl.aggregator.journal import AcceptedRow, RoundJournal
+from fmfl.aggregator.journal import AcceptedRow, JournalStatus, RoundJournal
 from fmfl.aggregator.observer import RoundObserver
 from fmfl.aggregator.outbound import (
     Outgoing,
@@ -223,7 +223,7 @@ class RoundEngine:
     def _recover_round(self, now: float) -> None:
         """Continue the journal's open round, or finish the bookkeeping of one closed mid-way."""
         last = self.journal.last_round()
-        if last is None or last.status != "open":
+        if last is None or last.status != JournalStatus.OPEN:
             self.wal.prune(before_round=self.journal.next_round())
             return
         task = RoundTask.from_bytes(last.task, self.limits)
@@ -241,7 +241,7 @@ class RoundEngine:
                         detail="recovered after restart",
                     )
                 )
-            self.journal.finish_round(task.round, "closed", last.counters)
+            self.journal.finish_round(task.round, JournalStatus.CLOSED, last.counters)
             self.wal.prune(before_round=task.round + 1)
             return
         self.strategy.begin_round(self.weights)
@@ -572,7 +572,7 @@ class RoundEngine:
             summary = self._summary(current, RoundStatus.OK, version, accepted, now, model=new)
             self.metrics_log.append(summary)
             failpoint("aggregator.after_metrics")
-            self.journal.finish_round(current.round, "closed", current.counters)
+            self.journal.finish_round(current.round, JournalStatus.CLOSED, current.counters)
             failpoint("aggregator.after_journal")
             self.wal.prune(before_round=current.round + 1)
             self.journal.prune(before_round=current.round - JOURNAL_KEEP_ROUNDS)
@@ -584,7 +584,7 @@ class RoundEngine:
         detail = f"{accepted} accepted < --min-clients {self.config.min_clients}"
         summary = self._summary(current, RoundStatus.FAILED, current.version, accepted, now, detail=detail)
         self.metrics_log.append(summary)
-        self.journal.finish_round(current.round, "failed", current.counters)
+        self.journal.finish_round(current.round, JournalStatus.FAILED, current.counters)
         self.journal.forget_accepted(current.round)
         self.wal.prune(before_round=current.round + 1)
         self.observer.round_closed(summary)
@@ -603,7 +603,7 @@ class RoundEngine:
         )
         out = self.upstream.forward(parent, total, summary.metrics)
         self.metrics_log.append(summary)
-        self.journal.finish_round(current.round, "closed", current.counters)
+        self.journal.finish_round(current.round, JournalStatus.CLOSED, current.counters)
         self.wal.prune(before_round=current.round + 1)
         self.journal.prune(before_round=current.round - JOURNAL_KEEP_ROUNDS)
         self.failed_in_a_row = 0

@@ -27,6 +27,7 @@ from typing import Any
 
 from fmfl.aggregator.clients import ClientRecord
 from fmfl.aggregator.wal import add_nonce_column
+from fmfl.compat import StrEnum
 from fmfl.errors import FmflError
 
 _SCHEMA = (
@@ -58,6 +59,14 @@ class JournalError(FmflError):
     """The round journal cannot be opened or holds something inconsistent."""
 
 
+class JournalStatus(StrEnum):
+    """Where a journaled round stands (the ``status`` column; the values are stored, keep them)."""
+
+    OPEN = "open"  # the task went out; updates are being accepted (a restart resumes it)
+    CLOSED = "closed"  # aggregated (or forwarded to the parent tier) and logged
+    FAILED = "failed"  # below its quorum at the deadline
+
+
 @dataclass(frozen=True)
 class JournalRound:
     """A round as journaled: the task bytes sent, when it opened, its status and counters."""
@@ -65,7 +74,7 @@ class JournalRound:
     round: int
     task: bytes
     opened: float
-    status: str  # "open", "closed" or "failed"
+    status: JournalStatus
     counters: dict[str, int]
 
 
@@ -124,7 +133,7 @@ class RoundJournal:
                 (json.dumps(round + 1),),
             )
 
-    def finish_round(self, round: int, status: str, counters: dict[str, int]) -> None:
+    def finish_round(self, round: int, status: JournalStatus, counters: dict[str, int]) -> None:
         self._db.execute(
             "UPDATE rounds SET status = ?, counters = ? WHERE round = ?",
             (status, json.dumps(counters), round),
@@ -249,4 +258,4 @@ class RoundJournal:
 
 def _round(row: tuple[Any, ...]) -> JournalRound:
     rnd, task, opened, status, counters = row
-    return JournalRound(int(rnd), bytes(task), float(opened), str(status), dict(json.loads(counters)))
+    return JournalRound(int(rnd), bytes(task), float(opened), JournalStatus(status), dict(json.loads(counters)))
