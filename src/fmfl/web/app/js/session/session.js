@@ -87,7 +87,8 @@ export class DeviceSession {
 
   /** The held model: the last good global one, else the bundle's initial weights as version 0. */
   heldModel() {
-    return { version: /** @type {number} */ (this.feed.version), weights: /** @type {Float32Array} */ (this.feed.weights) };
+    const { version, weights } = this.feed;
+    return { version: /** @type {number} */ (version), weights: /** @type {Float32Array} */ (weights) };
   }
 
   /** Subscribes to or drops `global/+` as the model feed wants (section 2b). */

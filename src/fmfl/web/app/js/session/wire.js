@@ -91,7 +91,10 @@ export function makeWire(federation, prefix) {
     /** @param {string} clientId @param {boolean} online */
     status: (clientId, online) => protocol.encodeStatus({ clientId, online }),
 
-    /** The will: the offline status as the one chunk the broker publishes for a lost connection. @param {string} clientId */
+    /**
+     * The will: the offline status as the one chunk the broker publishes for a lost connection.
+     * @param {string} clientId
+     */
     offlineStatus: (clientId) => protocol.splitMessage(protocol.encodeStatus({ clientId, online: false }))[0],
 
     /**
