@@ -127,23 +127,25 @@ export class ModelFeed {
   onTask(task) {
     const run = task.run ?? 0;
     this.newestNamed = Math.max(this.newestNamed, task.modelVersion);
-    if (task.modelVersion > this.version || (this.run !== run && task.modelVersion >= this.version)) this.wantsDense = true;
+    // Another run's model (or the bundle's initial weights) never serves this run's task, whatever the
+    // numbers: a gateway on a broker that lost its retained state restarts at version 0.
+    if (task.modelVersion > this.version || this.run !== run) this.wantsDense = true;
     this.settle(run);
   }
 
   /**
-   * A complete GlobalModel of the followed run (`newerRun`: it just made its run the followed one).
+   * A complete GlobalModel of the followed run (drop older runs' models before: RunFollower).
    * Returns what happened: "delta" or "dense" (the weights changed), "ignored" (already held, or a delta
    * it cannot apply: then wantsDense), or "refused" (it did not decode or failed weights_sha256: the held
    * weights stay, wantsDense) with the ProtocolError.
-   * @param {import("./messages.js").GlobalModel} model @param {boolean} [newerRun]
+   * @param {import("./messages.js").GlobalModel} model
    * @returns {{outcome: "delta"|"dense"|"ignored"|"refused", error?: ProtocolError}}
    */
-  onModel(model, newerRun = false) {
+  onModel(model) {
     const run = model.run ?? 0;
     this.newestNamed = Math.max(this.newestNamed, model.modelVersion);
     if (model.baseVersion !== null || model.deltas === true) this.deltaRun = run; // this run's gateway sends deltas
-    const result = model.baseVersion !== null ? this.onDelta(model, run) : this.onDense(model, run, newerRun);
+    const result = model.baseVersion !== null ? this.onDelta(model, run) : this.onDense(model, run);
     this.settle(run);
     return result;
   }
@@ -165,11 +167,13 @@ export class ModelFeed {
     return { outcome: "delta" };
   }
 
-  /** @param {import("./messages.js").GlobalModel} model @param {number} run @param {boolean} newerRun */
-  onDense(model, run, newerRun) {
-    // The same version from another source (the bundle's initial weights, another run) is taken: it names
-    // the run the held weights belong to, which deltas need.
-    if (!newerRun && (model.modelVersion < this.version || (model.modelVersion === this.version && this.run === run))) return { outcome: "ignored" };
+  /** @param {import("./messages.js").GlobalModel} model @param {number} run */
+  onDense(model, run) {
+    // A model of the followed run replaces one of another run (or the bundle's initial weights) whatever its
+    // version: it also names the run the held weights belong to, which deltas need. Without a run (a 1.1
+    // gateway) versions alone decide.
+    const runlessOverAModel = model.run === null && this.run !== null;
+    if (model.modelVersion <= this.version && (this.run === run || runlessOverAModel)) return { outcome: "ignored" };
     try {
       this.take(denseWeights(model, this.weights.length, this.limits), model.modelVersion, run);
     } catch (error) {

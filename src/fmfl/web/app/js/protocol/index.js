@@ -49,7 +49,7 @@
  *     applyDelta(baseWeights, deltaModel, limits) -> new Float32Array (only at the decoded indices; throws
  *         the decoder's reason or hash_mismatch, base untouched); weightsSha256(weights); checkWeights
  *     new ModelFeed({weights, version, run, deltaRun, limits}): the device's model intake (a port of the
- *         reference device's): .onTask(task), .onModel(model, newerRun) -> {outcome: "delta"|"dense"|
+ *         reference device's): .onTask(task), .onModel(model) -> {outcome: "delta"|"dense"|
  *         "ignored"|"refused", error}, .newRun(), .reset() at reconnect, .wantsDense (subscribe to
  *         topics.globalDelta always, to topics.globalModel while wantsDense); persist .version .weights .run
  *         .deltaRun after a change
