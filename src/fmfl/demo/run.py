@@ -260,8 +260,8 @@ def _start_processes(cfg: DemoConfig, task: Any, bundle: Path, url: str, run_dir
         # Browser devices join once their page has read the shard and computed its features (tens of seconds):
         # the first round waits for the whole fleet (up to 5 minutes) instead of starting without them.
         agg += ["--over-select", "1", "--selection-window", "300"]
-    if cfg.codec:
-        agg += ["--codec", cfg.codec]
+    if cfg.codec or task.codec:
+        agg += ["--codec", cfg.codec or task.codec]
     if cfg.downlink_codec:
         agg += ["--downlink-codec", cfg.downlink_codec]
     agg += _dp_args(cfg)
