@@ -66,6 +66,14 @@ def test_vision_demo_runs_rounds_and_writes_the_report(tmp_path: Path, cache: Pa
     assert "Test accuracy" in report
     assert "Centralized" in report
     assert "| 3 | ok |" in report
+    # Downlink deltas (docs/protocol.md 2b): the devices counted what they received: one dense model each
+    # (the version current when it joined), every later version as a delta.
+    down = record["downlink"]
+    assert down["devices"] == 3
+    assert down["models"]["dense"] == 3
+    assert down["models"]["delta"] >= 3
+    assert down["bytes"]["delta"] < down["bytes"]["global"]
+    assert "**Downlink**" in report
     assert (run / "accuracy.png").stat().st_size > 1000
     assert (run / "bytes.png").stat().st_size > 1000
     assert children_of(run) == []
