@@ -42,3 +42,17 @@ def test_ten_thousand_unconfirmed_acks_cost_linear_bookkeeping(monkeypatch: pyte
     # Assert: every publish is still held (none confirmed), and the scans stayed linear (quadratic: ~50M).
     assert len(gateway._pending) == n
     assert checks < 4 * n, checks
+
+
+def test_publishes_made_while_disconnected_do_not_take_the_gateway_down() -> None:
+    """paho marks a publish made while the link is down "not connected" for good (it still queues and sends
+    it after the reconnect), and ``is_published()`` then raises: the prune must not."""
+    gateway = MqttGateway(_Engine(), MqttOptions(host="127.0.0.1", port=1))  # type: ignore[arg-type]
+    gateway.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="offline-test")
+    gateway.client.max_queued_messages_set(0)
+    first = gateway.client.publish("t", b"x", qos=1)
+    with pytest.raises(RuntimeError, match="not currently connected"):
+        first.is_published()  # what the prune used to call unguarded
+    for i in range(300):  # past the prune threshold
+        gateway._publish([Outgoing(_Engine.topics.ack(f"d{i}"), b"x")])
+    assert len(gateway._pending) < 300  # pruned: entries paho cannot report on are no longer tracked

@@ -69,6 +69,23 @@ class _Inbound:
     generation: int  # which connection delivered it: a packet id means nothing on a later one
 
 
+def still_pending(infos: list[Any]) -> list[Any]:
+    """The publishes (paho ``MQTTMessageInfo``) not yet confirmed by the broker.
+
+    A message published while the link was down carries paho's "not connected" code for good: paho queues it
+    (QoS 1) and sends it after the reconnect, but ``is_published()`` then raises instead of answering. Such an
+    entry is dropped from tracking (paho still delivers it) rather than taking the gateway down.
+    """
+    out = []
+    for info in infos:
+        try:
+            if not info.is_published():
+                out.append(info)
+        except (RuntimeError, ValueError):
+            continue
+    return out
+
+
 class MqttGateway:
     """Runs an engine over one MQTT connection until it finishes or ``stop`` is set."""
 
@@ -184,7 +201,7 @@ class MqttGateway:
             self._pending[-1].wait_for_publish(5)  # the task has reached the broker: then die
             failpoint("aggregator.after_task_publish")
         if len(self._pending) > self._prune_at:
-            self._pending = [p for p in self._pending if not p.is_published()]
+            self._pending = still_pending(self._pending)
             # Amortised: with thousands of Acks queued behind paho's in-flight window, pruning at a fixed 256
             # rescanned the whole backlog on every publish (quadratic in a 10,000-device round).
             self._prune_at = max(256, 2 * len(self._pending))
