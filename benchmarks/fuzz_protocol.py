@@ -70,7 +70,8 @@ def test_one_input(data: bytes) -> None:
                 return
             size = max(1, struct.unpack_from("<H", body)[0])
             update = decode_update(body[2:], size, LIMITS)
-            assert update.indices.dtype == np.int64 and update.values.dtype == np.float32
+            assert update.indices.dtype == np.int64
+            assert update.values.dtype == np.float32
             assert update.indices.size == update.values.size <= size
             assert update.nnz == 0 or (update.indices[0] >= 0 and update.indices[-1] < size)
             assert np.all(np.diff(update.indices) > 0)
@@ -93,14 +94,16 @@ def test_one_input(data: bytes) -> None:
         elif target == 7:
             update = ClientUpdate.decode(_with_crc(body), LIMITS, **CONTEXT)
             assert update.run is None or update.run >= 1
-            assert update.num_samples >= 0 and len(update.update_id) <= 64
+            assert update.num_samples >= 0
+            assert len(update.update_id) <= 64
         else:
             repaired = _with_crc(body)
             run = chunk_run(body)
             assert run is None or 0 <= run < 2**64
             salvaged = salvage_update_id(repaired, LIMITS)
             if salvaged is not None:
-                assert 1 <= len(salvaged[0]) <= 64 and 0 <= salvaged[1] < 2**53
+                assert 1 <= len(salvaged[0]) <= 64
+                assert 0 <= salvaged[1] < 2**53
     except ProtocolError:
         pass
 
