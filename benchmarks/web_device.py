@@ -16,7 +16,9 @@ temporary folder), on the first ``--samples`` Fashion-MNIST training images as a
 - page load to the end of the first training step, from the page's navigation start (it includes puppeteer
   picking the shard file), with an empty browser profile (bundle downloaded and verified, prefix features
   computed) and again in the same profile (bundle files and features from IndexedDB);
-- bytes downloaded to join (manifest and every bundle file; a cached visit downloads the manifest only).
+- bytes downloaded to join (manifest and every bundle file; a cached visit downloads the manifest only);
+- peak memory of the page: the renderer process's peak resident set (VmHWM, from /proc; the wasm heap, the
+  onnxruntime sessions and the page's JavaScript) over an uncached visit, and the JS heap in use at its end.
 
 The browser runs tests/web/pages/training_probe.* (the device core, js/device/, without the session) inside the
 site `fmfl web` builds. Prints a table; docs/benchmarks.md is written by hand from it.
@@ -112,7 +114,9 @@ def browser_round(url: str, shard: Path, lr: float, profile: Path, chromium: Pat
     return {"first": steps[0], "median": statistics.median(steps[1:]), "steps": len(steps),
             "to_first_step_ms": result["pageToFirstStepMs"], "downloaded": result["bundleStats"]["bytesDownloaded"],
             "from_cache": result["bundleStats"]["bytesFromCache"], "features": result["cacheInfo"]["cache"],
-            "prefix_s": result["cacheInfo"]["prefix_seconds"]}
+            "prefix_s": result["cacheInfo"]["prefix_seconds"],
+            "peak_rss": (report.get("memory") or {}).get("renderer_peak_rss_bytes"),
+            "js_heap": (report.get("memory") or {}).get("js_heap_used_bytes")}
 
 
 def measure(name: str, bundle: Path, shard: Path, repeats: int) -> dict[str, Any]:
@@ -151,6 +155,7 @@ def measure(name: str, bundle: Path, shard: Path, repeats: int) -> dict[str, Any
         "cold_prefix_s": statistics.median(c["prefix_s"] for c in cold),
         "cold_bytes": cold[0]["downloaded"], "warm_bytes": warm[0]["downloaded"],
         "warm_features": warm[0]["features"], "warm_from_cache": warm[0]["from_cache"],
+        "peak_rss": max(c["peak_rss"] or 0 for c in cold), "js_heap": max(c["js_heap"] or 0 for c in cold),
     }
 
 
@@ -193,6 +198,11 @@ def main() -> None:
         print(f"| {r['name']} | {r['bundle_bytes']:,} | {r['cold_ms'] / 1000:.2f} s ({r['cold_prefix_s']:.2f} s) "
               f"| {r['warm_ms'] / 1000:.2f} s (features: {r['warm_features']}) | {r['cold_bytes']:,} "
               f"| {r['warm_bytes']:,} ({r['warm_from_cache']:,} from IndexedDB) |")
+    print()
+    print("| bundle | page peak memory (renderer VmHWM, uncached round) | JS heap used at the end |")
+    print("|---|---|---|")
+    for r in rows:
+        print(f"| {r['name']} | {r['peak_rss'] / 2**20:.0f} MiB | {r['js_heap'] / 2**20:.1f} MiB |")
 
 
 if __name__ == "__main__":

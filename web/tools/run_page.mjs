@@ -13,10 +13,39 @@
 // files into an <input type=file> (as a person picking them would); --wait is awaited
 // (polled until truthy), then --reload-when (if given) is awaited, the page reloaded (the files picked before
 // are gone, as after a real reload) and --wait-after-reload awaited; --result is evaluated last.
-// stdout: one JSON object {ok, result, error, console, page_errors, reloaded, seconds}; exit status 0 when
+// stdout: one JSON object {ok, result, error, memory, console, page_errors, reloaded, seconds} (memory: the
+// renderer's peak RSS and the page's JS heap when the result was taken); exit status 0 when
 // every awaited expression became true in time, 1 otherwise (the result is still printed).
 
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import puppeteer from "puppeteer-core";
+
+/**
+ * The peak resident memory (VmHWM) of the browser's renderer processes (the page's WebAssembly heap, its
+ * JavaScript and its onnxruntime sessions live there), read from /proc; null where /proc is not Linux's.
+ * @param {number | undefined} browserPid
+ */
+function rendererPeakRss(browserPid) {
+  if (!browserPid || !existsSync("/proc")) return null;
+  const parents = new Map();
+  const renderers = [];
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const status = readFileSync(`/proc/${name}/status`, "utf8");
+      parents.set(Number(name), Number(/PPid:\s+(\d+)/.exec(status)?.[1] ?? 0));
+      if (readFileSync(`/proc/${name}/cmdline`, "utf8").includes("--type=renderer")) {
+        renderers.push([Number(name), 1024 * Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0)]);
+      }
+    } catch { /* the process ended meanwhile */ }
+  }
+  const descends = (pid) => {
+    for (let p = pid, n = 0; p > 1 && n < 64; p = parents.get(p) ?? 0, n++) if (p === browserPid) return true;
+    return false;
+  };
+  const peaks = renderers.filter(([pid]) => descends(pid)).map(([, rss]) => rss);
+  return peaks.length ? Math.max(...peaks) : null;
+}
 
 /** @param {string[]} argv */
 function parseArgs(argv) {
@@ -70,6 +99,8 @@ try {
     }
   }
   if (args.result) out.result = await page.evaluate(args.result);
+  out.memory = { renderer_peak_rss_bytes: rendererPeakRss(browser.process()?.pid),
+                 js_heap_used_bytes: (await page.metrics()).JSHeapUsedSize };
   if (args.screenshot) await page.screenshot({ path: args.screenshot, fullPage: false });
   out.ok = true;
 } catch (err) {
