@@ -223,6 +223,9 @@ META_CASES: list[tuple[str, bytes, str]] = [
     ("long string", _meta(TASK, codec="x" * (LIMITS.max_string_bytes + 1)), "too_large"),
     ("negative samples", _meta(UPDATE, num_samples=-5), "bad_metadata"),
     ("metric not a number", _meta(UPDATE, metrics={"loss": "low"}), "bad_metadata"),
+    # A JSON integer no float holds (309+ digits): refused as not finite, not an OverflowError out of the decoder
+    ("metric integer past float range", _meta(UPDATE, metrics={"loss": 10**400}), "non_finite"),
+    ("lr integer past float range", _meta(TASK, lr=10**400), "non_finite"),
     ("metric key bad", _meta(UPDATE, metrics={"a b": 1.0}), "bad_metadata"),
     ("metrics a list", _meta(UPDATE, metrics=[1.0]), "bad_metadata"),
     ("bad update id", _meta(UPDATE, update_id=""), "invalid_id"),

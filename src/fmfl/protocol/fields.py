@@ -35,7 +35,10 @@ def check_float(key: str, value: object) -> float:
     """A finite number (JSON integers are accepted as floats)."""
     if not isinstance(value, int | float) or isinstance(value, bool):
         raise _bad(key, f"expected a number, got {type(value).__name__}")
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # a JSON integer of 309+ digits: no float holds it, like 1e999
+        raise ProtocolError(Reason.NON_FINITE, f"field {key!r} is too large to be a finite float") from None
     if not math.isfinite(number):
         raise ProtocolError(Reason.NON_FINITE, f"field {key!r} is not finite")
     return number
