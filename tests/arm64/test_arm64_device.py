@@ -37,6 +37,8 @@ ROUND = {
     "rounds": 1, "clients-per-round": 1, "min-clients": 1, "over-select": 1.0, "selection-window": 0.5,
     "start-timeout": 600, "round-timeout": 900, "seed": 11, "local-steps": 3, "batch-size": 16,
     "codec": "dense",
+    # the stored version 1 is then the plain FedAvg of the update (a downlink delta re-bases it to a sparse step)
+    "downlink-codec": "dense",
 }  # fmt: skip
 # Same env for both devices: one thread everywhere (ONNX Runtime is also told --threads 1).
 DEVICE_ENV = {"PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}

@@ -167,9 +167,11 @@ def test_clients_killed_mid_training_and_mid_upload_lose_nothing(
 def test_aggregator_killed_mid_chunked_upload_gets_the_update_resent(
     device_bundle: Path, device_shards: list[Path], broker: Any, ledger: Ledger, tmp_path: Path
 ) -> None:
-    """The gateway dies between two chunks of an update. It had acknowledged the first chunks to the
-    broker (they are buffered, not logged), so the broker's redelivery cannot complete the update:
-    the device, still connected, must send it again in full (``--resend-after``)."""
+    """The gateway dies between two chunks of an update (buffered, not logged). Either path must bring the
+    update in exactly once: chunks the gateway had already PUBACKed are gone from the broker, so the device,
+    still connected, sends the update again in full (``--resend-after``); chunks still in the gateway's open
+    group commit had no PUBACK yet (it is sent after the commit), so the broker redelivers them to the
+    restarted gateway. Which one happens depends on how the chunks fell into batches."""
     bundle_id, initial = bundle_info(device_bundle)
     size = initial.shape[0]
     trial = ledger.add(Trial("aggregator SIGKILL mid chunked upload (real clients)"))
@@ -193,7 +195,6 @@ def test_aggregator_killed_mid_chunked_upload_gets_the_update_resent(
     audit(tmp_path / "state", initial, sent, captured_acks(watch, size=size), trial)
     assert trial.counted == 6
     assert trial.acked == 6
-    assert any("no Ack after 2 s: resending update" in d.log.read_text() for d in devices)
 
 
 @pytest.mark.slow
