@@ -12,6 +12,7 @@ from dataclasses import asdict
 from typing import Any
 
 import numpy as np
+import pytest
 from protocol_cases import BUNDLE_CHARS, random_float, random_id, random_spec, random_text
 from protocol_node import run_protocol_js
 
@@ -335,14 +336,16 @@ output(input.map((h) => attempt(() => P.decodeTask(unhex(h), limits))));
 
 def test_an_integer_too_large_for_a_double_in_a_float_field_is_non_finite() -> None:
     # JSON allows an integer literal of 401 digits where a float belongs (lr). It overflows a double: the
-    # browser refuses it as non_finite. (The Python reference raises OverflowError here, not a ProtocolError:
-    # reported, not changed by this test.)
+    # browser refuses it as non_finite, as the Python reference does.
     meta = json.dumps(_task_json()).replace('"lr": 0.1', '"lr": 1' + "0" * 400).encode()
     ok_meta = json.dumps(_task_json()).replace('"lr": 0.1', '"lr": 1' + "0" * 300).encode()
     got = run_protocol_js(HUGE_INTEGER_FLOAT, [_frame(3, meta).hex(), _frame(3, ok_meta).hex()])
     assert got[0]["error"] == "non_finite"
     assert "'lr' is not finite" in got[0]["message"]
     assert got[1]["ok"]["lr"] == 1e300
+    with pytest.raises(ProtocolError, match="'lr' is not finite") as caught:
+        RoundTask.from_bytes(_frame(3, meta), Limits(max_vector_size=10))
+    assert caught.value.reason == "non_finite"
 
 
 def test_metric_and_capability_names_that_are_javascript_object_keys_survive() -> None:

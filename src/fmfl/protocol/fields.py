@@ -38,7 +38,7 @@ def check_float(key: str, value: object) -> float:
     try:
         number = float(value)
     except OverflowError:  # a JSON integer of 309+ digits: no float holds it, like 1e999
-        raise ProtocolError(Reason.NON_FINITE, f"field {key!r} is too large to be a finite float") from None
+        raise ProtocolError(Reason.NON_FINITE, f"field {key!r} is not finite") from None
     if not math.isfinite(number):
         raise ProtocolError(Reason.NON_FINITE, f"field {key!r} is not finite")
     return number
