@@ -344,7 +344,7 @@ def test_an_integer_too_large_for_a_double_in_a_float_field_is_non_finite() -> N
     assert "'lr' is not finite" in got[0]["message"]
     assert got[1]["ok"]["lr"] == 1e300
     with pytest.raises(ProtocolError, match="'lr' is not finite") as caught:
-        RoundTask.from_bytes(_frame(3, meta), Limits(max_vector_size=10))
+        RoundTask.from_bytes(_frame(3, meta), Limits.for_vector_size(10))
     assert caught.value.reason == "non_finite"
 
 
