@@ -26,7 +26,7 @@ from fmfl.mqtt.mosquitto import Mosquitto
 from fmfl.privacy.local import local_dp_from_options
 
 if TYPE_CHECKING:
-    from fmfl.demo.web_fleet import WebFleet
+    from fmfl.demo.web_fleet import WebCredentials, WebFleet
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +131,7 @@ def run_demo(cfg: DemoConfig) -> Path:
     children: list[Child] = []
     broker: Broker | None = None
     web: WebFleet | None = None
+    credentials: WebCredentials | None = None
     try:
         if cfg.data is not None:
             from fmfl.demo.user_data import user_task
@@ -151,7 +152,6 @@ def run_demo(cfg: DemoConfig) -> Path:
         record.num_trainable = manifest.num_trainable
         record.total_parameters = int(manifest.extra.get("total_parameters", 0))
         shards = _write_shards(run_dir, data, cfg, task.write_shard)
-        credentials = None
         if cfg.broker:
             url = cfg.broker
         elif cfg.web_clients:
@@ -213,6 +213,8 @@ def run_demo(cfg: DemoConfig) -> Path:
         stop_all(children)
         if web is not None:
             web.stop()
+        elif credentials is not None:  # the fleet never started: its password file is still ours to remove
+            credentials.remove()
         if broker is not None:
             broker.stop()
         record.seconds = time.perf_counter() - start
