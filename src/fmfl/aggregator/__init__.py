@@ -1,12 +1,18 @@
-"""Gateway aggregator: validation, streaming sparse aggregation, robust rules, crash-safe state.
+"""The gateway: runs the rounds over MQTT, aggregates updates as they stream in, survives crashes.
 
-numpy and the standard library only (the gateway never installs torch). The pieces:
+numpy and the standard library only (the gateway never installs torch). The tree is the design:
 
-- ``validate_update`` / ``RejectedUpdate`` / ``UpdateLimits``: checks before anything is touched.
-- ``WeightedSum``: O(nnz) streaming weighted sum, mergeable across workers and tiers.
-- ``Strategy`` and the rules in ``rules/`` (``make_strategy(name, **options)``).
-- ``staleness_weight``: FedBuff's scaling for late updates in async mode.
-- ``UpdateLog``: the write-ahead log; ``GlobalStore``: versioned global weights and server state.
+- ``core/``: the round as a sans-IO state machine (``RoundEngine``: ``handle/tick/start -> Outgoing``):
+  update intake, the open round, selection, tasks and global models going out, the downlink;
+- ``durable/``: what survives a crash: the write-ahead log of updates (``UpdateLog``), the round
+  journal, the versioned global model (``GlobalStore``), the run's identity, ``metrics.jsonl``;
+- ``topology/``: scale-out: the coordinator and its workers (shared subscriptions, partial sums) and
+  tiers (a gateway that is a device of a parent gateway);
+- ``app/``: the process: the MQTT adapter that drives the engine, the server wiring, observers and
+  Prometheus metrics;
+- ``cli/``: ``fmfl aggregator`` and ``fmfl aggregator-worker``.
+
+The aggregation rules themselves are ``fmfl.aggregation`` (pure numpy, shared with the simulation).
 """
 
 # Exports load on first use (PEP 562): the CLI imports this package to register its subcommand, and
@@ -15,39 +21,14 @@ from importlib import import_module
 from typing import Any
 
 _EXPORTS: dict[str, str] = {
-    "ClientBuffer": "fmfl.aggregator.buffer",
-    "CorruptState": "fmfl.aggregator._npz",
-    "DpFedAvg": "fmfl.aggregator.rules",
-    "FedAdagrad": "fmfl.aggregator.rules",
-    "FedAdam": "fmfl.aggregator.rules",
-    "FedAvg": "fmfl.aggregator.rules",
-    "FedAvgM": "fmfl.aggregator.rules",
-    "FedYogi": "fmfl.aggregator.rules",
-    "GlobalStore": "fmfl.aggregator.store",
-    "Krum": "fmfl.aggregator.rules",
-    "LogError": "fmfl.aggregator.wal",
-    "LoggedUpdate": "fmfl.aggregator.wal",
-    "Median": "fmfl.aggregator.rules",
-    "ModelVersion": "fmfl.aggregator.store",
-    "MultiKrum": "fmfl.aggregator.rules",
-    "RejectReason": "fmfl.aggregator.validation",
-    "RejectedUpdate": "fmfl.aggregator.validation",
-    "ReplayReport": "fmfl.aggregator.wal",
-    "RoundStateError": "fmfl.aggregator.strategy",
-    "STRATEGIES": "fmfl.aggregator.registry",
-    "SparseVector": "fmfl.aggregator.sparse",
-    "StoreError": "fmfl.aggregator.store",
-    "Strategy": "fmfl.aggregator.strategy",
-    "TrimmedMean": "fmfl.aggregator.rules",
-    "UpdateLimits": "fmfl.aggregator.validation",
-    "UpdateLog": "fmfl.aggregator.wal",
-    "ValidUpdate": "fmfl.aggregator.validation",
-    "WeightedSum": "fmfl.aggregator.accumulator",
-    "densify": "fmfl.aggregator.sparse",
-    "make_strategy": "fmfl.aggregator.registry",
-    "staleness_weight": "fmfl.aggregator.staleness",
-    "strategy_options": "fmfl.aggregator.registry",
-    "validate_update": "fmfl.aggregator.validation",
+    "GlobalStore": "fmfl.aggregator.durable.store",
+    "LogError": "fmfl.aggregator.durable.wal",
+    "LoggedUpdate": "fmfl.aggregator.durable.wal",
+    "ModelVersion": "fmfl.aggregator.durable.store",
+    "ReplayReport": "fmfl.aggregator.durable.wal",
+    "RoundEngine": "fmfl.aggregator.core.engine",
+    "StoreError": "fmfl.aggregator.durable.store",
+    "UpdateLog": "fmfl.aggregator.durable.wal",
 }
 
 __all__ = sorted(_EXPORTS)

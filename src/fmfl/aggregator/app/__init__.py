@@ -1,0 +1,1 @@
+"""The gateway process: the MQTT adapter that drives the round engine, its wiring, observers and metrics."""

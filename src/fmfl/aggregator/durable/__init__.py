@@ -1,0 +1,1 @@
+"""What survives a crash: the write-ahead log, the round journal, the global model store, the run identity."""
