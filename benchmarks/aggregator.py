@@ -32,7 +32,7 @@ import numpy as np
 import numpy.typing as npt
 
 from benchmarks._docs import cpu_model, replace_section
-from fmfl.aggregator import FedAvg
+from fmfl.aggregation import FedAvg
 
 SIZES = (149_380, 2_000_000)
 DENSITIES = (0.001, 0.01, 0.1, 1.0)

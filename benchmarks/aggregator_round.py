@@ -351,10 +351,10 @@ class _Clock:
 
 
 def make_engine(bundle: Path, state_dir: Path, n: int, observer: Any = None) -> Any:
-    from fmfl.aggregator import make_strategy
-    from fmfl.aggregator.engine import RoundEngine
-    from fmfl.aggregator.round_config import RoundConfig
-    from fmfl.aggregator.server import load_initial_weights
+    from fmfl.aggregation import make_strategy
+    from fmfl.aggregator.app.server import load_initial_weights
+    from fmfl.aggregator.core.engine import RoundEngine
+    from fmfl.aggregator.core.round_config import RoundConfig
 
     bundle_id, weights = load_initial_weights(bundle, None)
     config = RoundConfig(
@@ -392,8 +392,8 @@ def run_in_process(bundle: Path, workdir: Path, updates: list[tuple[str, list[by
 
 
 def run_over_mqtt(bundle: Path, workdir: Path, updates_path: Path, bundle_id: str, n: int) -> dict[str, Any]:
-    from fmfl.aggregator.gateway import MqttGateway
-    from fmfl.aggregator.observer import RoundObserver
+    from fmfl.aggregator.app.mqtt_gateway import MqttGateway
+    from fmfl.aggregator.app.observer import RoundObserver
     from fmfl.mqtt import parse_broker_url
     from fmfl.mqtt.mosquitto import Mosquitto
     from fmfl.protocol import ProtocolError

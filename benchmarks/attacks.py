@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks._docs import cpu_model, replace_section
-from fmfl.aggregator.validation import UpdateLimits
+from fmfl.aggregation.validation import UpdateLimits
 from fmfl.protocol.codec import DEFAULT_CODEC
 from fmfl.simulation import (
     Attack,

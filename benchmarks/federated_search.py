@@ -9,7 +9,7 @@ accuracy by round, final, best, the largest drop between consecutive evaluations
 so docs/results.md can list all of them, not only the winner.
 
 Server optimizers tried: FedAvg (McMahan et al. 2017), FedAvgM (Hsu et al. 2019, server momentum) and FedAdam
-(Reddi et al. 2021, "Adaptive Federated Optimization"), all from ``fmfl.aggregator.rules``.
+(Reddi et al. 2021, "Adaptive Federated Optimization"), all from ``fmfl.aggregation.rules``.
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ def aggregation(args: argparse.Namespace) -> dict[str, Any]:
     from flwr.server.strategy.aggregate import aggregate
     from flwr.serverapp.strategy.strategy_utils import aggregate_arrayrecords
 
-    from fmfl.aggregator import FedAvg as FmflFedAvg
+    from fmfl.aggregation import FedAvg as FmflFedAvg
     from fmfl.protocol import DEFAULT_CODEC, Limits, UpdateEncoder, decode_update
 
     out = args.flower_out

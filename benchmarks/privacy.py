@@ -41,9 +41,9 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks._docs import cpu_model, replace_section
-from fmfl.aggregator.registry import make_strategy
-from fmfl.aggregator.rules.dp_fedavg import DpFedAvg
-from fmfl.aggregator.strategy import Strategy
+from fmfl.aggregation.catalog import make_strategy
+from fmfl.aggregation.rules.dp_fedavg import DpFedAvg
+from fmfl.aggregation.strategy import Strategy
 from fmfl.privacy.accountant import epsilon as accountant_epsilon
 from fmfl.privacy.local import LocalDp, privatize
 from fmfl.simulation import (

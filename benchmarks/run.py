@@ -312,7 +312,7 @@ def accuracies(task: Task, plan: Plan, fm: dict[str, Any], fl: dict[str, Any] | 
                cached: dict[str, Any] | None, fl_cached: dict[str, Any] | None) -> dict[str, dict[int, float]]:
     """Every run's global model after each checkpoint round, scored by one evaluator (the demo's, ORT with
     the bundle's weights) on the same test images: ``{side: {round: accuracy}}``."""
-    from fmfl.aggregator.store import GlobalStore
+    from fmfl.aggregator.durable.store import GlobalStore
     from fmfl.demo.evaluate import Evaluator
     from fmfl.demo.tasks import ZERO_SHOT_NAMES
 

@@ -18,7 +18,7 @@ def test_fmfl_has_no_import_cycle() -> None:
 
 
 def test_the_checker_finds_a_cycle_hidden_behind_function_level_imports(tmp_path: Path) -> None:
-    # The shape the check exists for: aggregator/cli.py and worker_cli.py imported each other inside functions.
+    # The shape the check exists for: the aggregator and worker CLIs once imported each other inside functions.
     pkg = tmp_path / "pkg"
     (pkg / "sub").mkdir(parents=True)
     (pkg / "__init__.py").write_text("")

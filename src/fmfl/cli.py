@@ -19,8 +19,8 @@ from fmfl.errors import FmflError
 SUBCOMMAND_MODULES: tuple[str, ...] = (
     "fmfl.export.cli",
     "fmfl.edge_client.cli",
-    "fmfl.aggregator.cli",
-    "fmfl.aggregator.worker_cli",
+    "fmfl.aggregator.cli.aggregator",
+    "fmfl.aggregator.cli.worker",
     "fmfl.demo.cli",
     "fmfl.provision.cli",
     "fmfl.conformance.cli",

@@ -8,7 +8,7 @@ from agg_helpers import Sparse, random_update, ref_weighted_mean
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fmfl.aggregator import CorruptState, FedAvg, RejectedUpdate, WeightedSum, make_strategy
+from fmfl.aggregation import CorruptState, FedAvg, RejectedUpdate, WeightedSum, make_strategy
 
 
 def _updates(seed: int, n: int, size: int, *, dyadic: bool) -> tuple[list[Sparse], list[float]]:

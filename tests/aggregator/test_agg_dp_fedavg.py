@@ -12,8 +12,9 @@ from agg_helpers import Sparse, dense, random_update
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fmfl.aggregator import CorruptState, DpFedAvg, RoundStateError, UpdateLog, make_strategy
-from fmfl.aggregator.rules.dp_fedavg import round_rng
+from fmfl.aggregation import CorruptState, DpFedAvg, RoundStateError, make_strategy
+from fmfl.aggregation.rules.dp_fedavg import round_rng
+from fmfl.aggregator import UpdateLog
 
 SIZE = 64
 
@@ -262,7 +263,7 @@ def test_a_changed_fixed_clip_on_resume_is_overridden_by_the_saved_one_with_a_wa
 ) -> None:
     saved = _dp(clip_norm=0.5).state_dict()
     resumed = _dp(clip_norm=2.0)
-    with caplog.at_level("WARNING", logger="fmfl.aggregator.rules.dp_fedavg"):
+    with caplog.at_level("WARNING", logger="fmfl.aggregation.rules.dp_fedavg"):
         resumed.load_state_dict(saved)
     assert resumed.clip_norm == 0.5
     assert "resuming with the saved clip norm 0.5, not the configured 2" in caplog.text

@@ -6,8 +6,8 @@ import json
 
 import prometheus_client as prom
 
-from fmfl.aggregator.prometheus import PrometheusObserver
-from fmfl.aggregator.round_report import RoundSummary
+from fmfl.aggregator.app.prometheus import PrometheusObserver
+from fmfl.aggregator.durable.round_report import RoundSummary
 
 
 def _summary(**extra: float) -> RoundSummary:

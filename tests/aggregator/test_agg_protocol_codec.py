@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from agg_helpers import Sparse, ref_median, ref_weighted_mean
 
-from fmfl.aggregator import make_strategy
+from fmfl.aggregation import make_strategy
 
 protocol = pytest.importorskip("fmfl.protocol")
 
@@ -44,7 +44,7 @@ def test_decoded_wire_updates_aggregate_like_the_reference(rule: str) -> None:
 
 
 def test_a_selection_too_large_for_one_task_packet_is_an_operator_error_not_a_crash() -> None:
-    from fmfl.aggregator.outbound import TaskTooLarge, task_packets
+    from fmfl.aggregator.core.outbound import TaskTooLarge, task_packets
     from fmfl.errors import FmflError
     from fmfl.protocol import RoundTask, Topics
 

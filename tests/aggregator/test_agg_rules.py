@@ -19,7 +19,7 @@ from agg_helpers import (
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fmfl.aggregator import (
+from fmfl.aggregation import (
     STRATEGIES,
     CorruptState,
     FedAvg,
@@ -31,8 +31,8 @@ from fmfl.aggregator import (
     staleness_weight,
     strategy_options,
 )
-from fmfl.aggregator.rules import multikrum
-from fmfl.aggregator.rules.multikrum import krum_scores, pairwise_sq_distances
+from fmfl.aggregation.rules import multikrum
+from fmfl.aggregation.rules.multikrum import krum_scores, pairwise_sq_distances
 
 SIZE = 120
 

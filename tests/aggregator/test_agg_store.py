@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 from agg_helpers import random_update
 
-from fmfl.aggregator import GlobalStore, StoreError, UpdateLog, make_strategy
+from fmfl.aggregation import make_strategy
+from fmfl.aggregator import GlobalStore, StoreError, UpdateLog
 
 SIZE = 300
 

@@ -6,16 +6,8 @@ import numpy as np
 import pytest
 from agg_helpers import Sparse, random_update
 
-from fmfl.aggregator import (
-    FedAvg,
-    Median,
-    RejectedUpdate,
-    RejectReason,
-    Strategy,
-    UpdateLimits,
-    make_strategy,
-    validate_update,
-)
+from fmfl.aggregation import FedAvg, Median, RejectedUpdate, Strategy, UpdateLimits, make_strategy, validate_update
+from fmfl.aggregation.validation import RejectReason
 from fmfl.errors import FmflError
 
 SIZE = 64
@@ -194,9 +186,9 @@ def test_huge_finite_values_are_accepted_and_their_norm_computed_without_overflo
 
 def test_a_checked_update_is_added_without_validating_it_again(monkeypatch: pytest.MonkeyPatch) -> None:
     # Validation once: check() returns a token; add() folds it in without the O(nnz) checks.
-    from fmfl.aggregator import strategy as strategy_module
-    from fmfl.aggregator.rules.fedavg import FedAvg
-    from fmfl.aggregator.strategy import RoundStateError
+    from fmfl.aggregation import strategy as strategy_module
+    from fmfl.aggregation.rules.fedavg import FedAvg
+    from fmfl.aggregation.strategy import RoundStateError
 
     s = FedAvg()
     s.begin_round(np.zeros(SIZE, np.float32))

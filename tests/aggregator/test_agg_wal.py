@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 from agg_helpers import Sparse, random_update
 
-from fmfl.aggregator import FedAvg, LogError, RejectedUpdate, RoundStateError, UpdateLog, make_strategy
+from fmfl.aggregation import FedAvg, RejectedUpdate, RoundStateError, make_strategy
+from fmfl.aggregator import LogError, UpdateLog
 
 SIZE = 500
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fmfl.aggregator.codec_schedule import CodecSchedule
+from fmfl.protocol.codec.schedule import CodecSchedule
 
 
 def test_each_phase_lasts_its_rounds_then_the_steady_codec_holds() -> None:

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from test_server_support import LIMITS, SIZE, Harness, frames, make_update, read_metrics
 
-from fmfl.aggregator.downlink import DownlinkCompressor, DownlinkConfigError
-from fmfl.aggregator.outbound import Outgoing
-from fmfl.aggregator.store import GlobalStore
+from fmfl.aggregator.core.downlink import DownlinkCompressor, DownlinkConfigError
+from fmfl.aggregator.core.outbound import Outgoing
+from fmfl.aggregator.durable.store import GlobalStore
 from fmfl.protocol import GlobalModel, Reassembler, Topics
 from fmfl.protocol.downlink import apply_delta, dense_weights, weights_sha256
 
@@ -122,7 +122,7 @@ def test_a_resume_republishes_the_same_delta_and_keeps_the_residual(tmp_path: Pa
 
 
 def test_the_first_version_has_no_delta_and_clears_an_earlier_runs_delta_topics(tmp_path: Path) -> None:
-    from fmfl.aggregator.run_identity import PriorRun
+    from fmfl.aggregator.durable.run_identity import PriorRun
 
     # Prepare: an earlier run left a delta in 3 chunk topics.
     prior = PriorRun(run=1000, last_round=2, last_version=2, delta_topics=frozenset(range(3)))

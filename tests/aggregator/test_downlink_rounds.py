@@ -24,7 +24,7 @@ import pytest
 from test_run_identity import DeviceV11
 from test_server_support import AggregatorProcess, Listener, aggregator_args, bundle_info, read_metrics
 
-from fmfl.aggregator.store import GlobalStore
+from fmfl.aggregator.durable.store import GlobalStore
 from fmfl.protocol import GlobalModel, Limits, Reassembler, Topics
 from fmfl.protocol.downlink import apply_delta, weights_sha256
 

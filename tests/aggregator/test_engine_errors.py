@@ -20,7 +20,7 @@ def test_a_selection_too_large_for_one_packet_runs_a_smaller_round(
 ) -> None:
     h = Harness(tmp_path, rounds=1, clients_per_round=40, min_clients=2, max_packet_bytes=1024)
     h.register(*IDS)
-    with caplog.at_level(logging.WARNING, logger="fmfl.aggregator.outbound"):
+    with caplog.at_level(logging.WARNING, logger="fmfl.aggregator.core.outbound"):
         h.tick()  # raised TaskTooLarge out of tick() before: the gateway stopped mid-run
 
     task = h.task()
@@ -64,8 +64,8 @@ def test_a_bad_setting_is_one_line_and_exit_2(
 
 
 def test_config_and_worker_message_errors_are_fmfl_errors_and_still_value_errors() -> None:
-    from fmfl.aggregator.partial import PartialError, Progress
-    from fmfl.aggregator.round_config import RoundConfig
+    from fmfl.aggregator.core.round_config import RoundConfig
+    from fmfl.aggregator.topology.messages import PartialError, Progress
     from fmfl.errors import ConfigError, FmflError
 
     with pytest.raises(ConfigError, match="over_select must be >= 1") as info:

@@ -136,7 +136,7 @@ def test_a_bad_update_is_refused_counted_acked_and_changes_nothing(tmp_path: Pat
 
 
 def _limits() -> object:
-    from fmfl.aggregator import UpdateLimits
+    from fmfl.aggregation import UpdateLimits
 
     return UpdateLimits(max_norm=1.0)
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from test_server_support import SIZE, T0, TOPICS, Harness, fedavg, frames, make_update
 
-from fmfl.aggregator.engine import RunFailed, StartTimeout
-from fmfl.aggregator.requirements import Requirement
+from fmfl.aggregator.core.engine import RunFailed, StartTimeout
+from fmfl.aggregator.core.requirements import Requirement
 from fmfl.errors import FmflError
 from fmfl.protocol import (
     ClientHello,

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from test_server_support import LIMITS, SIZE, T0, Bus, Harness, fedavg, frames, make_update
 
-from fmfl.aggregator.accumulator import WeightedSum
-from fmfl.aggregator.tier import PENDING_FILE, UpstreamConfig, UpstreamTier
+from fmfl.aggregation.accumulator import WeightedSum
+from fmfl.aggregator.topology.tier import PENDING_FILE, UpstreamConfig, UpstreamTier
 from fmfl.errors import FmflError
 from fmfl.protocol import Ack, ClientUpdate, Reassembler, RoundTask, decode_update
 

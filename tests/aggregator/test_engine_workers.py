@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from test_server_support import SIZE, T0, TOPICS, Bus, Harness, frames, make_update
 
-from fmfl.aggregator import make_strategy
-from fmfl.aggregator.worker import WorkerEngine
+from fmfl.aggregation import make_strategy
+from fmfl.aggregator.topology.worker import WorkerEngine
 from fmfl.protocol import RoundTask
 
 

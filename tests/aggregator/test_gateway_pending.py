@@ -11,8 +11,8 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 
-from fmfl.aggregator.gateway import MqttGateway
-from fmfl.aggregator.outbound import Outgoing
+from fmfl.aggregator.app.mqtt_gateway import MqttGateway
+from fmfl.aggregator.core.outbound import Outgoing
 from fmfl.mqtt import MqttOptions
 from fmfl.protocol import Topics
 

@@ -23,7 +23,8 @@ import pytest
 from agg_helpers import random_update
 from test_server_support import LIMITS, SIZE, T0, Harness, frames, make_update
 
-from fmfl.aggregator import RejectedUpdate, UpdateLog
+from fmfl.aggregation import RejectedUpdate
+from fmfl.aggregator import UpdateLog
 from fmfl.failpoints import ENV
 from fmfl.protocol import Ack, Reassembler
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 from test_server_support import SIZE, Harness, frames, make_update
 
-from fmfl.aggregator.journal import AcceptedRow
-from fmfl.aggregator.round_report import by_device_kind
+from fmfl.aggregator.durable.journal import AcceptedRow
+from fmfl.aggregator.durable.round_report import by_device_kind
 
 
 def _row(cid: str, nbytes: int) -> AcceptedRow:

@@ -29,8 +29,8 @@ from test_server_support import (
     read_metrics,
 )
 
-from fmfl.aggregator.run_identity import PriorRun, prior_from_retained
-from fmfl.aggregator.store import GlobalStore
+from fmfl.aggregator.durable.run_identity import PriorRun, prior_from_retained
+from fmfl.aggregator.durable.store import GlobalStore
 from fmfl.protocol import GlobalModel, Limits, Reassembler, RoundTask, Topics, split_message
 from fmfl.protocol.chunking import chunk_run
 

@@ -21,7 +21,7 @@ from test_server_support import (
     wait_until,
 )
 
-from fmfl.aggregator.store import GlobalStore
+from fmfl.aggregator.durable.store import GlobalStore
 from fmfl.protocol import GlobalModel, Limits, RoundTask, Topics
 
 TOPICS = Topics("default")

@@ -10,9 +10,9 @@ import pytest
 from test_server_support import AggregatorProcess, Listener, SimDevice, aggregator_args, bundle_info, decode_all
 from test_server_support import read_metrics as read_metrics_lines
 
-from fmfl.aggregator.cli import settings_from_args
-from fmfl.aggregator.rules.dp_fedavg import round_rng
-from fmfl.aggregator.store import GlobalStore
+from fmfl.aggregation.rules.dp_fedavg import round_rng
+from fmfl.aggregator.cli.aggregator import settings_from_args
+from fmfl.aggregator.durable.store import GlobalStore
 from fmfl.cli import build_parser
 from fmfl.errors import FmflError
 from fmfl.privacy.accountant import epsilon
@@ -127,8 +127,8 @@ def test_dp_options_become_strategy_options(tmp_path: Path, gateway_bundle: Path
 
 
 def test_dp_fedavg_with_workers_is_refused_at_start_up(gateway_bundle: Path, tmp_path: Path) -> None:
-    from fmfl.aggregator.observer import RoundObserver
-    from fmfl.aggregator.server import build_engine
+    from fmfl.aggregator.app.observer import RoundObserver
+    from fmfl.aggregator.app.server import build_engine
 
     settings = _settings(
         tmp_path, gateway_bundle, "--strategy", "dp-fedavg", "--dp-noise-multiplier", "1", "--dp-clip", "1",

@@ -30,7 +30,7 @@ from test_server_support import (
     read_metrics,
 )
 
-from fmfl.aggregator.store import GlobalStore
+from fmfl.aggregator.durable.store import GlobalStore
 from fmfl.mqtt.mosquitto import free_port
 from fmfl.protocol import Ack, GlobalModel, Limits, RoundTask, Topics, UpdateEncoder
 

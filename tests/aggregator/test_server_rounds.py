@@ -18,7 +18,7 @@ from test_server_support import (
     read_metrics,
 )
 
-from fmfl.aggregator.store import GlobalStore
+from fmfl.aggregator.durable.store import GlobalStore
 from fmfl.protocol import GlobalModel, Limits, RoundTask, Topics
 
 
@@ -112,8 +112,8 @@ def test_aggregator_runs_without_torch_transformers_onnxruntime(
     code = (
         "import sys, threading\n"
         "from fmfl.cli import build_parser\n"
-        "from fmfl.aggregator.cli import settings_from_args\n"
-        "from fmfl.aggregator.server import serve\n"
+        "from fmfl.aggregator.cli.aggregator import settings_from_args\n"
+        "from fmfl.aggregator.app.server import serve\n"
         f"args = build_parser().parse_args({argv!r})\n"
         "try:\n"
         "    serve(settings_from_args(args), threading.Event())\n"

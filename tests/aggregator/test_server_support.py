@@ -28,10 +28,10 @@ from typing import Any
 import numpy as np
 import paho.mqtt.client as mqtt
 
-from fmfl.aggregator import make_strategy
-from fmfl.aggregator.engine import RoundEngine
-from fmfl.aggregator.outbound import Outgoing
-from fmfl.aggregator.round_config import RoundConfig
+from fmfl.aggregation import make_strategy
+from fmfl.aggregator.core.engine import RoundEngine
+from fmfl.aggregator.core.outbound import Outgoing
+from fmfl.aggregator.core.round_config import RoundConfig
 from fmfl.bundle import Manifest, TrainableTensor, verify_bundle
 from fmfl.protocol import (
     Ack,

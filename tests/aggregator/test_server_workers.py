@@ -19,7 +19,7 @@ from test_server_support import (
     read_metrics,
 )
 
-from fmfl.aggregator.store import GlobalStore
+from fmfl.aggregator.durable.store import GlobalStore
 from fmfl.protocol import GlobalModel, Limits, Topics
 
 

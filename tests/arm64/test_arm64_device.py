@@ -29,7 +29,7 @@ import numpy as np
 import pytest
 from arm64_support import REPO, VENV, arm64_run
 
-from fmfl.aggregator.store import GlobalStore
+from fmfl.aggregator.durable.store import GlobalStore
 
 CLIENT_ID = "edge-1"
 # One round, one device, three local steps of 16 on 51 training images (64 less the 20% eval split).

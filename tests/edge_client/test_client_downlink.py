@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from fmfl.aggregator.downlink import DownlinkCompressor
+from fmfl.aggregator.core.downlink import DownlinkCompressor
 from fmfl.bundle import verify_bundle
 from fmfl.mqtt import make_client, parse_broker_url
 from fmfl.protocol import (

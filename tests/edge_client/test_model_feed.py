@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fmfl.aggregator.downlink import DownlinkCompressor
+from fmfl.aggregator.core.downlink import DownlinkCompressor
 from fmfl.edge_client.device import DeviceConfig, EdgeDevice
 from fmfl.edge_client.model_feed import ModelFeed
 from fmfl.protocol import GlobalModel, Limits, RoundTask, UpdateEncoder

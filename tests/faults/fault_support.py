@@ -38,9 +38,9 @@ from test_server_support import (
     read_metrics,
 )
 
-from fmfl.aggregator import make_strategy
-from fmfl.aggregator.journal import RoundJournal
-from fmfl.aggregator.store import GlobalStore
+from fmfl.aggregation import make_strategy
+from fmfl.aggregator.durable.journal import RoundJournal
+from fmfl.aggregator.durable.store import GlobalStore
 from fmfl.protocol import GlobalModel, Limits, SparseUpdate, Topics
 
 AGG_SIGKILLED = -signal.SIGKILL

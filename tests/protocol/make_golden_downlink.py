@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from fmfl.aggregator.downlink import DownlinkCompressor
+from fmfl.aggregator.core.downlink import DownlinkCompressor
 from fmfl.protocol import GlobalModel, Topics, UpdateEncoder, split_message
 
 RUN = 1767225600000  # 2026-01-01T00:00:00Z in Unix milliseconds, as in golden_1_2.json

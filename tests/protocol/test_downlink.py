@@ -1,6 +1,6 @@
 """The downlink: a lossy global-model delta still leaves gateway and devices with bit-identical weights.
 
-Both sides run their own code: the gateway's record moves by ``apply_sent`` (what fmfl.aggregator.downlink
+Both sides run their own code: the gateway's record moves by ``apply_sent`` (what fmfl.aggregator.core.downlink
 uses) and the device applies the received GlobalModel with ``apply_delta`` (what the device's model feed
 calls), which also checks ``weights_sha256``.
 """

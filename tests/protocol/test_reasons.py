@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fmfl.aggregator.round_state import OpenRound, RoundCounters
-from fmfl.aggregator.validation import RejectedUpdate, validate_update
+from fmfl.aggregation.validation import RejectedUpdate, validate_update
+from fmfl.aggregator.core.round_state import OpenRound, RoundCounters
 from fmfl.protocol import Ack, AckReason, Limits, ProtocolError, RoundTask, SparseUpdate
 from fmfl.protocol.framing import MessageType, frame
 from fmfl.protocol.reasons import DECODE_REASONS

@@ -9,9 +9,9 @@ import pytest
 
 pytest.importorskip("torch", reason="the population exports the demo bundle on first use (workstation extra)")
 
-from fmfl.aggregator.registry import make_strategy
-from fmfl.aggregator.strategy import Strategy
-from fmfl.aggregator.validation import UpdateLimits
+from fmfl.aggregation.catalog import make_strategy
+from fmfl.aggregation.strategy import Strategy
+from fmfl.aggregation.validation import UpdateLimits
 from fmfl.simulation import (
     Population,
     SimulationConfig,

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from trust_helpers import Federation
 
-from fmfl.aggregator.cli import mqtt_options
+from fmfl.aggregator.cli.aggregator import mqtt_options
 from fmfl.cli import build_parser
 from fmfl.mqtt import BrokerDown, BrokerRefused, connect_with_backoff, make_client
 from fmfl.mqtt.connection import MqttOptions

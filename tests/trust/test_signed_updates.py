@@ -301,8 +301,8 @@ def test_a_broken_registry_fails_closed(tmp_path: Path, fed: Layout) -> None:
 
 def test_wal_and_journal_of_an_older_state_dir_gain_the_nonce_column(tmp_path: Path) -> None:
     """State dirs written before signed updates open, migrate, and keep their rows."""
-    from fmfl.aggregator.journal import RoundJournal
-    from fmfl.aggregator.wal import UpdateLog
+    from fmfl.aggregator.durable.journal import RoundJournal
+    from fmfl.aggregator.durable.wal import UpdateLog
 
     wal_path, journal_path = tmp_path / "updates.sqlite", tmp_path / "journal.sqlite"
     with sqlite3.connect(wal_path) as db:
@@ -332,7 +332,7 @@ def test_wal_and_journal_of_an_older_state_dir_gain_the_nonce_column(tmp_path: P
 
 
 def test_cli_flags_reach_the_settings(tmp_path: Path, fed: Layout) -> None:
-    from fmfl.aggregator.cli import settings_from_args
+    from fmfl.aggregator.cli.aggregator import settings_from_args
     from fmfl.cli import build_parser
     from fmfl.errors import FmflError
 
@@ -396,9 +396,9 @@ def test_a_bad_device_registry_stops_the_gateway_before_it_writes_state(
 
 
 def test_a_worker_checks_signatures_like_the_coordinator(tmp_path: Path, fed: Layout) -> None:
-    from fmfl.aggregator.observer import RoundObserver
-    from fmfl.aggregator.round_config import RoundConfig
-    from fmfl.aggregator.server import ServerSettings, build_worker
+    from fmfl.aggregator.app.observer import RoundObserver
+    from fmfl.aggregator.app.server import ServerSettings, build_worker
+    from fmfl.aggregator.core.round_config import RoundConfig
     from fmfl.mqtt import parse_broker_url
 
     bundle = make_synthetic_bundle(tmp_path / "bundle", SIZE)
@@ -422,8 +422,8 @@ def test_a_worker_checks_signatures_like_the_coordinator(tmp_path: Path, fed: La
 def test_a_lower_tier_signs_what_it_sends_upstream(tmp_path: Path, fed: Layout) -> None:
     """gw 'a' is a device of the parent federation: its weighted mean goes up signed, and the resend after a
     restart is the same signed bytes."""
-    from fmfl.aggregator.accumulator import WeightedSum
-    from fmfl.aggregator.tier import UpstreamConfig, UpstreamTier
+    from fmfl.aggregation.accumulator import WeightedSum
+    from fmfl.aggregator.topology.tier import UpstreamConfig, UpstreamTier
     from fmfl.protocol import Reassembler
 
     cfg = UpstreamConfig("default", "a", signing_key=fed.device("a").signing_key)
@@ -445,7 +445,7 @@ def test_a_lower_tier_signs_what_it_sends_upstream(tmp_path: Path, fed: Layout) 
 def test_signing_and_verifying_import_neither_torch_nor_transformers(fed: Layout) -> None:
     code = (
         "import sys\n"
-        "import fmfl.edge_client.device, fmfl.aggregator.server\n"
+        "import fmfl.edge_client.device, fmfl.aggregator.app.server\n"
         "from fmfl.protocol import ClientUpdate\n"
         "from fmfl.trust import UpdateVerifier, load_signing_key, sign_update\n"
         "u = ClientUpdate('default', 'b1', 1, 0, 'a', 5, 'u1', b'x')\n"

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from fmfl.aggregator.journal import RoundJournal
+from fmfl.aggregator.durable.journal import RoundJournal
 from fmfl.bundle import verify_bundle
 from fmfl.protocol import Limits, Reassembler, Topics
 

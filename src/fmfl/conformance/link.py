@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from fmfl.aggregator.outbound import Outgoing
+from fmfl.aggregator.core.outbound import Outgoing
 from fmfl.mqtt import MqttOptions, connect_with_backoff, make_client
 from fmfl.protocol import (
     ClientHello,

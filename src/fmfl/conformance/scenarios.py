@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from fmfl.aggregator.downlink import DownlinkCompressor
-from fmfl.aggregator.outbound import (
+from fmfl.aggregator.core.downlink import DownlinkCompressor
+from fmfl.aggregator.core.outbound import (
     ack_packets,
     clear_stale_chunks,
     clear_task,
@@ -28,7 +28,7 @@ from fmfl.aggregator.outbound import (
     global_model_packets,
     task_packets,
 )
-from fmfl.aggregator.run_identity import read_prior_run
+from fmfl.aggregator.durable.run_identity import read_prior_run
 from fmfl.conformance.checks import Report
 from fmfl.conformance.link import KitLink, Received
 from fmfl.errors import FmflError

@@ -193,7 +193,7 @@ def run_demo(cfg: DemoConfig) -> Path:
             record.centralized = centralized_baseline(bundle, manifest, shards, record, cfg, task, evaluator,
                                                       run_dir)
         if cfg.baselines and record.accuracy:
-            from fmfl.aggregator.store import GlobalStore
+            from fmfl.aggregator.durable.store import GlobalStore
             from fmfl.demo.baselines import measure_baselines
 
             t0 = time.perf_counter()
@@ -296,7 +296,7 @@ def _dp_args(cfg: DemoConfig) -> list[str]:
 
 def _monitor(cfg: DemoConfig, run_dir: Path, children: list[Child], evaluator: Evaluator, record: RunRecord,
              progress: Progress) -> None:
-    from fmfl.aggregator.store import GlobalStore
+    from fmfl.aggregator.durable.store import GlobalStore
 
     aggregator = children[0]
     metrics = run_dir / "aggregator" / "metrics.jsonl"

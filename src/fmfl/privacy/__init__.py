@@ -7,5 +7,5 @@
 - ``adaptive_clip.AdaptiveClip``: Andrew et al.'s quantile-tracking clip norm.
 - ``local.privatize`` / ``local.LocalDp``: clip and noise a delta on the device.
 
-The DP-FedAvg aggregation rule itself is ``fmfl.aggregator.rules.dp_fedavg``. See docs/privacy.md.
+The DP-FedAvg aggregation rule itself is ``fmfl.aggregation.rules.dp_fedavg``. See docs/privacy.md.
 """

@@ -41,7 +41,7 @@ class AckReason(StrEnum):
     CHUNK_MISMATCH = "chunk_mismatch"  # chunks of one message id disagree with each other
     RESIDUAL_MISMATCH = "residual_mismatch"  # (local) a saved error-feedback residual of the wrong shape or dtype
 
-    # The gateway's checks of a well-formed update against its run and round (fmfl.aggregator.ingest).
+    # The gateway's checks of a well-formed update against its run and round (fmfl.aggregator.core.ingest).
     CLIENT_MISMATCH = "client_mismatch"  # the metadata's client_id is not the topic's
     WRONG_RUN = "wrong_run"  # (1.2) the update names another run
     WRONG_FEDERATION = "wrong_federation"
@@ -56,7 +56,7 @@ class AckReason(StrEnum):
     DUPLICATE_CLIENT = "duplicate-client"  # another update of this device counts this round (kebab: see above)
     REPLAYED_NONCE = "replayed_nonce"  # a nonce already accepted with another update
 
-    # The gateway's validation of the decoded delta (fmfl.aggregator.validation; also non_finite, size_mismatch,
+    # The gateway's validation of the decoded delta (fmfl.aggregation.validation; also non_finite, size_mismatch,
     # invalid_id above). shape, dtype and indices cannot come from a delta that decoded: they guard in-process
     # callers (the simulation, a strategy fed directly).
     WEIGHT = "weight"  # num_samples < 1, not finite, or above the bound

@@ -1,7 +1,7 @@
 """In-process federated rounds with every real part except MQTT: device training, codec, rule, referee.
 
 One round, as the MQTT deployment runs it (``fmfl.edge_client.device.EdgeDevice.run_round`` and
-``fmfl.aggregator.ingest``), with the transport replaced by function calls:
+``fmfl.aggregator.core.ingest``), with the transport replaced by function calls:
 
 0. the clients that join the round are drawn (``sample_clients``): every client when ``participation`` is 1
    (the default), else each one independently with probability ``participation`` (Poisson sampling, seeded
@@ -37,14 +37,14 @@ from typing import Any
 
 import numpy as np
 
-from fmfl.aggregator.codec_schedule import CodecSchedule
-from fmfl.aggregator.registry import make_strategy
-from fmfl.aggregator.strategy import Strategy
-from fmfl.aggregator.validation import RejectedUpdate
+from fmfl.aggregation.catalog import make_strategy
+from fmfl.aggregation.strategy import Strategy
+from fmfl.aggregation.validation import RejectedUpdate
 from fmfl.edge_client.data import LocalDataset
 from fmfl.edge_client.local_training import DeltaTransform, LocalRound, LocalTrainConfig, local_round
 from fmfl.edge_client.trainer import Trainer
 from fmfl.protocol import Limits, UpdateEncoder, decode_update
+from fmfl.protocol.codec.schedule import CodecSchedule
 from fmfl.simulation.attacks import Attack, NoAttack
 from fmfl.simulation.population import Population
 

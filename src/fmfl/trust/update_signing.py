@@ -14,7 +14,7 @@ answers, per update, whether to refuse it and why:
 ==================  ===============================================================================
 
 Replays are the ingest's business (it owns the logs that remember nonces and update ids); see
-``fmfl.aggregator.ingest``. This is the only module importing ``cryptography`` for updates, and it is
+``fmfl.aggregator.core.ingest``. This is the only module importing ``cryptography`` for updates, and it is
 imported only where signing is configured.
 """
 
