@@ -62,7 +62,7 @@ def vit_bundle(tmp: Path) -> Path:
     import sys
 
     sys.path.insert(0, str(REPO / "tests"))
-    from real_data import export_tiny_vit  # type: ignore[import-not-found]
+    from support.real_data import export_tiny_vit  # type: ignore[import-not-found]
 
     return Path(export_tiny_vit(tmp / "vit"))
 
@@ -168,7 +168,7 @@ def main() -> None:
     import sys
 
     sys.path.insert(0, str(REPO / "tests"))
-    from real_data import write_fmnist_shard  # type: ignore[import-not-found]
+    from support.real_data import write_fmnist_shard  # type: ignore[import-not-found]
 
     with tempfile.TemporaryDirectory() as tmp:
         shard = write_fmnist_shard(Path(tmp) / "shard.npz", args.samples)

@@ -7,8 +7,8 @@ import os
 from pathlib import Path
 
 import pytest
-from real_data import export_tiny_vit, write_fmnist_shard
 from support.debian_data import require_debian_data
+from support.real_data import export_tiny_vit, write_fmnist_shard
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

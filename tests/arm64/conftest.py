@@ -14,9 +14,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from arm64_support import REPO, VENV, arm64_run  # this folder is on pytest's pythonpath
-from fmfl_wheel import build_fmfl_wheel
-from real_data import export_tiny_vit, write_fmnist_shard
+from support.arm64 import REPO, VENV, arm64_run  # this folder is on pytest's pythonpath
+from support.real_data import export_tiny_vit, write_fmnist_shard
+from support.wheel import build_fmfl_wheel
 
 BUILD_SCRIPT = REPO / "scripts" / "arm64_rootfs.sh"
 RUN_TOOLS = ("proot", "qemu-aarch64-static")

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from arm64_support import REPO, VENV, arm64_run
+from support.arm64 import REPO, VENV, arm64_run
 
 from fmfl.aggregator.durable.store import GlobalStore
 

@@ -1,6 +1,6 @@
 """A device that breaks one rule fails the check that names that rule, and the command exits 1.
 
-The devices are tiny in-test implementations over a real Mosquitto (tests/conformance/tiny_device.py);
+The devices are tiny in-test implementations over a real Mosquitto (tests/support/tiny_device.py);
 the one that keeps every rule passes every check, so the kit is not tuned to the reference device alone.
 """
 
@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conformance.kit_thread import KitThread
-from conformance.tiny_device import TinyDevice
+from support.conformance_kit import KitThread
+from support.tiny_device import TinyDevice
 
 from fmfl.conformance.scenarios import REFUSALS, KitConfig
 from fmfl.mqtt import parse_broker_url

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conformance.kit_thread import KitThread
+from support.conformance_kit import KitThread
 
 from fmfl.conformance.scenarios import REFUSALS, KitConfig
 from fmfl.mqtt import parse_broker_url

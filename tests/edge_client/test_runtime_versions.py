@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 import tomllib
-from fmfl_wheel import build_fmfl_wheel
+from support.wheel import build_fmfl_wheel
 
 ROOT = Path(__file__).resolve().parents[2]
 #: (python, onnxruntime spec): the oldest pair and the newest pair the edge extra allows

@@ -1,6 +1,6 @@
 """Bundles a device must refuse, and local training that goes non-finite: each a clear error, nothing lost.
 
-The bundles are the session's real tiny-ViT bundle, edited and re-hashed (tests/bundle_edit.py) so that the
+The bundles are the session's real tiny-ViT bundle, edited and re-hashed (tests/support/bundle_edit.py) so that the
 device sees a consistent manifest and has to catch the content itself.
 """
 
@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from bundle_edit import edited_bundle
+from support.bundle_edit import edited_bundle
 
 from fmfl.bundle import verify_bundle
 from fmfl.bundle.graph_ops import NonStandardGraph

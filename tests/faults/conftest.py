@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fault_support import Ledger  # this folder and tests/aggregator are on pytest's pythonpath
+from support.faults import Ledger  # this folder and tests/aggregator are on pytest's pythonpath
 
 _LEDGER = Ledger()
 _SUMMARY: list[Path] = []
@@ -30,7 +30,7 @@ def ledger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ledger]:
 @pytest.fixture(scope="session")
 def fault_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A verifiable gateway bundle (manifest + initial weights, 300 floats): all the gateway reads."""
-    from test_server_support import make_synthetic_bundle
+    from support.gateway_harness import make_synthetic_bundle
 
     return make_synthetic_bundle(tmp_path_factory.mktemp("fault-bundle") / "bundle", 300, seed=8)
 

@@ -4,7 +4,7 @@ Each trial arms one failpoint (``FMFL_FAILPOINTS``) in the gateway process, lets
 answer on their own (resending every 0.5 s until Acked), waits for the process to die by SIGKILL at
 that exact line, has every device publish all its updates twice more while the gateway is down
 (duplicate deliveries, queued by the broker for the gateway's persistent session), restarts it with
-``--resume`` and no failpoint, and audits the finished run (``fault_support.audit``).
+``--resume`` and no failpoint, and audits the finished run (``faults.audit``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fault_support import (
+from support.faults import (
     AGG_SIGKILLED,
     Ledger,
     Trial,
@@ -27,7 +27,7 @@ from fault_support import (
     wait_exit,
     wait_for_global_model,
 )
-from test_server_support import bundle_info
+from support.gateway_harness import bundle_info
 
 # (failpoint, hit): the phase boundaries of a round, in the order a round crosses them.
 PHASES = [

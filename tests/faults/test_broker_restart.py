@@ -3,7 +3,7 @@
 The gateway holds a persistent session (``clean_session=False``): its subscriptions and the QoS 1
 updates queued for it must survive the restart in the broker's persistence file. paho reconnects the
 gateway and the devices by itself; devices resend what was not Acked. The run must finish and pass
-the audit (``fault_support.audit``): nothing Acked lost, nothing counted twice, every version exact.
+the audit (``faults.audit``): nothing Acked lost, nothing counted twice, every version exact.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fault_support import (
+from support.faults import (
     Ledger,
     Trial,
     acked_by_sim_devices,
@@ -25,7 +25,7 @@ from fault_support import (
     wait_for,
     wait_for_global_model,
 )
-from test_server_support import bundle_info
+from support.gateway_harness import bundle_info
 
 
 @pytest.mark.parametrize("acks_before_restart", [0, 2], ids=["before-any-ack", "after-2-acks"])

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fault_support import AGG_SIGKILLED, Ledger, Sent, Trial, audit, start_aggregator, wait_exit, wait_for
-from test_server_support import Listener, acks_for, bundle_info, read_metrics
+from support.faults import AGG_SIGKILLED, Ledger, Sent, Trial, audit, start_aggregator, wait_exit, wait_for
+from support.gateway_harness import Listener, acks_for, bundle_info, read_metrics
 
 from fmfl.protocol import ClientUpdate, Limits, Reassembler, Topics, decode_update
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from fault_support import (
+from support.faults import (
     Ledger,
     Trial,
     acked_by_sim_devices,
@@ -18,7 +18,7 @@ from fault_support import (
     wait_for,
     wait_for_global_model,
 )
-from test_server_support import Listener, bundle_info, decode_all
+from support.gateway_harness import Listener, bundle_info, decode_all
 
 from fmfl.protocol import Limits, RoundTask, Topics
 

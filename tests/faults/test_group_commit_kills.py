@@ -7,7 +7,7 @@ commit (between the appends and the fsync; between the fsync and the journal) or
 moment of a round. At the moment of death, the oracle of this file: every update a device holds an Ack
 for (as accepted) is durable in the dead gateway's files; an Ack sent before its fsync would be caught
 here, as an Acked update missing from the log. Then the devices publish all their updates twice more
-while the gateway is down, it restarts with ``--resume``, and ``fault_support.audit`` checks the
+while the gateway is down, it restarts with ``--resume``, and ``faults.audit`` checks the
 finished run (no acknowledged update lost, none counted twice, global versions bit-exact).
 """
 
@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fault_support import (
+from support.faults import (
     AGG_SIGKILLED,
     Ledger,
     Trial,
@@ -35,7 +35,7 @@ from fault_support import (
     wait_for,
     wait_for_global_model,
 )
-from test_server_support import SimDevice, bundle_info
+from support.gateway_harness import SimDevice, bundle_info
 
 DEVICES = tuple("abcdefgh")
 ROUNDS = 2

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from fault_support import (
+from support.faults import (
     Ledger,
     Trial,
     acked_by_sim_devices,
@@ -23,7 +23,7 @@ from fault_support import (
     wait_for,
     wait_for_global_model,
 )
-from test_server_support import SimDevice, bundle_info, frames, read_metrics
+from support.gateway_harness import SimDevice, bundle_info, frames, read_metrics
 
 from fmfl.protocol import ClientStatus
 

@@ -1,11 +1,11 @@
-"""Fixtures for the trust tests: provisioned federations on a real Mosquitto (see trust_helpers)."""
+"""Fixtures for the trust tests: provisioned federations on a real Mosquitto (see support.trust)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 import pytest
-from trust_helpers import Federation, Probe, make_federation  # this folder is on pytest's pythonpath
+from support.trust import Federation, Probe, make_federation  # this folder is on pytest's pythonpath
 
 from fmfl.mqtt.mosquitto import mosquitto_binary
 

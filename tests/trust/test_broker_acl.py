@@ -9,7 +9,7 @@ from __future__ import annotations
 import queue
 
 import pytest
-from trust_helpers import Federation, Probe
+from support.trust import Federation, Probe
 
 QUIET_S = 0.3
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
-from trust_helpers import Federation, Probe
+from support.trust import Federation, Probe
 
 from fmfl.provision import pki
 

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from trust_helpers import Federation
+from support.trust import Federation
 
 from fmfl.bundle.manifest import Manifest, TrainableTensor
 from fmfl.bundle.verify import verify_bundle

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from trust_helpers import Federation, Probe
+from support.trust import Federation, Probe
 
 from fmfl.provision import pki
 

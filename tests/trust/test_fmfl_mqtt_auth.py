@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from trust_helpers import Federation
+from support.trust import Federation
 
 from fmfl.aggregator.cli.aggregator import mqtt_options
 from fmfl.cli import build_parser

@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from trust_helpers import Probe, make_federation
+from support.trust import Probe, make_federation
 
 from fmfl.provision.passwords import (
     PasswordFileError,

@@ -14,7 +14,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from trust_helpers import broker_root
+from support.trust import broker_root
 
 from fmfl.bundle.signing import load_private_key
 from fmfl.cli import main

@@ -9,7 +9,7 @@ import time
 
 import pytest
 from cryptography import x509
-from trust_helpers import Federation, Probe, make_federation
+from support.trust import Federation, Probe, make_federation
 
 from fmfl.cli import main
 from fmfl.provision import DeviceStatus, Registry

@@ -1,7 +1,7 @@
 """Signed client updates (issue 8): the gateway accepts only updates its registered, active devices signed,
 and counts a replay at most once.
 
-Engine level: ``RoundEngine`` driven directly (as tests/aggregator/test_engine_rejections.py does) with an
+Engine level: ``RoundEngine`` driven directly (as tests/aggregator/core/test_engine_rejections.py does) with an
 ``UpdateVerifier`` on a devices.json written by the real ``fmfl provision``. Every refusal is checked for its
 Ack reason AND for leaving the strategy's round state, the WAL and the journal byte for byte unchanged.
 One end-to-end round runs real ``fmfl aggregator --device-registry`` and ``fmfl client --signing-key``
@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from test_server_support import SIZE, Harness, frames, make_synthetic_bundle, make_update  # tests/aggregator
+from support.gateway_harness import SIZE, Harness, frames, make_synthetic_bundle, make_update  # tests/aggregator
 
 from fmfl.protocol import ClientUpdate, Limits, ProtocolError, RoundTask
 from fmfl.provision import Layout, ProvisionSpec, provision, revoke
@@ -510,8 +510,8 @@ def _ack_for(probe: Any, topics: Any, update: ClientUpdate, timeout: float = 60)
 def test_a_real_signed_round_on_a_provisioned_broker(
     fresh_federation: Any, probes: list[Any], tiny_vit_bundle: Path, tmp_path: Path
 ) -> None:
-    from test_server_support import AggregatorProcess, read_metrics
-    from trust_helpers import FEDERATION, Probe
+    from support.gateway_harness import AggregatorProcess, read_metrics
+    from support.trust import FEDERATION, Probe
 
     from fmfl.bundle import verify_bundle
 

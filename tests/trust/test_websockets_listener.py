@@ -14,7 +14,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_der_private_key
-from trust_helpers import FEDERATION, GATEWAY, WAIT_S, Federation, broker_root
+from support.trust import FEDERATION, GATEWAY, WAIT_S, Federation, broker_root
 
 from fmfl.mqtt.mosquitto import Mosquitto, free_port
 from fmfl.provision import ListenerSpec, ProvisionSpec, provision

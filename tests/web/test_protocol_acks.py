@@ -4,7 +4,7 @@ update, and a reason the device does not know is still final (a newer gateway)."
 
 from __future__ import annotations
 
-from protocol_node import run_protocol_js
+from support.web_protocol_node import run_protocol_js
 
 from fmfl.protocol.reasons import AckReason
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from protocol_cases import reference_cases
+from support.web_protocol_cases import reference_cases
 
 from fmfl.web.server import SiteServer
 

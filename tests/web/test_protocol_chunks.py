@@ -10,7 +10,7 @@ import zlib
 from typing import Any
 
 import numpy as np
-from protocol_node import run_protocol_js
+from support.web_protocol_node import run_protocol_js
 
 from fmfl.protocol import ProtocolError, Reassembler, parse_chunk, split_message
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from protocol_node import run_protocol_js
+from support.web_protocol_node import run_protocol_js
 
 from fmfl.edge_client.model_feed import ModelFeed
 from fmfl.protocol import GlobalModel, Limits, RoundTask, UpdateEncoder, decode_update

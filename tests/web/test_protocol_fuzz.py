@@ -4,7 +4,7 @@ every refusal carries a reason of section 8. 60,000 inputs from a seeded generat
 
 from __future__ import annotations
 
-from protocol_node import run_protocol_js
+from support.web_protocol_node import run_protocol_js
 
 FUZZ = """
 let state = 0x9e3779b9 ^ input.seed;

@@ -12,7 +12,7 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-from protocol_node import run_protocol_js
+from support.web_protocol_node import run_protocol_js
 
 from fmfl.protocol import Limits, decode_update
 

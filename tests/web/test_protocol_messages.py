@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from protocol_cases import BUNDLE_CHARS, random_float, random_id, random_spec, random_text
-from protocol_node import run_protocol_js
+from support.web_protocol_cases import BUNDLE_CHARS, random_float, random_id, random_spec, random_text
+from support.web_protocol_node import run_protocol_js
 
 from fmfl.protocol import (
     Ack,

@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 import zstandard
-from protocol_cases import reference_cases
-from protocol_node import PROTOCOL_JS, run_protocol_js
+from support.web_protocol_cases import reference_cases
+from support.web_protocol_node import PROTOCOL_JS, run_protocol_js
 
 from fmfl.protocol import Limits, ProtocolError, UpdateEncoder, decode_update
 from fmfl.protocol.codec.randk import seeded_indices

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from protocol_node import run_protocol_js
+from support.web_protocol_node import run_protocol_js
 
 from fmfl.protocol import ClientUpdate, Limits, ProtocolError
 

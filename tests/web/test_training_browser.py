@@ -40,7 +40,7 @@ TASK = {"round": 3, "seed": 41, "batch_size": 32, "lr": 0.01, "local_epochs": 1,
 @pytest.fixture(scope="module")
 def sgd_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pytest.importorskip("torch")
-    from real_data import export_tiny_vit
+    from support.real_data import export_tiny_vit
 
     return export_tiny_vit(tmp_path_factory.mktemp("vit-sgd"), optimizer="sgd", lr=0.05)
 
@@ -234,7 +234,7 @@ def test_picked_folder_labels_come_from_class_folders_as_in_python(browser: Any,
 
 def test_graph_not_matching_the_manifest_is_refused(browser: Any, make_site: Any, tiny_vit_bundle: Path,
                                                      fmnist_shard: Path, tmp_path: Path) -> None:
-    from bundle_edit import edited_bundle
+    from support.bundle_edit import edited_bundle
 
     def rename_gradient(raw: dict[str, Any], _folder: Path) -> None:
         raw["graph"]["train_step"]["gradients"][0] = "bogus.grad"

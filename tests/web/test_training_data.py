@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from training_node import run_js
+from support.web_training_node import run_js
 
 from fmfl.edge_client.data import write_npz
 from fmfl.edge_client.data.npz_file import read_npz

@@ -7,7 +7,7 @@ import base64
 import json
 from pathlib import Path
 
-from training_node import run_js
+from support.web_training_node import run_js
 
 PARSE = """
   try {

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from training_node import run_js
+from support.web_training_node import run_js
 
 from fmfl.edge_client.optimizers import make_optimizer
 

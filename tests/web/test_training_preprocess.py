@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PIL import Image
-from training_node import run_js
+from support.web_training_node import run_js
 
 from fmfl.datasets.fashion_mnist import load_fashion_mnist
 from fmfl.edge_client.data.images import fit_image_array, normalize

@@ -4,7 +4,7 @@ device can meet (the round seed is task.seed + round, times 1000 plus the epoch:
 from __future__ import annotations
 
 import numpy as np
-from training_node import run_js
+from support.web_training_node import run_js
 
 SEEDS = [0, 1, 2, 7, 42, 999, 8000, 8001, 2**31 - 1, 2**32 - 1, 2**32, 2**32 + 1, 2**53 - 1, 2**53 * 1000 + 3, 2**64,
          2**96 + 12345, 2**128 + 1]

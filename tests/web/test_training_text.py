@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from training_node import run_js
+from support.web_training_node import run_js
 
 from fmfl.datasets.wordnet import load_wordnet_glosses
 from fmfl.edge_client.data import read_local_data

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from training_node import run_js
+from support.web_training_node import run_js
 
 from fmfl.datasets.wordnet import load_wordnet_glosses
 

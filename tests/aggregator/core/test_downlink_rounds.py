@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from test_run_identity import DeviceV11
-from test_server_support import AggregatorProcess, Listener, aggregator_args, bundle_info, read_metrics
+from support.device_v11 import DeviceV11
+from support.gateway_harness import AggregatorProcess, Listener, aggregator_args, bundle_info, read_metrics
 
 from fmfl.aggregator.durable.store import GlobalStore
 from fmfl.protocol import GlobalModel, Limits, Reassembler, Topics

@@ -7,7 +7,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-from agg_helpers import (
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from support.sparse_updates import (
     Sparse,
     dense,
     random_update,
@@ -16,8 +18,6 @@ from agg_helpers import (
     ref_trimmed_mean,
     ref_weighted_mean,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from fmfl.aggregation import (
     STRATEGIES,

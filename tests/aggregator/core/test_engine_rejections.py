@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_server_support import SIZE, T0, TOPICS, Harness, frames, make_update
+from support.gateway_harness import SIZE, T0, TOPICS, Harness, frames, make_update
 
 from fmfl.protocol import ClientHello, ClientUpdate, RoundTask, UpdateEncoder, split_message
 from fmfl.protocol.framing import MessageType, frame

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_server_support import SIZE, Harness, frames, make_update
+from support.gateway_harness import SIZE, Harness, frames, make_update
 
 from fmfl.protocol import split_message
 

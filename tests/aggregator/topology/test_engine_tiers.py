@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_server_support import LIMITS, SIZE, T0, Bus, Harness, fedavg, frames, make_update
+from support.gateway_harness import LIMITS, SIZE, T0, Bus, Harness, fedavg, frames, make_update
 
 from fmfl.aggregation.accumulator import WeightedSum
 from fmfl.aggregator.topology.tier import PENDING_FILE, UpstreamConfig, UpstreamTier

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from agg_helpers import random_update
+from support.sparse_updates import random_update
 
 from fmfl.aggregation import make_strategy
 from fmfl.aggregator import GlobalStore, StoreError, UpdateLog

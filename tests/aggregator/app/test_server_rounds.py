@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from test_server_support import (
+from support.gateway_harness import (
     AggregatorProcess,
     Listener,
     SimDevice,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from agg_helpers import Sparse, random_update
+from support.sparse_updates import Sparse, random_update
 
 from fmfl.aggregation import FedAvg, Median, RejectedUpdate, Strategy, UpdateLimits, make_strategy, validate_update
 from fmfl.aggregation.validation import RejectReason

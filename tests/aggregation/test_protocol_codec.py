@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from agg_helpers import Sparse, ref_median, ref_weighted_mean
+from support.sparse_updates import Sparse, ref_median, ref_weighted_mean
 
 from fmfl.aggregation import make_strategy
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_server_support import LIMITS, SIZE, Harness, frames, make_update, read_metrics
+from support.gateway_harness import LIMITS, SIZE, Harness, frames, make_update, read_metrics
 
 from fmfl.aggregator.core.downlink import DownlinkCompressor, DownlinkConfigError
 from fmfl.aggregator.core.outbound import Outgoing

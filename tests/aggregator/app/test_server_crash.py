@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_server_support import (
+from support.gateway_harness import (
     AggregatorProcess,
     Listener,
     SimDevice,

@@ -20,15 +20,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from agg_helpers import random_update
-from test_server_support import LIMITS, SIZE, T0, Harness, frames, make_update
+from support.gateway_harness import LIMITS, SIZE, T0, Harness, frames, make_update
+from support.sparse_updates import random_update
 
 from fmfl.aggregation import RejectedUpdate
 from fmfl.aggregator import UpdateLog
 from fmfl.failpoints import ENV
 from fmfl.protocol import Ack, Reassembler
 
-HERE = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parents[2]  # the child process imports tests/support
 IDS = ["a", "b", "c", "d", "e", "f"]
 
 
@@ -139,7 +139,7 @@ CHILD = """
 import pickle, sys
 sys.path.insert(0, {here!r})
 import numpy as np
-from test_server_support import SIZE, T0, Harness, frames, make_update
+from support.gateway_harness import SIZE, T0, Harness, frames, make_update
 
 tmp = __import__("pathlib").Path(sys.argv[1])
 h = Harness(tmp, rounds=1, clients_per_round=4, min_clients=3)
@@ -160,7 +160,7 @@ print("RETURNED", len(out), flush=True)
 def _crash_in_a_group(tmp_path: Path, failpoint: str) -> tuple[list[tuple[str, bytes]], str]:
     """A real gateway engine in a child process, SIGKILLed at ``failpoint`` inside a batch of a, b, c."""
     script = tmp_path / "child.py"
-    script.write_text(textwrap.dedent(CHILD.format(here=str(HERE))))
+    script.write_text(textwrap.dedent(CHILD.format(here=str(TESTS))))
     env = {**os.environ, ENV: failpoint}
     proc = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True, text=True,
                           timeout=120, env=env)  # fmt: skip

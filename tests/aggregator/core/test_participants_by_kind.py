@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
-from test_server_support import SIZE, Harness, frames, make_update
+from support.gateway_harness import SIZE, Harness, frames, make_update
 
 from fmfl.aggregator.durable.journal import AcceptedRow
 from fmfl.aggregator.durable.round_report import by_device_kind

@@ -1,6 +1,6 @@
 """Support for the gateway tests: bundles, update bytes, simulated devices, an aggregator subprocess.
 
-A test module by name only (so it may live here), imported by its siblings as ``test_server_support``
+A test module by name only (so it may live here), imported by its siblings as ``gateway_harness``
 (pyproject.toml lists this folder in pytest's ``pythonpath``); its own tests check the helpers themselves.
 
 Simulated devices are paho clients speaking fmfl.protocol: they register (hello + retained online
@@ -574,23 +574,3 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 10, what: str = "
             return
         time.sleep(0.02)
     raise AssertionError(f"timed out waiting for {what}")
-
-
-# --- tests of the helpers themselves ---------------------------------------------------------------
-
-
-def test_synthetic_bundle_verifies(tmp_path: Path) -> None:
-    bundle = make_synthetic_bundle(tmp_path / "b", 50)
-    bundle_id, weights = bundle_info(bundle)
-    assert weights.shape == (50,)
-    assert weights.dtype == np.float32
-    assert len(bundle_id) == 24
-
-
-def test_make_update_roundtrips_through_the_decoder() -> None:
-    task = RoundTask("default", "b1", 1, 0, ("c1",), 8, 0.1, "topk:0.25+int8", 1e9, 7, local_epochs=1)
-    delta = np.linspace(-1, 1, 40).astype(np.float32)
-    update, sent = make_update(task, "c1", delta)
-    got = decode_update(update.payload, 40, Limits.for_vector_size(40))
-    assert np.array_equal(got.indices, sent.indices)
-    assert np.array_equal(got.values, sent.values)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_server_support import SIZE, T0, TOPICS, Bus, Harness, frames, make_update
+from support.gateway_harness import SIZE, T0, TOPICS, Bus, Harness, frames, make_update
 
 from fmfl.aggregation import make_strategy
 from fmfl.aggregator.topology.worker import WorkerEngine

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import paho.mqtt.client as mqtt
 import pytest
-from test_server_support import (
+from support.gateway_harness import (
     AggregatorProcess,
     Listener,
     SimDevice,

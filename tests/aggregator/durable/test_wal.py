@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from agg_helpers import Sparse, random_update
+from support.sparse_updates import Sparse, random_update
 
 from fmfl.aggregation import FedAvg, RejectedUpdate, RoundStateError, make_strategy
 from fmfl.aggregator import LogError, UpdateLog

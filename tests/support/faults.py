@@ -9,7 +9,7 @@ journal's accepted rows, the stored global versions) and from what the devices s
 * the model: starting from version 0, each closed round is recomputed by an undisturbed FedAvg fed the
   same accepted updates in the journal's order, and must equal the stored version bit for bit. The order
   matters for bit-exactness: float64 addition is not associative, so the same updates summed in another
-  order may differ in the last bit (the float64 dense mean of ``test_server_support.fedavg`` is checked
+  order may differ in the last bit (the float64 dense mean of ``gateway_harness.fedavg`` is checked
   too, to 1e-6, as an order-free sanity check).
 
 Updates Acked in a round that then failed its quorum are, by the protocol's design, dropped with the
@@ -28,7 +28,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from test_server_support import (
+
+from fmfl.aggregation import make_strategy
+from fmfl.aggregator.durable.journal import RoundJournal
+from fmfl.aggregator.durable.store import GlobalStore
+from fmfl.protocol import GlobalModel, Limits, SparseUpdate, Topics
+from support.gateway_harness import (
     AggregatorProcess,
     Listener,
     SimDevice,
@@ -37,11 +42,6 @@ from test_server_support import (
     fedavg,
     read_metrics,
 )
-
-from fmfl.aggregation import make_strategy
-from fmfl.aggregator.durable.journal import RoundJournal
-from fmfl.aggregator.durable.store import GlobalStore
-from fmfl.protocol import GlobalModel, Limits, SparseUpdate, Topics
 
 AGG_SIGKILLED = -signal.SIGKILL
 

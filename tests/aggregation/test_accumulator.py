@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from agg_helpers import Sparse, random_update, ref_weighted_mean
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.sparse_updates import Sparse, random_update, ref_weighted_mean
 
 from fmfl.aggregation import CorruptState, FedAvg, RejectedUpdate, WeightedSum, make_strategy
 

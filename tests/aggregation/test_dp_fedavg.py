@@ -8,9 +8,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-from agg_helpers import Sparse, dense, random_update
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.sparse_updates import Sparse, dense, random_update
 
 from fmfl.aggregation import CorruptState, DpFedAvg, RoundStateError, make_strategy
 from fmfl.aggregation.rules.dp_fedavg import round_rng

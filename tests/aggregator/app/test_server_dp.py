@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_server_support import AggregatorProcess, Listener, SimDevice, aggregator_args, bundle_info, decode_all
-from test_server_support import read_metrics as read_metrics_lines
+from support.gateway_harness import AggregatorProcess, Listener, SimDevice, aggregator_args, bundle_info, decode_all
+from support.gateway_harness import read_metrics as read_metrics_lines
 
 from fmfl.aggregation.rules.dp_fedavg import round_rng
 from fmfl.aggregator.cli.aggregator import settings_from_args

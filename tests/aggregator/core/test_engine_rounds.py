@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_server_support import SIZE, T0, TOPICS, Harness, fedavg, frames, make_update
+from support.gateway_harness import SIZE, T0, TOPICS, Harness, fedavg, frames, make_update
 
 from fmfl.aggregator.core.engine import RunFailed, StartTimeout
 from fmfl.aggregator.core.requirements import Requirement

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from test_server_support import SIZE, Harness, frames, make_update
+from support.gateway_harness import SIZE, Harness, frames, make_update
 
 IDS = ["a", "b", "c", "d"]
 DP: dict[str, Any] = {"noise_multiplier": 1.0, "clip_norm": 0.02, "expected_clients": 4, "seed": 5,
