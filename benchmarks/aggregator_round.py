@@ -393,7 +393,7 @@ def run_in_process(bundle: Path, workdir: Path, updates: list[tuple[str, list[by
 
 def run_over_mqtt(bundle: Path, workdir: Path, updates_path: Path, bundle_id: str, n: int) -> dict[str, Any]:
     from fmfl.aggregator.app.mqtt_gateway import MqttGateway
-    from fmfl.aggregator.app.observer import RoundObserver
+    from fmfl.aggregator.core.observer import RoundObserver
     from fmfl.mqtt import parse_broker_url
     from fmfl.mqtt.mosquitto import Mosquitto
     from fmfl.protocol import ProtocolError

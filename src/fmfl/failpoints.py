@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 
 ENV = "FMFL_FAILPOINTS"
 
@@ -40,10 +41,16 @@ def armed(name: str) -> bool:
     return name in _ARMED
 
 
-def failpoint(name: str) -> None:
-    """SIGKILL this process if ``name`` is armed and this is its N-th hit; otherwise return at once."""
+def failpoint(name: str, *, settle_s: float = 0.0) -> None:
+    """SIGKILL this process if ``name`` is armed and this is its N-th hit; otherwise return at once.
+
+    ``settle_s``: when it fires, first let other threads finish what they were sending (e.g. paho's
+    PUBACKs of what was handled before), so the crash lands exactly after them; unarmed, no wait.
+    """
     if name not in _ARMED:
         return
     _hits[name] = _hits.get(name, 0) + 1
     if _hits[name] == _ARMED[name]:
+        if settle_s > 0:
+            time.sleep(settle_s)
         os.kill(os.getpid(), signal.SIGKILL)

@@ -396,8 +396,8 @@ def test_a_bad_device_registry_stops_the_gateway_before_it_writes_state(
 
 
 def test_a_worker_checks_signatures_like_the_coordinator(tmp_path: Path, fed: Layout) -> None:
-    from fmfl.aggregator.app.observer import RoundObserver
     from fmfl.aggregator.app.server import ServerSettings, build_worker
+    from fmfl.aggregator.core.observer import RoundObserver
     from fmfl.aggregator.core.round_config import RoundConfig
     from fmfl.mqtt import parse_broker_url
 

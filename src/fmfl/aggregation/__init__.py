@@ -4,7 +4,8 @@ What a round does with the updates it accepted, usable by the gateway (``fmfl.ag
 in-process simulation (``fmfl.simulation``) alike:
 
 - ``validate_update`` / ``RejectedUpdate`` / ``UpdateLimits``: the checks before anything is touched;
-- ``Strategy`` (a template method, like Flower's strategies) and one module per rule in ``rules/``,
+- ``Strategy`` (a template method, like Flower's strategies; ``MeanStrategy``: the FedAvg family, whose
+  round is one mergeable weighted sum) and one module per rule in ``rules/``,
   each naming its paper; ``make_strategy(name, **options)`` picks one by name (``catalog``);
 - ``WeightedSum``: the O(nnz) streaming weighted sum, mergeable across workers and tiers;
   ``ClientBuffer``: the bounded store of whole updates that the robust rules need;
@@ -24,6 +25,7 @@ from fmfl.aggregation.rules import (
     FedOpt,
     FedYogi,
     Krum,
+    MeanStrategy,
     Median,
     MultiKrum,
     TrimmedMean,
@@ -47,6 +49,7 @@ __all__ = [
     "FedOpt",
     "FedYogi",
     "Krum",
+    "MeanStrategy",
     "Median",
     "MultiKrum",
     "RejectedUpdate",

@@ -127,8 +127,8 @@ def test_dp_options_become_strategy_options(tmp_path: Path, gateway_bundle: Path
 
 
 def test_dp_fedavg_with_workers_is_refused_at_start_up(gateway_bundle: Path, tmp_path: Path) -> None:
-    from fmfl.aggregator.app.observer import RoundObserver
     from fmfl.aggregator.app.server import build_engine
+    from fmfl.aggregator.core.observer import RoundObserver
 
     settings = _settings(
         tmp_path, gateway_bundle, "--strategy", "dp-fedavg", "--dp-noise-multiplier", "1", "--dp-clip", "1",

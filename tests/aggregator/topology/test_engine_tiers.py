@@ -10,6 +10,7 @@ import pytest
 from support.gateway_harness import LIMITS, SIZE, T0, Bus, Harness, fedavg, frames, make_update
 
 from fmfl.aggregation.accumulator import WeightedSum
+from fmfl.aggregator.topology.parent import ParentTier
 from fmfl.aggregator.topology.tier import PENDING_FILE, UpstreamConfig, UpstreamTier
 from fmfl.errors import FmflError
 from fmfl.protocol import Ack, ClientUpdate, Reassembler, RoundTask, decode_update
@@ -56,8 +57,8 @@ def test_two_sites_under_a_parent_equal_flat_fedavg(tmp_path: Path) -> None:
         expected = fedavg(expected, sent)
         np.testing.assert_allclose(top.engine.store.load_weights(rnd)[1], expected, rtol=1e-5, atol=1e-6)
         for site in sites.values():
-            assert site.engine.upstream is not None
-            assert site.engine.upstream._pending is None
+            assert isinstance(site.engine.source, ParentTier)
+            assert site.engine.source.upstream._pending is None  # the parent acknowledged every forward
 
 
 def test_the_upstream_update_is_the_weighted_mean_and_survives_a_restart(tmp_path: Path) -> None:

@@ -39,7 +39,7 @@ def run(tmp: Path, shares: list[tuple[str, str]], workers: tuple[str, ...]) -> n
     for node, cid in shares:
         acks = bus.update(node, TOPICS.update(cid), frames(updates[cid]))
         assert len(acks) == 1
-    assert h.engine.version == 1, h.engine.pool.close_done(T0) if h.engine.pool else None
+    assert h.engine.version == 1, h.engine.closing.done(T0)
     return h.engine.store.load_weights(1)[1]
 
 

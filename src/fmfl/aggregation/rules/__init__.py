@@ -1,5 +1,6 @@
 """One module per aggregation rule, each naming its paper; ``fmfl.aggregation.catalog`` maps names."""
 
+from fmfl.aggregation.rules._streaming import MeanStrategy
 from fmfl.aggregation.rules.dp_fedavg import DpFedAvg
 from fmfl.aggregation.rules.fedadagrad import FedAdagrad
 from fmfl.aggregation.rules.fedadam import FedAdam
@@ -21,6 +22,7 @@ __all__ = [
     "FedOpt",
     "FedYogi",
     "Krum",
+    "MeanStrategy",
     "Median",
     "MultiKrum",
     "TrimmedMean",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fmfl.aggregator.app.observer import RoundObserver
+from fmfl.aggregator.core.observer import RoundObserver
 from fmfl.aggregator.durable.round_report import RoundStatus, RoundSummary
 from fmfl.errors import FmflError
 

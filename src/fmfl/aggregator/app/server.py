@@ -23,8 +23,9 @@ from fmfl.aggregation.sparse import Float32Array
 from fmfl.aggregation.strategy import Strategy
 from fmfl.aggregation.validation import UpdateLimits
 from fmfl.aggregator.app.mqtt_gateway import MqttGateway
-from fmfl.aggregator.app.observer import Observers, RoundObserver
 from fmfl.aggregator.core.engine import RoundEngine
+from fmfl.aggregator.core.ingest import SignatureCheck
+from fmfl.aggregator.core.observer import Observers, RoundObserver
 from fmfl.aggregator.core.round_config import RoundConfig
 from fmfl.aggregator.durable.round_report import RoundSummary
 from fmfl.aggregator.durable.run_identity import read_prior_run
@@ -33,7 +34,7 @@ from fmfl.aggregator.topology.worker import WorkerEngine
 from fmfl.bundle import verify_bundle
 from fmfl.errors import FmflError
 from fmfl.mqtt import MqttOptions
-from fmfl.protocol import ClientUpdate, Limits, Topics
+from fmfl.protocol import Limits, Topics
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +93,7 @@ def build_strategy(name: str, options: dict[str, Any], max_norm: float | None) -
         raise FmflError(f"--strategy {name}: {exc}") from exc
 
 
-def build_verifier(settings: ServerSettings) -> Callable[[ClientUpdate], str | None] | None:
+def build_verifier(settings: ServerSettings) -> SignatureCheck | None:
     """The signed-update check of ``--device-registry`` (cryptography is imported only then)."""
     if settings.device_registry is None:
         return None

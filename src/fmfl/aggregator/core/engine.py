@@ -1,8 +1,11 @@
 """The round state machine of the gateway, with no MQTT inside.
 
 Feed it what arrived (``handle(topic, payload, now)``) and the clock (``tick(now)``); it returns the
-``Outgoing`` publishes and keeps every durable record itself. The MQTT adapter (``gateway.py``) is a
-thin loop around it; tests, the SIGKILL/resume checks and the 1,000-client benchmark drive it too.
+``Outgoing`` publishes and keeps every durable record itself. The MQTT adapter (``app/mqtt_gateway.py``)
+is a thin loop around it; tests, the SIGKILL/resume checks and the 10,000-client benchmark drive it too.
+
+Deployment modes are plug-ins (``modes.py``): how the round closes (``LocalClosing``, or ``WorkerClosing``
+across workers) and where rounds come from and go (``LocalRun``, or ``ParentTier`` for a lower tier).
 
 States: waiting for ``min_clients`` eligible devices -> round r open -> closed (new version saved)
 or failed -> next round ... -> finished once the global version reaches ``rounds``.
@@ -21,16 +24,16 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from fmfl.aggregation.accumulator import WeightedSum
 from fmfl.aggregation.sparse import Float32Array
 from fmfl.aggregation.strategy import Strategy
-from fmfl.aggregator.app.observer import RoundObserver
 from fmfl.aggregator.core.clients import ClientRegistry, select_clients
 from fmfl.aggregator.core.downlink import DownlinkCompressor
-from fmfl.aggregator.core.ingest import UpdateIngest, Verdict
+from fmfl.aggregator.core.ingest import SignatureCheck, UpdateIngest, Verdict
+from fmfl.aggregator.core.intake import UpdateIntake, reassembler_for
+from fmfl.aggregator.core.modes import LocalClosing, LocalRun, RoundClosing, RoundSource
+from fmfl.aggregator.core.observer import RoundObserver
 from fmfl.aggregator.core.outbound import (
     Outgoing,
-    ack_packets,
     clear_stale_chunks,
     clear_task,
     fit_selection,
@@ -40,24 +43,22 @@ from fmfl.aggregator.core.outbound import (
 )
 from fmfl.aggregator.core.round_config import RoundConfig
 from fmfl.aggregator.core.round_state import OpenRound
-from fmfl.aggregator.durable.journal import AcceptedRow, JournalStatus, RoundJournal
+from fmfl.aggregator.durable.journal import JOURNAL_KEEP_ROUNDS, AcceptedRow, JournalStatus, RoundJournal
 from fmfl.aggregator.durable.round_report import MetricsLog, RoundStatus, RoundSummary, by_device_kind, mean_metrics
 from fmfl.aggregator.durable.run_identity import PriorRun
 from fmfl.aggregator.durable.store import GlobalStore
 from fmfl.aggregator.durable.wal import UpdateLog
-from fmfl.aggregator.topology.coordinator import WorkerPool
-from fmfl.aggregator.topology.messages import GatewayTopics, PartialError, PartialRound, Progress
+from fmfl.aggregator.topology.coordinator import WorkerClosing, WorkerPool
+from fmfl.aggregator.topology.messages import GatewayTopics, PartialError
+from fmfl.aggregator.topology.parent import ParentTier
 from fmfl.aggregator.topology.tier import UpstreamConfig, UpstreamTier
 from fmfl.errors import FmflError
-from fmfl.failpoints import armed, failpoint
+from fmfl.failpoints import failpoint
 from fmfl.protocol import (
-    Ack,
     ClientHello,
     ClientStatus,
-    ClientUpdate,
     Limits,
     ProtocolError,
-    Reassembler,
     RoundTask,
     Topics,
 )
@@ -65,9 +66,6 @@ from fmfl.protocol.downlink import weights_sha256
 
 log = logging.getLogger(__name__)
 
-# Rounds whose tasks and accepted-update ids stay in the journal: async late updates and resends
-# of updates whose Ack was lost are recognised this far back.
-JOURNAL_KEEP_ROUNDS = 64
 # After a restart the broker first delivers what queued while we were down; a round whose deadline
 # passed meanwhile stays open this long so those updates still count.
 RESUME_GRACE_S = 5.0
@@ -99,7 +97,7 @@ class RoundEngine:
         workers: tuple[str, ...] = (),
         partial_timeout: float = 30.0,
         upstream: UpstreamConfig | None = None,
-        verifier: Callable[[ClientUpdate], str | None] | None = None,
+        verifier: SignatureCheck | None = None,
         prior: PriorRun | Callable[[], PriorRun] | None = None,
     ) -> None:
         """``prior``: what earlier runs left retained on the broker, or how to read it
@@ -121,24 +119,18 @@ class RoundEngine:
         self.journal = RoundJournal(self.state_dir / "journal.sqlite")
         self.metrics_log = MetricsLog(self.state_dir / "metrics.jsonl")
         self.registry = ClientRegistry(bundle_id, config.requirements)
-        self.gateway_topics = GatewayTopics(self.topics)
-        self.pool = WorkerPool(workers, self.gateway_topics, partial_timeout=partial_timeout) if workers else None
-        self.upstream = (
-            UpstreamTier(
-                upstream,
-                bundle_id=bundle_id,
-                size=self.size,
-                state_dir=self.state_dir,
-                max_packet_bytes=config.max_packet_bytes,
-            )
-            if upstream is not None
-            else None
+        self.closing: RoundClosing = (
+            WorkerClosing(WorkerPool(workers, GatewayTopics(self.topics), partial_timeout=partial_timeout))
+            if workers
+            else LocalClosing()
         )
+        self.source: RoundSource = LocalRun(config.rounds)
         if upstream is not None:
             if upstream.federation == config.federation:
                 raise FmflError("the upstream federation must differ from this gateway's --federation")
-            if not hasattr(type(strategy), "weighted_sum"):
-                raise FmflError("a lower-tier gateway needs a FedAvg-family --strategy")
+            tier = UpstreamTier(upstream, bundle_id=bundle_id, size=self.size, state_dir=self.state_dir,
+                                max_packet_bytes=config.max_packet_bytes)
+            self.source = ParentTier(tier, strategy, self.limits)
         self.ingest = UpdateIngest(
             config=config,
             bundle_id=bundle_id,
@@ -148,12 +140,11 @@ class RoundEngine:
             wal=self.wal,
             journal=self.journal,
             is_known=lambda client_id: self.registry.get(client_id) is not None,
-            held_elsewhere=lambda client_id: self.pool.holder(client_id) if self.pool else None,
-            verifier=verifier,  # signed updates (fmfl.trust.UpdateVerifier), None: not required
+            held_elsewhere=self.closing.holder,
+            verifier=verifier,  # signed updates (fmfl.trust.SignatureCheck), None: not required
         )
-        self.reassembler = Reassembler(
-            reassembly_bytes or max(64 * 2**20, 4 * self.limits.max_message_bytes), max_pending_messages=1024
-        )
+        self.reassembler = reassembler_for(self.limits, reassembly_bytes=reassembly_bytes)
+        self.intake = UpdateIntake(self.topics, self.reassembler, self.observer, config.max_packet_bytes)
         self.open_round: OpenRound | None = None
         self.failed_in_a_row = 0
         self.bad_messages: dict[str, int] = {}
@@ -165,7 +156,6 @@ class RoundEngine:
         self._model_cache: tuple[int, list[Outgoing], list[Outgoing]] | None = None
         self._quorum_since: float | None = None
         self._opened_any = False
-        self._parent_task: RoundTask | None = None
         self._waiting_since = time.time() if now is None else now
         self._read_prior = prior if callable(prior) else (lambda: prior or PriorRun())
         self.prior = PriorRun()
@@ -256,8 +246,7 @@ class RoundEngine:
             )
         self.open_round = OpenRound(task, last.opened, max(task.deadline, now + RESUME_GRACE_S), dict(last.counters))
         self._opened_any = True
-        if self.pool is not None:
-            self.pool.begin(task.round)  # start() asks the workers to report again
+        self.closing.resume(task.round)
         log.info(
             "resumed round %d on version %d with %d logged updates",
             task.round,
@@ -284,17 +273,12 @@ class RoundEngine:
         updates = self.topics.all_updates
         if share_group:
             updates = Topics.shared(share_group, updates)
-        filters = [self.topics.all_hellos, self.topics.all_status, updates]
-        if self.pool is not None:
-            g = self.gateway_topics
-            filters += [f"{g.base}/progress/+", f"{g.base}/partial/+"]
-        if self.upstream is not None:
-            filters += self.upstream.subscriptions()
-        return filters
+        return [self.topics.all_hellos, self.topics.all_status, updates, *self.closing.subscriptions(),
+                *self.source.subscriptions()]
 
     def will(self) -> tuple[str, bytes] | None:
         """The MQTT will to connect with: a lower tier is a device to its parent."""
-        return self.upstream.will() if self.upstream is not None else None
+        return self.source.will()
 
     def start(self, now: float) -> list[Outgoing]:
         """What to publish on (re)connecting: the current global model, and the open round's task.
@@ -308,13 +292,10 @@ class RoundEngine:
         if self._clear_prior_task and self.open_round is None:
             out.append(clear_task(self.topics))
         self._clear_prior_task = False
-        out += self._global_packets()
-        if self.upstream is not None:
-            out += self.upstream.start()
+        out += self._global_packets() + self.source.start()
         if self.open_round is not None:
             out += task_packets(self.topics, self.open_round.task, self.config.max_packet_bytes)
-            if self.pool is not None and not self.pool.closing:
-                out.append(Outgoing(self.gateway_topics.sync, b""))
+            out += self.closing.reconnect()
         self._waiting_since = now
         return self._sent(out)
 
@@ -338,41 +319,28 @@ class RoundEngine:
 
     def handle(self, topic: str, payload: bytes, now: float) -> list[Outgoing]:
         """One MQTT message (one chunk) on one of our topics; returns what to publish in answer."""
-        if self.upstream is not None and self.upstream.owns(topic):
-            return self.upstream.handle(topic, payload) + self.tick(now)
-        internal = self.gateway_topics.parse(topic)
-        if internal is not None:
-            return self._on_worker_message(topic, internal[0], payload, now)
+        if self.source.owns(topic):
+            return self.source.handle(topic, payload) + self.tick(now)
+        if self.closing.owns(topic):
+            return self._on_peer_message(topic, payload, now)
         try:
             kind, sender = self.topics.parse(topic)
         except ProtocolError:
             self._bad("topic")
             return []
-        if kind == "update" and self.open_round is not None:
-            self.open_round.count("bytes_up", len(payload))
-            self.observer.bytes_in(len(payload))
-        if not payload:
-            return []  # a cleared retained message
-        if sender is None or kind not in ("hello", "status", "update"):
-            return []
+        if not payload or sender is None or kind not in ("hello", "status", "update"):
+            return []  # a cleared retained message, or not a device's message to the gateway
+        if kind == "update":
+            accepting = None if self.closing.in_progress else self.open_round
+            verdict = self.intake.receive(sender, topic, payload, self.ingest, accepting, self.open_round)
+            return [] if verdict is None else self._verdict(sender, verdict, now)
         try:
             data = self.reassembler.add(payload, source=topic)
         except ProtocolError as exc:
-            if kind == "update":
-                return self._verdict(sender, Verdict(False, exc.reason), now)
             self._bad(exc.reason.value)
             return []
         if data is None:
-            if kind == "update":
-                if armed("aggregator.update_chunk_buffered"):
-                    # The adapter acks a chunk after handle() returns and paho sends that PUBACK from its
-                    # network thread: give it time, so the earlier chunks really are acked when we die.
-                    time.sleep(0.5)
-                failpoint("aggregator.update_chunk_buffered")
             return []
-        if kind == "update":
-            accepting = None if self.pool is not None and self.pool.closing else self.open_round
-            return self._verdict(sender, self.ingest.ingest(sender, data, accepting), now)
         try:
             if kind == "hello":
                 self._on_hello(sender, ClientHello.from_bytes(data, self.limits))
@@ -396,18 +364,10 @@ class RoundEngine:
         self.journal.save_client(self.registry.on_status(sender, status.online))
         self.observer.clients_online(self.registry.online_count)
 
-    def _on_worker_message(self, topic: str, kind: str, payload: bytes, now: float) -> list[Outgoing]:
-        """Progress and partial rounds from workers (scale-out; see ``coordination.py``)."""
-        if self.pool is None or not payload or kind not in ("progress", "partial"):
-            return []
+    def _on_peer_message(self, topic: str, payload: bytes, now: float) -> list[Outgoing]:
+        """A message of the nodes the round closes with (workers' progress and partial sums)."""
         try:
-            if kind == "progress":
-                self.pool.on_progress(Progress.from_bytes(payload))
-                return self.tick(now)
-            data = self.reassembler.add(payload, source=topic)
-            if data is None or self.open_round is None:
-                return []
-            out = self.pool.on_partial(PartialRound.from_bytes(data), self.strategy)
+            out = self.closing.on_message(topic, payload, self.strategy, self.reassembler, self.open_round is not None)
         except (PartialError, ProtocolError, FmflError) as exc:
             self._bad("worker_message")
             log.warning("bad message from a worker on %s: %s", topic, exc)
@@ -416,27 +376,15 @@ class RoundEngine:
 
     def _bad(self, reason: str) -> None:
         self.bad_messages[reason] = self.bad_messages.get(reason, 0) + 1
-        log.warning("dropped a malformed hello/status message (%s)", reason)
+        log.warning("dropped a malformed message (%s)", reason)
 
     def _verdict(self, sender: str, verdict: Verdict, now: float) -> list[Outgoing]:
-        update = verdict.update
-        out: list[Outgoing] = []
-        target = verdict.ack_target
-        if verdict.counted:
-            self.observer.update_accepted(len(update.payload) if update else 0, late=verdict.late)
-        elif not verdict.accepted:
-            if self.open_round is not None:
-                self.open_round.reject(verdict.reason)
-            self.observer.update_rejected(verdict.reason)
-            log.warning("update %s from %s rejected: %s (%s)%s", target[0] if target else "(no update id)", sender,
-                        verdict.reason, verdict.detail, "" if target else "; no Ack: the sender cannot be told")
-        if target is not None:
-            if verdict.counted and self.ingest.grouped:
+        if verdict.counted and verdict.ack_target is not None:
+            if self.ingest.grouped:
                 self._acks_after_commit += 1  # handle_batch passes the failpoint below after the commit
-            elif verdict.counted:
+            else:
                 failpoint("aggregator.before_ack")  # logged and journaled, the Ack not yet sent
-            ack = Ack(sender, target[1], target[0], verdict.accepted, verdict.reason, verdict.detail, run=self.run)
-            out = self._sent(ack_packets(self.topics, ack, self.config.max_packet_bytes))
+        out = self._sent(self.intake.answer(sender, verdict, self.open_round, self.run))
         if verdict.counted:
             out += self.tick(now)
         return out
@@ -446,37 +394,36 @@ class RoundEngine:
     @property
     def finished(self) -> bool:
         """All rounds done (a lower tier serves its parent until stopped)."""
-        return self.upstream is None and self.version - self.first_version >= self.config.rounds
+        return self.source.finished(self.version - self.first_version)
 
     def tick(self, now: float) -> list[Outgoing]:
         """Close the round at quorum K or its deadline; open the next when enough clients are online."""
         out: list[Outgoing] = []
         current = self.open_round
         if current is not None:
-            if self.pool is not None and self.pool.closing:
-                if not self.pool.close_done(now):
+            if self.closing.in_progress:
+                if not self.closing.done(now):
                     return out
             else:
-                accepted = len(self.strategy.clients | self.pool.clients()) if self.pool else self.strategy.client_count
                 # Quorum K, or every selected device when fewer than K could be selected (a small fleet
                 # must not wait for the deadline for updates nobody was asked for).
                 target = min(self.config.clients_per_round, len(current.task.selected))
-                if accepted < target and now < current.close_at:
+                if self.closing.accepted(self.strategy) < target and now < current.close_at:
                     return out
-                if self.pool is not None:
-                    # Workers freeze and send their shares; the round closes when all have arrived.
-                    self.ingest.flush()
-                    return self._sent(self.pool.start_close(current.round, now))
+                self.ingest.flush()  # what is counted is durable before any node stops accepting
+                requests = self.closing.request_close(current.round, now)
+                if requests is not None:
+                    return self._sent(requests)  # the round closes when the peers' shares are in
             out += self._close(current, now)
         if self.finished:
             return out
-        if self.upstream is not None:
-            out += self.upstream.tick()
-            ready = self.upstream.ready(now)
-            if ready is None:
-                self._waiting_since = now  # waiting for the parent is not waiting for devices
-                return out
-            self._adopt(*ready)
+        poll = self.source.poll(now)
+        out += poll.out
+        if not poll.may_open:
+            self._waiting_since = now  # waiting for the parent is not waiting for devices
+            return out
+        if poll.adopt is not None:
+            self._adopt(*poll.adopt)
         eligible = self.registry.eligible()
         if len(eligible) >= self.config.selection_size:
             return out + self._open(eligible, now)
@@ -508,7 +455,6 @@ class RoundEngine:
                 self.store.save(task.model_version, weights, server_state=self.strategy.state_dict())
             self.weights, self.version = weights, task.model_version
             self.downlink.forget()  # the parent's version: no delta of ours leads to it
-        self._parent_task = task
 
     def _open(self, eligible: list[str], now: float) -> list[Outgoing]:
         cfg = self.config
@@ -537,11 +483,8 @@ class RoundEngine:
         failpoint("aggregator.round_opened")  # journaled, the task not yet published
         self.open_round = OpenRound(task, now, task.deadline)
         self._opened_any = True
-        if self.upstream is not None and self._parent_task is not None:
-            self.upstream.begin(self._parent_task)
-            self.journal.put("parent_task", self._parent_task.to_bytes().hex())
-        if self.pool is not None:
-            out += self.pool.begin(r)
+        self.source.begin(self.journal)
+        out += self.closing.begin(r)
         self._quorum_since = None
         self.observer.round_started(r, self.version, len(selected))
         log.info("round %d opened on version %d, %d selected", r, self.version, len(selected))
@@ -550,15 +493,11 @@ class RoundEngine:
     def _close(self, current: OpenRound, now: float) -> list[Outgoing]:
         # A round closes on durable updates only: commit the open group (handle_batch) first.
         self.ingest.flush()
-        if self.pool is not None:
-            # The workers' accepted updates join the journal so the metrics line covers them.
-            for row in self.pool.merged_rows:
-                self.journal.record_accepted(row, current.counters)
-            current.merge(self.pool.merged_counters)
+        self.closing.merge_into(self.journal, current)
         accepted = len(self.strategy.clients)
         self.open_round = None
         self._waiting_since = now
-        if accepted >= self.config.min_clients and self.upstream is not None:
+        if accepted >= self.config.min_clients and not self.source.makes_versions:
             return self._forward(current, accepted, now)
         if accepted >= self.config.min_clients:
             version = current.version + 1
@@ -595,13 +534,10 @@ class RoundEngine:
 
     def _forward(self, current: OpenRound, accepted: int, now: float) -> list[Outgoing]:
         """Lower tier: the round's weighted sum goes to the parent as one update; no local version."""
-        assert self.upstream is not None
-        parent = RoundTask.from_bytes(bytes.fromhex(self.journal.get("parent_task")), self.limits)
-        total: WeightedSum = getattr(self.strategy, "weighted_sum")  # noqa: B009 - checked in __init__
-        summary = self._summary(
-            current, RoundStatus.FORWARDED, current.version, accepted, now, detail=f"parent round {parent.round}"
-        )
-        out = self.upstream.forward(parent, total, summary.metrics)
+        assert isinstance(self.source, ParentTier)
+        summary = self._summary(current, RoundStatus.FORWARDED, current.version, accepted, now,
+                                detail=f"parent round {self.source.parent_round(self.journal)}")
+        out = self.source.forward(self.journal, self.strategy, summary.metrics)
         self.metrics_log.append(summary)
         self.journal.finish_round(current.round, JournalStatus.CLOSED, current.counters)
         self.wal.prune(before_round=current.round + 1)

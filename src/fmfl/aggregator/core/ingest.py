@@ -55,6 +55,9 @@ log = logging.getLogger(__name__)
 GATEWAY_FAULTS = NOT_ACKED
 R = AckReason  # every refusal below names one
 
+#: checks an update's signature (``fmfl.trust.UpdateVerifier.check``): ``None`` when it may be counted, else why not
+SignatureCheck = Callable[[ClientUpdate], str | None]
+
 
 @dataclass(frozen=True)
 class Verdict:
@@ -119,7 +122,7 @@ class UpdateIngest:
         journal: RoundJournal,
         is_known: Callable[[str], bool] = lambda client_id: True,
         held_elsewhere: Callable[[str], tuple[str, str] | None] = lambda client_id: None,
-        verifier: Callable[[ClientUpdate], str | None] | None = None,
+        verifier: SignatureCheck | None = None,
     ) -> None:
         self.config = config
         self.bundle_id = bundle_id

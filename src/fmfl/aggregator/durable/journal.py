@@ -30,6 +30,10 @@ from fmfl.aggregator.durable.wal import add_nonce_column
 from fmfl.compat import StrEnum
 from fmfl.errors import FmflError
 
+# Rounds whose tasks and accepted-update ids stay in the journal: async late updates and resends
+# of updates whose Ack was lost are recognised this far back (the coordinator and its workers alike).
+JOURNAL_KEEP_ROUNDS = 64
+
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS run (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     """CREATE TABLE IF NOT EXISTS rounds (

@@ -25,8 +25,10 @@ from dataclasses import dataclass, field
 from fmfl.aggregation.strategy import Strategy
 from fmfl.aggregation.validation import RejectedUpdate
 from fmfl.aggregator.core.outbound import Outgoing
-from fmfl.aggregator.durable.journal import AcceptedRow
+from fmfl.aggregator.core.round_state import OpenRound
+from fmfl.aggregator.durable.journal import AcceptedRow, RoundJournal
 from fmfl.aggregator.topology.messages import CloseRequest, GatewayTopics, PartialRound, Progress
+from fmfl.protocol import Reassembler
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +50,7 @@ class WorkerPool:
         self, workers: tuple[str, ...], gateway_topics: GatewayTopics, *, partial_timeout: float = 30.0
     ) -> None:
         self.workers = workers
-        self.gtopics = gateway_topics
+        self.gateway_topics = gateway_topics
         self.partial_timeout = partial_timeout
         self.round: int | None = None
         self._held: dict[str, tuple[str, str]] = {}  # client -> (worker, update id)
@@ -65,7 +67,7 @@ class WorkerPool:
         self.merged_counters = {}
         # Clear the last round's retained close request (a worker starting later must not act on
         # it), and ask running workers to report what they hold (after a coordinator restart).
-        return [Outgoing(self.gtopics.close, b"", retain=True), Outgoing(self.gtopics.sync, b"")]
+        return [Outgoing(self.gateway_topics.close, b"", retain=True), Outgoing(self.gateway_topics.sync, b"")]
 
     # --- while the round is open ------------------------------------------------------------------
 
@@ -97,7 +99,7 @@ class WorkerPool:
     def _close_message(self) -> Outgoing:
         assert self._closing is not None
         c = self._closing
-        return Outgoing(self.gtopics.close, CloseRequest(c.round, c.seq, c.exclude).to_bytes(), retain=True)
+        return Outgoing(self.gateway_topics.close, CloseRequest(c.round, c.seq, c.exclude).to_bytes(), retain=True)
 
     def on_partial(self, partial: PartialRound, strategy: Strategy) -> list[Outgoing]:
         """Merge a worker's share, or ask it to rebuild without clients another gateway holds."""
@@ -137,3 +139,65 @@ class WorkerPool:
             )
             c.pending.clear()
         return not c.pending
+
+
+class WorkerClosing:
+    """``RoundClosing`` of a coordinator (``core/modes.py``): the round closes across its workers.
+
+    Quorum counts distinct clients of this process and every worker; at quorum the coordinator stops
+    accepting, asks each worker for its share and closes once all are merged (or their time is up).
+    """
+
+    def __init__(self, pool: WorkerPool) -> None:
+        self.pool = pool
+
+    def subscriptions(self) -> list[str]:
+        base = self.pool.gateway_topics.base
+        return [f"{base}/progress/+", f"{base}/partial/+"]
+
+    def owns(self, topic: str) -> bool:
+        return self.pool.gateway_topics.parse(topic) is not None
+
+    def on_message(self, topic: str, payload: bytes, strategy: Strategy, reassembler: Reassembler,
+                   round_open: bool) -> list[Outgoing]:
+        parsed = self.pool.gateway_topics.parse(topic)
+        if parsed is None or not payload or parsed[0] not in ("progress", "partial"):
+            return []  # our own close/sync requests echoed back, or a cleared retained message
+        if parsed[0] == "progress":
+            self.pool.on_progress(Progress.from_bytes(payload))
+            return []
+        data = reassembler.add(payload, source=topic)
+        if data is None or not round_open:
+            return []
+        return self.pool.on_partial(PartialRound.from_bytes(data), strategy)
+
+    def holder(self, client_id: str) -> tuple[str, str] | None:
+        return self.pool.holder(client_id)
+
+    @property
+    def in_progress(self) -> bool:
+        return self.pool.closing
+
+    def accepted(self, strategy: Strategy) -> int:
+        return len(strategy.clients | self.pool.clients())
+
+    def begin(self, round_no: int) -> list[Outgoing]:
+        return self.pool.begin(round_no)
+
+    def resume(self, round_no: int) -> None:
+        self.pool.begin(round_no)  # reconnect() asks the workers to report again
+
+    def reconnect(self) -> list[Outgoing]:
+        return [] if self.pool.closing else [Outgoing(self.pool.gateway_topics.sync, b"")]
+
+    def request_close(self, round_no: int, now: float) -> list[Outgoing] | None:
+        return self.pool.start_close(round_no, now)
+
+    def done(self, now: float) -> bool:
+        return self.pool.close_done(now)
+
+    def merge_into(self, journal: RoundJournal, current: OpenRound) -> None:
+        # The workers' accepted updates join the journal so the metrics line covers them.
+        for row in self.pool.merged_rows:
+            journal.record_accepted(row, current.counters)
+        current.merge(self.pool.merged_counters)

@@ -21,15 +21,16 @@ from pathlib import Path
 import numpy as np
 
 from fmfl.aggregation.strategy import Strategy
-from fmfl.aggregator.app.observer import RoundObserver
-from fmfl.aggregator.core.ingest import UpdateIngest, Verdict
-from fmfl.aggregator.core.outbound import Outgoing, ack_packets
+from fmfl.aggregator.core.ingest import SignatureCheck, UpdateIngest, Verdict
+from fmfl.aggregator.core.intake import UpdateIntake, reassembler_for
+from fmfl.aggregator.core.observer import RoundObserver
+from fmfl.aggregator.core.outbound import Outgoing
 from fmfl.aggregator.core.round_config import RoundConfig
 from fmfl.aggregator.core.round_state import OpenRound
-from fmfl.aggregator.durable.journal import RoundJournal
+from fmfl.aggregator.durable.journal import JOURNAL_KEEP_ROUNDS, RoundJournal
 from fmfl.aggregator.durable.wal import UpdateLog
 from fmfl.aggregator.topology.messages import CloseRequest, GatewayTopics, PartialError, PartialRound, Progress
-from fmfl.protocol import Ack, ClientUpdate, Limits, ProtocolError, Reassembler, RoundTask, Topics, split_message
+from fmfl.protocol import Limits, ProtocolError, RoundTask, Topics, split_message
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ class WorkerEngine:
         make_strategy: Callable[[], Strategy],
         state_dir: str | Path,
         observer: RoundObserver | None = None,
-        verifier: Callable[[ClientUpdate], str | None] | None = None,
+        verifier: SignatureCheck | None = None,
     ) -> None:
         self.config = config
         self.worker_id = worker_id
@@ -66,7 +67,8 @@ class WorkerEngine:
         self.journal = RoundJournal(self.state_dir / "journal.sqlite")
         self.strategy = make_strategy()
         self.ingest = self._ingest_for(self.strategy)
-        self.reassembler = Reassembler(max(64 * 2**20, 4 * self.limits.max_message_bytes), 1024)
+        self.reassembler = reassembler_for(self.limits)
+        self.intake = UpdateIntake(self.topics, self.reassembler, self.observer, config.max_packet_bytes)
         self.open_round: OpenRound | None = None
         self.frozen = False
         self.answered_seq: int | None = None
@@ -128,16 +130,9 @@ class WorkerEngine:
             return []
         if kind != "update" or sender is None:
             return []
-        if self.open_round is not None:
-            self.open_round.count("bytes_up", len(payload))
-        try:
-            data = self.reassembler.add(payload, source=topic)
-        except ProtocolError as exc:
-            return self._verdict(sender, Verdict(False, exc.reason))
-        if data is None:
-            return []
         accepting = None if self.frozen else self.open_round
-        return self._verdict(sender, self.ingest.ingest(sender, data, accepting))
+        verdict = self.intake.receive(sender, topic, payload, self.ingest, accepting, self.open_round)
+        return [] if verdict is None else self._verdict(sender, verdict)
 
     def _on_task(self, task: RoundTask, now: float) -> list[Outgoing]:
         if task.federation != self.config.federation or task.bundle_id != self.bundle_id:
@@ -151,7 +146,7 @@ class WorkerEngine:
         self.strategy.begin_round(np.zeros(self.size, dtype=np.float32))
         report = self.wal.replay(task.round, self.strategy)  # after a restart: this round's share
         self.wal.prune(before_round=task.round)
-        self.journal.prune(before_round=task.round - 64)
+        self.journal.prune(before_round=task.round - JOURNAL_KEEP_ROUNDS)
         self.open_round = OpenRound(task, now, task.deadline)
         self.frozen = False
         log.info("worker %s: round %d (%d replayed)", self.worker_id, task.round, len(report.fed))
@@ -169,22 +164,10 @@ class WorkerEngine:
         return [Outgoing(self.gateway_topics.progress(self.worker_id), message.to_bytes())]
 
     def _verdict(self, sender: str, verdict: Verdict) -> list[Outgoing]:
-        update = verdict.update
-        if not verdict.accepted:
-            if self.open_round is not None:
-                self.open_round.reject(verdict.reason)
-            self.observer.update_rejected(verdict.reason)
-            log.warning("update %s from %s rejected: %s (%s)", (verdict.ack_target or ("-",))[0], sender,
-                        verdict.reason, verdict.detail)
-        out: list[Outgoing] = []
-        target = verdict.ack_target
-        if target is not None:
-            run = self.open_round.task.run if self.open_round is not None else None
-            ack = Ack(sender, target[1], target[0], verdict.accepted, verdict.reason, verdict.detail, run=run)
-            out = ack_packets(self.topics, ack, self.config.max_packet_bytes)
-        if verdict.counted and update is not None:
-            self.observer.update_accepted(len(update.payload), late=verdict.late)
-            out += self._progress({update.client_id: update.update_id})
+        run = self.open_round.task.run if self.open_round is not None else None  # the coordinator's run
+        out = self.intake.answer(sender, verdict, self.open_round, run)
+        if verdict.counted and verdict.update is not None:
+            out += self._progress({verdict.update.client_id: verdict.update.update_id})
         return out
 
     def _on_close(self, request: CloseRequest) -> list[Outgoing]:
