@@ -7,7 +7,9 @@ holds the newest version of its run and knows that run sends deltas (it saw one,
 ``deltas: true``). A refused delta (it does not decode,
 or the result does not hash to ``weights_sha256``) leaves the held weights untouched.
 
-No MQTT in here: the runner feeds models and tasks in and (un)subscribes when ``wants_dense`` changes.
+No MQTT in here: the device session (``session.py``) feeds models and tasks in, and its MQTT adapter
+(un)subscribes when ``wants_dense`` changes. The held model lives in a ``ModelHolder``: ``EdgeDevice`` (its
+crash-safe state folder) or a lower-tier gateway's memory; nothing here imports ONNX Runtime.
 """
 
 from __future__ import annotations
@@ -16,11 +18,11 @@ import json
 import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
 from fmfl.durable import atomic_write
-from fmfl.edge_client.device import EdgeDevice
 from fmfl.protocol import GlobalModel, Limits, ProtocolError, RoundTask
 from fmfl.protocol.downlink import apply_delta, dense_weights
 
@@ -56,13 +58,42 @@ class DownlinkCounter:
             return cls()
 
 
-class ModelFeed:
-    """The device's global-model intake (one per runner; runs on the runner's thread)."""
+class HeldRuns(Protocol):
+    """Which run the held model came from, and which run was last seen sending deltas (kept across restarts)."""
 
-    def __init__(self, device: EdgeDevice, limits: Limits) -> None:
+    @property
+    def root(self) -> Path: ...
+
+    @property
+    def model_run(self) -> int | None: ...
+
+    @property
+    def delta_run(self) -> int | None: ...
+
+    def note_delta_run(self, run: int) -> None: ...
+
+
+class ModelHolder(Protocol):
+    """What the feed needs of a device: the held global model (``EdgeDevice``; a lower tier's ``HeldModel``)."""
+
+    @property
+    def state(self) -> HeldRuns: ...
+
+    @property
+    def initial(self) -> np.ndarray: ...
+
+    def global_model(self) -> tuple[int, np.ndarray]: ...
+
+    def accept_global(self, version: int, weights: np.ndarray, run: int | None = None) -> None: ...
+
+
+class ModelFeed:
+    """The device's global-model intake (one per device session; runs on the session's thread)."""
+
+    def __init__(self, device: ModelHolder, limits: Limits, counter_path: Path | None = None) -> None:
         self.device = device
         self.limits = limits
-        self.counter_path = device.state.root / DOWNLINK_FILE
+        self.counter_path = counter_path or device.state.root / DOWNLINK_FILE
         self.counter = DownlinkCounter.load(self.counter_path)
         self.newest_named = -1  # the newest version a task or model of the followed run named
         self.wants_dense = True

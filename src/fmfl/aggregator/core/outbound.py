@@ -1,4 +1,4 @@
-"""What the gateway publishes, as data: the engine returns these and the MQTT adapter sends them.
+"""What the gateway publishes, as data (``Outgoing``): the engine returns these and the MQTT adapter sends them.
 
 Every payload is one chunk of one framed message (``split_message``), as the protocol requires of
 every fmfl topic, even for messages that fit one packet.
@@ -7,7 +7,7 @@ every fmfl topic, even for messages that fit one packet.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 
@@ -17,17 +17,10 @@ from fmfl.aggregator.core.downlink import GlobalDelta
 from fmfl.errors import FmflError
 from fmfl.protocol import Ack, GlobalModel, RoundTask, Topics, UpdateEncoder, split_message
 
+# Re-exported: the gateway's callers import it from here; the device session shares it (a lower tier is a device).
+from fmfl.protocol.outgoing import Outgoing as Outgoing
+
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Outgoing:
-    """One MQTT publish (QoS 1)."""
-
-    topic: str
-    payload: bytes
-    retain: bool = False
-    qos: int = 1
 
 
 def global_model_packets(

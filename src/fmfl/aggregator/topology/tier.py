@@ -15,6 +15,11 @@ MQTT bridge that forwards ``fmfl/{parent}/#`` (docs/scaling.md): this gateway ke
 Crash safety: the update sent upstream is written to ``upstream-pending.bin`` before it is published
 and resent until the parent's Ack arrives, across restarts; the parent deduplicates by update id.
 
+The device side of the protocol (hello, status and will, runs, tasks, the parent's global model, Acks,
+resends) is ``fmfl.edge_client.session.DeviceSession``, the one the edge client runs: this class is its
+adapter, with the model held in memory and a one-update outbox in the state folder. It holds ``global/+``
+for good (its subscriptions are fixed when the gateway connects), so it never asks for downlink deltas.
+
 Signed updates: with ``signing_key`` (the ``signing.key`` this gateway got as a device of the parent
 federation) the update is signed before it is written, so a parent running ``--device-registry`` accepts
 it and a resend is the same signed bytes. The devices' own signatures end at this tier: the mean is a new
@@ -36,14 +41,12 @@ from fmfl.aggregation.accumulator import WeightedSum
 from fmfl.aggregation.sparse import Float32Array
 from fmfl.aggregator.core.outbound import Outgoing
 from fmfl.durable import atomic_write
+from fmfl.edge_client.held_model import HeldModel
+from fmfl.edge_client.session import DeviceSession, SessionConfig
 from fmfl.errors import ConfigError, FmflError
 from fmfl.protocol import (
-    Ack,
-    ClientHello,
-    ClientStatus,
     ClientUpdate,
     CodecSpec,
-    GlobalModel,
     Limits,
     ProtocolError,
     Reassembler,
@@ -51,15 +54,14 @@ from fmfl.protocol import (
     Topics,
     UpdateEncoder,
     check_id,
-    decode_update,
     new_update_id,
-    split_message,
 )
 
 log = logging.getLogger(__name__)
 
 PENDING_FILE = "upstream-pending.bin"
 STATE_FILE = "upstream.json"
+DOWNLINK_FILE = "upstream-downlink.json"  # what the parent sent us, by kind (the device's downlink.json)
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,62 @@ class UpstreamConfig:
             raise ConfigError(str(exc)) from exc
 
 
+@dataclass(frozen=True)
+class _Sent:
+    """The one update this tier has sent upstream and the parent has not acknowledged (a ``PendingUpdate``)."""
+
+    update: ClientUpdate
+    message: bytes
+
+    @property
+    def round(self) -> int:
+        return self.update.round
+
+    @property
+    def update_id(self) -> str:
+        return self.update.update_id
+
+
+class UpstreamOutbox:
+    """The session's ``Outbox``: the parent round answered last (``upstream.json``) and the update not yet
+    acknowledged (``upstream-pending.bin``), both written atomically, so a restart resends the same bytes."""
+
+    def __init__(self, state_dir: Path, limits: Limits) -> None:
+        self.state_dir = state_dir
+        path = state_dir / STATE_FILE
+        self.last_round = int(json.loads(path.read_text())["answered_round"]) if path.exists() else 0
+        self.sent: _Sent | None = None
+        pending = state_dir / PENDING_FILE
+        if pending.exists():
+            message = pending.read_bytes()
+            try:
+                self.sent = _Sent(ClientUpdate.from_bytes(message, limits), message)
+            except ProtocolError as exc:
+                raise FmflError(f"{pending} is corrupt ({exc}); remove it to drop that update") from exc
+
+    def pending(self) -> list[_Sent]:
+        return [] if self.sent is None else [self.sent]
+
+    def acknowledge(self, update_id: str) -> bool:
+        if self.sent is None or self.sent.update_id != update_id:
+            return False
+        self.sent = None
+        (self.state_dir / PENDING_FILE).unlink(missing_ok=True)
+        return True
+
+    def answer(self, round_: int) -> None:
+        """Parent round ``round_`` is answered (once, even if the local round fails)."""
+        self.last_round = round_
+        atomic_write(self.state_dir / STATE_FILE, json.dumps({"answered_round": round_}).encode())
+
+    def commit(self, update: ClientUpdate) -> bytes:
+        """Keep ``update`` until the parent acknowledges it (written before it can be); its wire bytes."""
+        message = update.to_bytes()
+        atomic_write(self.state_dir / PENDING_FILE, message)
+        self.sent = _Sent(update, message)
+        return message
+
+
 class UpstreamTier:
     """The parent-facing side of a lower-tier gateway (no MQTT inside; the engine routes to it)."""
 
@@ -100,121 +158,61 @@ class UpstreamTier:
         self.limits = Limits.for_vector_size(size)
         self.topics = Topics(config.federation)
         self.state_dir = state_dir
-        self.max_packet_bytes = max_packet_bytes
-        self.capabilities = dict(capabilities or {"role": "gateway"})
-        self._reassembler = Reassembler(max(64 * 2**20, 4 * self.limits.max_message_bytes), 64)
-        self._task: RoundTask | None = None
-        self._models: dict[int, Float32Array] = {}
-        self._held: tuple[int, Float32Array] | None = None
-        self._pending: ClientUpdate | None = None
-        self._last_sent = 0.0
         self._signing_key: Any = None
         if config.signing_key is not None:
             from fmfl.trust.update_signing import load_signing_key
 
             self._signing_key = load_signing_key(config.signing_key)
-        self.answered_round = self._load_state()
+        self.outbox = UpstreamOutbox(state_dir, self.limits)
+        session_config = SessionConfig(
+            federation=config.federation, client_id=config.client_id, bundle_id=bundle_id,
+            max_packet_bytes=max_packet_bytes, resend_after=config.resend_s,
+            capabilities=dict(capabilities or {"role": "gateway"}), downlink_deltas=False,
+        )  # fmt: skip
+        self.session = DeviceSession(
+            session_config, HeldModel(size, state_dir), self.outbox, self.limits,
+            counter_path=state_dir / DOWNLINK_FILE,
+            reassembler=Reassembler(max(64 * 2**20, 4 * self.limits.max_message_bytes), 64),
+        )  # fmt: skip
 
-    # --- persistence -------------------------------------------------------------------------------
+    @property
+    def answered_round(self) -> int:
+        return self.outbox.last_round
 
-    def _load_state(self) -> int:
-        path = self.state_dir / STATE_FILE
-        answered = int(json.loads(path.read_text())["answered_round"]) if path.exists() else 0
-        pending = self.state_dir / PENDING_FILE
-        if pending.exists():
-            try:
-                self._pending = ClientUpdate.from_bytes(pending.read_bytes(), self.limits)
-            except ProtocolError as exc:
-                raise FmflError(f"{pending} is corrupt ({exc}); remove it to drop that update") from exc
-        return answered
-
-    def _save_state(self) -> None:
-        atomic_write(self.state_dir / STATE_FILE, json.dumps({"answered_round": self.answered_round}).encode())
+    @property
+    def _pending(self) -> ClientUpdate | None:
+        """The update the parent has not acknowledged yet (tests read it)."""
+        return None if self.outbox.sent is None else self.outbox.sent.update
 
     # --- MQTT surface ------------------------------------------------------------------------------
 
     def subscriptions(self) -> list[str]:
-        return [self.topics.task, self.topics.global_model, self.topics.ack(self.config.client_id)]
+        return self.session.subscriptions()
 
     def owns(self, topic: str) -> bool:
         return topic.startswith(self.topics.root + "/")
 
     def start(self) -> list[Outgoing]:
-        """Announce ourselves to the parent (online status retained, then a hello), resend a pending update."""
-        cid = self.config.client_id
-        status = split_message(ClientStatus(cid, True).to_bytes(), self.max_packet_bytes)
-        hello = ClientHello(cid, dict(self.capabilities), bundle_id=self.bundle_id)
-        out = [Outgoing(self.topics.status(cid), c, retain=True) for c in status]
-        out += [Outgoing(self.topics.hello(cid), c) for c in split_message(hello.to_bytes(), self.max_packet_bytes)]
-        if self._pending is not None:
-            out += self._send(self._pending)
-        return out
+        """Announce ourselves to the parent (online status, then the hello, both retained), resend a pending
+        update."""
+        return self.session.connected(time.time())
 
     def handle(self, topic: str, payload: bytes) -> list[Outgoing]:
-        if not payload:
-            return []
-        try:
-            data = self._reassembler.add(payload, source="global" if "/global/" in topic else topic)
-            if data is None:
-                return []
-            if topic == self.topics.task:
-                self._on_task(RoundTask.from_bytes(data, self.limits))
-            elif topic == self.topics.ack(self.config.client_id):
-                self._on_ack(Ack.from_bytes(data, self.limits))
-            else:
-                self._on_model(GlobalModel.from_bytes(data, self.limits))
-        except ProtocolError as exc:
-            log.warning("upstream: ignored a bad message on %s: %s", topic, exc)
-        return []
-
-    def _on_task(self, task: RoundTask) -> None:
-        if task.bundle_id != self.bundle_id:
-            log.warning("upstream task for bundle %s, ours is %s: ignored", task.bundle_id, self.bundle_id)
-            return
-        self._task = task
-
-    def _on_model(self, model: GlobalModel) -> None:
-        if model.bundle_id != self.bundle_id:
-            return
-        values = decode_update(model.payload, self.size, self.limits)
-        if model.base_version is None:
-            weights = values.to_dense()
-        elif self._held is not None and self._held[0] == model.base_version:
-            weights = self._held[1].copy()
-            weights[values.indices] = (weights[values.indices] + values.values).astype(np.float32)
-        else:
-            return  # a delta from a version we do not hold: wait for a dense model
-        self._held = (model.model_version, weights)
-        self._models = {model.model_version: weights}
-
-    def _on_ack(self, ack: Ack) -> None:
-        if self._pending is not None and ack.update_id == self._pending.update_id:
-            if not ack.accepted:
-                log.warning("the parent refused our round-%d update: %s", ack.round, ack.reason)
-            self._pending = None
-            (self.state_dir / PENDING_FILE).unlink(missing_ok=True)
-
-    # --- rounds ------------------------------------------------------------------------------------
+        return self.session.handle(topic, payload, time.time())
 
     def will(self) -> tuple[str, bytes]:
         """The MQTT will: offline on our status topic at the parent, as a device's."""
-        cid = self.config.client_id
-        return self.topics.status(cid), split_message(ClientStatus(cid, False).to_bytes())[0]
+        return self.session.will()
+
+    # --- rounds ------------------------------------------------------------------------------------
 
     def ready(self, now: float) -> tuple[RoundTask, Float32Array] | None:
         """The parent's task selecting us that we have not answered, with its model, if both are here."""
-        task = self._task
-        if task is None or task.round <= self.answered_round or self.config.client_id not in task.selected:
-            return None
-        if task.deadline < now:
-            return None
-        weights = self._models.get(task.model_version)
-        return None if weights is None else (task, weights)
+        return self.session.ready(now)
 
     def begin(self, task: RoundTask) -> None:
         """A local round now works for the parent's round ``task.round`` (answered once, even if it fails)."""
-        self.answered_round = task.round
-        self._save_state()
+        self.outbox.answer(task.round)
 
     def forward(self, task: RoundTask, total: WeightedSum, metrics: dict[str, float]) -> list[Outgoing]:
         """Send the local round's weighted mean delta upstream as one ClientUpdate."""
@@ -236,17 +234,8 @@ class UpstreamTier:
             from fmfl.trust.update_signing import sign_update
 
             update = sign_update(update, self._signing_key)
-        atomic_write(self.state_dir / PENDING_FILE, update.to_bytes())  # before it can be acknowledged
-        self._pending = update
-        return self._send(update)
-
-    def _send(self, update: ClientUpdate) -> list[Outgoing]:
-        self._last_sent = time.monotonic()
-        topic = self.topics.update(self.config.client_id)
-        return [Outgoing(topic, c) for c in split_message(update.to_bytes(), self.max_packet_bytes)]
+        return self.session.upload(self.outbox.commit(update), time.time())  # committed before it can be acked
 
     def tick(self) -> list[Outgoing]:
         """Resend the pending update until the parent acknowledges it."""
-        if self._pending is None or time.monotonic() - self._last_sent < self.config.resend_s:
-            return []
-        return self._send(self._pending)
+        return self.session.tick(time.time())
