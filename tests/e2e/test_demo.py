@@ -164,21 +164,25 @@ def test_a_client_that_dies_is_reported_and_the_run_completes(tmp_path: Path, ca
     assert children_of(run) == []
 
 
-def test_ctrl_c_stops_every_process_and_reports_what_completed(tmp_path: Path, cache: Path) -> None:
+@pytest.mark.parametrize(("signum", "code", "how"), [(signal.SIGINT, 130, "the user (Ctrl-C)"),
+                                                    (signal.SIGTERM, 143, "SIGTERM")])
+def test_ctrl_c_or_sigterm_stops_every_process_and_reports_what_completed(
+    tmp_path: Path, cache: Path, signum: int, code: int, how: str
+) -> None:
     proc = _start_demo(tmp_path, cache, "--clients", "2", "--rounds", "50", "--local-epochs", "3")
     run = tmp_path / "runs" / "r"
     try:
         _wait_for(lambda: (run / "aggregator" / "metrics.jsonl").exists(), 300)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         out, _ = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
         _kill_leftovers(run)
-    assert proc.returncode == 130, out
+    assert proc.returncode == code, out
     report = (run / "report.md").read_text()
-    assert "interrupted by the user" in report
+    assert f"interrupted by {how}" in report
     assert "did not complete every round" in report
     assert children_of(run) == []
     # the interrupt may land before the v0 evaluation finished: whatever was measured is finite

@@ -7,6 +7,8 @@ import json
 import logging
 import math
 import shutil
+import signal
+import threading
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -132,6 +134,7 @@ def run_demo(cfg: DemoConfig) -> Path:
     broker: Broker | None = None
     web: WebFleet | None = None
     credentials: WebCredentials | None = None
+    stopping = _raise_on_sigterm()
     try:
         if cfg.data is not None:
             from fmfl.demo.user_data import user_task
@@ -203,13 +206,15 @@ def run_demo(cfg: DemoConfig) -> Path:
                                                  run_dir=run_dir, evaluator=evaluator, global_weights=final,
                                                  seed=cfg.seed, progress=progress)
             record.baselines_seconds = time.perf_counter() - t0
-    except KeyboardInterrupt:
-        record.events.append("interrupted by the user (Ctrl-C): report covers the rounds that completed")
+    except KeyboardInterrupt as exc:
+        how = "SIGTERM" if isinstance(exc, Terminated) else "the user (Ctrl-C)"
+        record.events.append(f"interrupted by {how}: report covers the rounds that completed")
         progress.note("interrupted: stopping every process the demo started")
-        interrupted = True
+        interrupted: KeyboardInterrupt | None = exc
     else:
-        interrupted = False
+        interrupted = None
     finally:
+        stopping.hold()  # a second SIGTERM must not cut the clean-up short
         stop_all(children)
         if web is not None:
             web.stop()
@@ -221,9 +226,41 @@ def run_demo(cfg: DemoConfig) -> Path:
         progress.close()
         _finish(run_dir, record)
         print(f"report: {run_dir / 'report.md'}")
-    if interrupted:
+        stopping.restore()
+    if isinstance(interrupted, Terminated):
+        raise SystemExit(128 + signal.SIGTERM)  # 143, after every child is stopped and the report written
+    if interrupted is not None:
         raise KeyboardInterrupt  # exit status 130, after every child is stopped and the report written
     return run_dir
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a service manager, ``kill``, a CI timeout): stopped like Ctrl-C, every child with it."""
+
+
+@dataclass
+class _SigtermHandler:
+    previous: Any
+
+    def hold(self) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+    def restore(self) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGTERM, self.previous)
+
+
+def _raise_on_sigterm() -> _SigtermHandler:
+    """Turn SIGTERM into ``Terminated`` while the demo runs, so its ``finally`` stops the broker, gateway,
+    clients and browser (their own process groups would otherwise outlive it) and writes the report."""
+    if threading.current_thread() is not threading.main_thread():
+        return _SigtermHandler(None)  # signals reach the main thread only; a caller there owns them
+
+    def terminate(_signum: int, _frame: Any) -> None:
+        raise Terminated
+
+    return _SigtermHandler(signal.signal(signal.SIGTERM, terminate))
 
 
 def fleet_size(cfg: DemoConfig) -> int:
