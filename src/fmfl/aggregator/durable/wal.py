@@ -229,8 +229,15 @@ class UpdateLog:
 
     def prune(self, *, before_round: int) -> int:
         """Delete the updates of rounds before ``before_round`` (their global version is saved)."""
-        cur = self._db.execute("DELETE FROM updates WHERE round < ?", (before_round,))
-        return int(cur.rowcount)
+        newest = self._db.execute("SELECT MAX(round) FROM updates").fetchone()[0]
+        if newest is None:
+            return 0
+        if newest < before_round:
+            # The usual case at a round's close: every row goes. Without a WHERE clause SQLite frees the
+            # table's pages whole (its "truncate optimization") instead of visiting each row and index entry:
+            # 10,000 updates took 0.47 s of the close row by row.
+            return int(self._db.execute("DELETE FROM updates").rowcount)
+        return int(self._db.execute("DELETE FROM updates WHERE round < ?", (before_round,)).rowcount)
 
     def close(self) -> None:
         """Close the file; appends not yet committed are dropped (they were never acknowledged)."""
