@@ -124,6 +124,12 @@ def test_prune_drops_finished_rounds(tmp_path: Path) -> None:
             _append(log, r, "c", f"u{r}", u)
         assert log.prune(before_round=3) == 2
         assert [log.count(r) for r in (1, 2, 3)] == [0, 0, 1]
+        assert log.prune(before_round=4) == 1  # every row: the whole-table path
+        assert log.count(3) == 0
+        assert log.prune(before_round=5) == 0  # an empty log
+        _append(log, 5, "c", "u5", u)  # and it takes updates again
+        assert log.contains("u5")
+        assert not log.contains("u3")
 
 
 def test_garbage_file_is_a_clear_error(tmp_path: Path) -> None:
