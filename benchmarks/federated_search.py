@@ -123,6 +123,8 @@ def main() -> None:
     parser.add_argument("--probe", action="store_true",
                         help="also log the linear probe (LR on the clients' pooled features) on the validation set")
     parser.add_argument("--codecs", help="';'-separated codecs or codec schedules for the codec grid")
+    parser.add_argument("--downlink", default="dense",
+                        help="the gateway's --downlink-codec for every trial (dense: devices get the rule's model)")
     parser.add_argument("--only", help="comma-separated trial names to run (default: the whole grid)")
     parser.add_argument("--log", type=Path, default=Path("runs/search/search.jsonl"))
     parser.add_argument("--write-doc", type=Path, help="only write the log as a section of this file and exit")
@@ -154,8 +156,12 @@ def main() -> None:
         start = time.perf_counter()
         result = run_simulation(population, SimulationConfig(
             strategy=trial.strategy, strategy_options=trial.options, codec=trial.codec, rounds=args.rounds,
-            lr=trial.lr, local_epochs=trial.local_epochs, seed=0, eval_every=args.eval_every))
-        entry = {"trial": trial.name, "train": args.train or "task default", "image_size": args.image_size,
+            lr=trial.lr, local_epochs=trial.local_epochs, seed=0, eval_every=args.eval_every,
+            downlink_codec=args.downlink))
+        name = trial.name if args.downlink == "dense" else f"{trial.name} down {args.downlink}"
+        down = [r.downlink_bytes for r in result.rounds]
+        entry = {"trial": name, "train": args.train or "task default", "image_size": args.image_size,
+                 "downlink_codec": args.downlink, "downlink_payload_bytes": sum(down) / max(len(down), 1),
                  "strategy": trial.strategy, "options": trial.options, "codec": trial.codec, "lr": trial.lr,
                  "local_epochs": trial.local_epochs, "rounds": args.rounds,
                  "validation_accuracy": result.accuracy, "final": result.final_accuracy,
@@ -163,7 +169,7 @@ def main() -> None:
                  "seconds": time.perf_counter() - start}
         with args.log.open("a") as f:
             f.write(json.dumps(entry) + "\n")
-        print(f"{trial.name:40s} final {100 * entry['final']:.2f} best {100 * entry['best']:.2f} "
+        print(f"{name:40s} final {100 * entry['final']:.2f} best {100 * entry['best']:.2f} "
               f"drop>20 {entry['max_drop_after_20']:.2f} ({entry['seconds']:.0f} s)", flush=True)
 
 

@@ -16,7 +16,10 @@ One round, as the MQTT deployment runs it (``fmfl.edge_client.device.EdgeDevice.
 4. each delta is encoded by the client's own ``UpdateEncoder`` (error-feedback residual kept across rounds),
    decoded by ``decode_update`` as the gateway does, and offered to the ``Strategy`` with the client's sample
    count as weight; a ``RejectedUpdate`` (e.g. the ``UpdateLimits.max_norm`` bound) is logged, not fatal;
-5. the rule aggregates, and the demo's central ``Evaluator`` scores the new global model on the test set.
+5. the rule aggregates; with a ``downlink_codec`` the gateway's ``DownlinkCompressor`` re-bases the result
+   (the new version is the previous one plus exactly what the lossy delta decodes to, the rest kept in the
+   server's error-feedback residual: docs/protocol.md 2b), so the devices train from the weights they would
+   really hold; the demo's central ``Evaluator`` scores the new global model on the test set.
 
 A round that nobody joined, or in which every update was rejected, keeps the global model (the gateway
 would close it with no quorum). Determinism: the same population, config and ORT thread count give
@@ -40,6 +43,7 @@ import numpy as np
 from fmfl.aggregation.catalog import make_strategy
 from fmfl.aggregation.strategy import Strategy
 from fmfl.aggregation.validation import RejectedUpdate
+from fmfl.aggregator.core.downlink import DownlinkCompressor
 from fmfl.edge_client.data import LocalDataset
 from fmfl.edge_client.local_training import DeltaTransform, LocalRound, LocalTrainConfig, local_round
 from fmfl.edge_client.trainer import Trainer
@@ -78,6 +82,8 @@ class SimulationConfig:
     strategy_options: Mapping[str, Any] = field(default_factory=dict)
     #: an uplink codec, or a ``CodecSchedule`` ("CODEC@ROUNDS,...,CODEC": density warm-up, then the last codec)
     codec: str = "dense"
+    #: the gateway's ``--downlink-codec`` (``dense``: devices receive the rule's model unchanged)
+    downlink_codec: str = "dense"
     rounds: int = 40
     #: fraction of the clients that are malicious; ``round(fraction * clients)`` ids drawn with ``seed``
     malicious_fraction: float = 0.0
@@ -120,6 +126,8 @@ class RoundLog:
     norms: Mapping[str, float]
     accuracy: float | None
     seconds: float
+    #: the payload of the version's downlink delta (0: no delta, devices would take the dense model)
+    downlink_bytes: int = 0
 
 
 @dataclass
@@ -228,6 +236,7 @@ def run_simulation(population: Population, config: SimulationConfig) -> Simulati
             local_data[cid] = LocalDataset(
                 inputs=clean.inputs, labels=config.attack.poison_labels(clean.labels, population.num_classes),
                 label_names=clean.label_names, source=clean.source)
+    downlink = DownlinkCompressor(config.downlink_codec, size)
     weights = population.initial.copy()
     accuracy = {0: population.evaluator.accuracy(weights)}
     logs: list[RoundLog] = []
@@ -266,12 +275,14 @@ def run_simulation(population: Population, config: SimulationConfig) -> Simulati
                 accepted.append(cid)
             except RejectedUpdate as exc:
                 rejected[cid] = exc.reason
+        downlink.forget()
         if accepted:
-            weights = strategy.aggregate()
+            weights = downlink.rebase(weights, r - 1, strategy.aggregate())
         score = None
         if r == config.rounds or (config.eval_every and r % config.eval_every == 0):
             score = accuracy[r] = population.evaluator.accuracy(weights)
-        logs.append(RoundLog(r, tuple(accepted), rejected, norms, score, time.perf_counter() - t0))
+        logs.append(RoundLog(r, tuple(accepted), rejected, norms, score, time.perf_counter() - t0,
+                             len(downlink.delta.payload) if downlink.delta is not None else 0))
         if not np.isfinite(weights).all() or (score is not None and math.isnan(score)):
             raise FloatingPointError(f"round {r}: the global model is no longer finite")
     return SimulationResult(config, malicious, accuracy, logs, weights, time.perf_counter() - start)
