@@ -64,13 +64,23 @@ def max_drop_after(accuracy: dict[int, float], after: int) -> float:
 
 
 def traffic(record: dict[str, Any]) -> dict[str, float]:
-    """Bytes up and down per client-round, and as a fraction of the dense fp32 trainable set."""
+    """Bytes up and down per client-round, and as a fraction of the dense fp32 trainable set.
+
+    Down is what the devices received (their ``downlink.json``, summed by the demo: every byte of every
+    model, delta, task and Ack, over the versions they held), when the run has it. The gateway's own count
+    (``published``) is what it handed the broker per client-round: it includes the dense copy of every version,
+    published once for devices that join or fall behind, which a device on deltas never receives.
+    """
     ok = [r for r in record["rounds"] if r.get("status") == "ok"]
     client_rounds = max(1, sum(r["participants"] for r in ok))
     dense = 4 * int(record["num_trainable"])
     up = sum(r.get("bytes_up", 0) for r in ok) / client_rounds
-    down = sum(r.get("bytes_down", 0) for r in ok) / client_rounds
-    return {"up": up, "down": down, "up_fraction": up / dense, "down_fraction": down / dense, "dense": dense}
+    published = sum(r.get("bytes_down", 0) for r in ok) / client_rounds
+    received = record.get("downlink") or {}
+    held = sum(received.get("models", {}).get(form, 0) for form in ("delta", "dense"))
+    down = sum(received["bytes"].values()) / held if held else published
+    return {"up": up, "down": down, "up_fraction": up / dense, "down_fraction": down / dense, "dense": dense,
+            "published": published, "down_received": bool(held)}
 
 
 def _pct(x: float | None) -> str:
@@ -113,8 +123,10 @@ def task_section(task: str, default: dict[str, Any], dense: dict[str, Any], plot
         f"{dense['federated_seconds']:.0f} s |",
         f"| 6. **federated, default codec** ({default['rounds'][0].get('codec', '') if default['rounds'] else ''}) "
         f"| **{_pct(final_d)}** | {up['up']:,.0f} B up ({100 * up['up_fraction']:.2f}% of dense), "
-        f"{up['down']:,.0f} B down ({100 * up['down_fraction']:.2f}%) per client-round; "
-        f"{default['federated_seconds']:.0f} s |", ""]
+        f"{up['down']:,.0f} B down ({100 * up['down_fraction']:.2f}%) per client-round"
+        + (f" as the devices received it (the gateway published {up['published']:,.0f} B per client-round, "
+           "the dense copy of each version included)" if up["down_received"] else "")
+        + f"; {default['federated_seconds']:.0f} s |", ""]
     if b:
         p = b["personalized"]
         lines += ["Personalized (each device's own held-out 20%" + (", in-batch image-caption retrieval"

@@ -42,6 +42,22 @@ def test_traffic_is_per_client_round_and_relative_to_the_dense_trainable_set() -
     assert t["down"] == 20
     assert t["up_fraction"] == 0.025
     assert t["down_fraction"] == 0.05
+    assert t["published"] == 20
+    assert not t["down_received"]  # no device counts: the gateway's figure stands
+
+
+def test_traffic_down_is_what_the_devices_received_when_they_counted_it() -> None:
+    # The gateway publishes each version dense (400 B) besides its delta; devices on deltas never get it.
+    record = {"num_trainable": 100, "rounds": [
+        {"status": "ok", "participants": 2, "bytes_up": 20, "bytes_down": 400 + 2 * 30},
+        {"status": "ok", "participants": 2, "bytes_up": 20, "bytes_down": 400 + 2 * 30}],
+        "downlink": {"devices": 2, "bytes": {"delta": 3 * 20, "global": 400, "task": 4 * 10},
+                     "models": {"delta": 3, "dense": 1}}}
+    t = traffic(record)
+    assert t["down_received"]
+    assert t["down"] == (60 + 400 + 40) / 4  # bytes received over the 4 versions the devices held
+    assert t["down_fraction"] == 125 / 400
+    assert t["published"] == 230  # (2 x 460) over 4 client-rounds
 
 
 @pytest.mark.slow
