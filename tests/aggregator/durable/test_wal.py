@@ -225,3 +225,22 @@ def test_indices_are_stored_in_4_bytes_when_they_fit_and_8_byte_rows_still_read(
         assert recs[uid].indices.dtype == np.int64, uid
         assert np.array_equal(recs[uid].indices, u.indices), uid
         assert np.array_equal(recs[uid].values, u.values), uid
+
+
+def test_a_new_log_has_64_kib_pages_and_an_old_one_keeps_its_own(tmp_path: Path) -> None:
+    import sqlite3
+
+    from fmfl.aggregator.durable.wal import PAGE_BYTES
+
+    u = random_update(np.random.default_rng(5), SIZE, 5)
+    with UpdateLog(tmp_path / "new.db") as log:
+        _append(log, 1, "c", "u1", u)
+        assert log._db.execute("PRAGMA page_size").fetchone()[0] == PAGE_BYTES == 65_536
+    old = sqlite3.connect(tmp_path / "old.db")  # a state dir from before: SQLite's default 4 KiB pages
+    old.execute("PRAGMA page_size=4096")
+    old.execute("CREATE TABLE t (x)")
+    old.close()
+    with UpdateLog(tmp_path / "old.db") as log:
+        _append(log, 1, "c", "u1", u)
+        assert log._db.execute("PRAGMA page_size").fetchone()[0] == 4096
+        assert log.contains("u1")
