@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import signal
 import subprocess
 import sys
@@ -23,20 +22,16 @@ from typing import Any
 
 import numpy as np
 import pytest
+from support.wire_gateway import WireGateway
 
 from fmfl.aggregator.core.downlink import DownlinkCompressor
 from fmfl.bundle import verify_bundle
 from fmfl.mqtt import make_client, parse_broker_url
 from fmfl.protocol import (
-    Ack,
     ClientUpdate,
     GlobalModel,
-    Limits,
-    Reassembler,
-    RoundTask,
     Topics,
     UpdateEncoder,
-    split_message,
 )
 from fmfl.protocol.downlink import weights_sha256
 
@@ -44,29 +39,16 @@ TOPICS = Topics("test")
 RUN = 1767225600000
 
 
-class DeltaGateway:
-    """The gateway's side of the wire: models as delta and dense, tasks, Acks (no fmfl.aggregator engine)."""
+class DeltaGateway(WireGateway):
+    """The test gateway of run ``RUN`` that also makes each version as a delta (``DownlinkCompressor``)."""
 
     def __init__(self, url: str, bundle_id: str, initial: np.ndarray) -> None:
-        opts = parse_broker_url(url)
-        self.client = make_client("test-gateway", opts, clean_session=True)
-        self.updates: queue.Queue[tuple[str, bytes]] = queue.Queue()
-        self.client.on_message = lambda _c, _u, m: self.updates.put((m.topic, bytes(m.payload)))
-        self.client.connect(opts.host, opts.port)
-        self.client.loop_start()
-        self.client.subscribe(TOPICS.all_updates, qos=1)
-        self.n = initial.size
-        self.limits = Limits.for_vector_size(self.n)
-        self.reassembler = Reassembler(self.limits.max_message_bytes)
+        super().__init__(url, initial.size, run=RUN)
         self.bundle_id = bundle_id
         self.downlink = DownlinkCompressor("topk:0.1+int8+ef", self.n)
         self.weights = {0: initial.astype(np.float32)}
         self.rng = np.random.default_rng(4)
         self.round = 0
-
-    def _publish(self, topic_of: Callable[[int], str], message: GlobalModel) -> None:
-        for i, chunk in enumerate(split_message(message.to_bytes(), 4096, run=RUN)):
-            self.client.publish(topic_of(i), chunk, qos=1, retain=True).wait_for_publish(5)
 
     def next_version(self, version: int) -> tuple[GlobalModel, GlobalModel]:
         """Version ``version`` (from ``version - 1``, moved a little) as (delta, dense); not published."""
@@ -84,44 +66,15 @@ class DeltaGateway:
         return GlobalModel(self.bundle_id, version, None, UpdateEncoder("dense", self.n).encode(w), run=RUN,
                            weights_sha256=weights_sha256(w))  # fmt: skip
 
-    def publish_delta(self, model: GlobalModel) -> None:
-        self._publish(TOPICS.global_delta_chunk, model)
-
-    def publish_dense(self, model: GlobalModel) -> None:
-        self._publish(TOPICS.global_model_chunk, model)
-
     def task(self, version: int) -> None:
         self.round += 1
-        task = RoundTask(federation="test", bundle_id=self.bundle_id, round=self.round, model_version=version,
-                         selected=("dev-1",), batch_size=32, lr=0.01, codec="topk:0.05+int8+ef",
-                         deadline=time.time() + 120, seed=1, local_steps=1, run=RUN)  # fmt: skip
-        self.client.publish(TOPICS.task, split_message(task.to_bytes(), run=RUN)[0], qos=1,
-                            retain=True).wait_for_publish(5)  # fmt: skip
+        self.send_task(self.bundle_id, self.round, version, ("dev-1",), local_steps=1)
 
-    def next_update(self, timeout: float = 120) -> ClientUpdate:
+    def next_acked_update(self) -> ClientUpdate:
         """The next update, acknowledged."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                topic, payload = self.updates.get(timeout=1)
-            except queue.Empty:
-                continue
-            message = self.reassembler.add(payload, source=topic)
-            if message is not None:
-                update = ClientUpdate.decode(message, self.limits, federation="test", client_id="dev-1",
-                                             bundle_id=self.bundle_id)
-                ack = Ack(update.client_id, update.round, update.update_id, accepted=True, run=RUN)
-                self.client.publish(TOPICS.ack("dev-1"), split_message(ack.to_bytes(), run=RUN)[0],
-                                    qos=1).wait_for_publish(5)  # fmt: skip
-                return update
-        raise TimeoutError("no update from the device")
-
-    def close(self) -> None:
-        for topic in (TOPICS.task, *(TOPICS.global_model_chunk(i) for i in range(32)),
-                      *(TOPICS.global_delta_chunk(i) for i in range(32))):
-            self.client.publish(topic, b"", qos=1, retain=True).wait_for_publish(5)
-        self.client.loop_stop()
-        self.client.disconnect()
+        update = self.next_update(self.bundle_id)
+        self.ack(update)
+        return update
 
 
 def start_client(bundle: Path, data: Path, state: Path, url: str) -> subprocess.Popen[str]:
@@ -172,31 +125,31 @@ def test_device_applies_deltas_refuses_bad_ones_and_falls_back_to_the_dense_mode
     try:
         # 1. A new device takes the dense model.
         _, dense1 = gw.next_version(1)
-        gw.publish_dense(dense1)
+        gw.publish_model(dense1)
         gw.task(1)
-        assert gw.next_update().model_version == 1
+        assert gw.next_acked_update().model_version == 1
         assert held(state) == (1, gw.weights[1].tobytes())
 
         # 2. A delta whose result does not hash to its weights_sha256 (a corrupted or mismatched delta):
         #    refused, version 1 kept byte for byte; then the dense model of version 2 is taken.
         delta2, dense2 = gw.next_version(2)
-        gw.publish_delta(GlobalModel(manifest.bundle_id, 2, 1, delta2.payload, run=RUN,
+        gw.publish_model(GlobalModel(manifest.bundle_id, 2, 1, delta2.payload, run=RUN,
                                      weights_sha256=weights_sha256(gw.weights[1])))  # fmt: skip
         wait_for(lambda: counts(state)["models"].get("refused_delta") == 1, "the refusal")
         assert held(state) == (1, gw.weights[1].tobytes())
-        gw.publish_dense(dense2)
+        gw.publish_model(dense2)
         gw.task(2)
-        assert gw.next_update().model_version == 2
+        assert gw.next_acked_update().model_version == 2
         assert held(state) == (2, gw.weights[2].tobytes())
 
         # 3. Keeping up: the delta is applied, and the dense copy never reaches the device (global/+ dropped).
         dense_bytes = counts(state)["bytes"].get("global", 0)
         for version in (3, 4):
             delta, dense = gw.next_version(version)
-            gw.publish_delta(delta)
-            gw.publish_dense(dense)
+            gw.publish_model(delta)
+            gw.publish_model(dense)
             gw.task(version)
-            assert gw.next_update().model_version == version
+            assert gw.next_acked_update().model_version == version
             assert held(state) == (version, gw.weights[version].tobytes())
         assert counts(state)["models"].get("delta") == 2
         assert counts(state)["bytes"].get("global", 0) == dense_bytes
@@ -209,12 +162,12 @@ def test_device_applies_deltas_refuses_bad_ones_and_falls_back_to_the_dense_mode
         session.disconnect()
         for version in (5, 6):
             delta, dense = gw.next_version(version)
-            gw.publish_delta(delta)
-            gw.publish_dense(dense)
+            gw.publish_model(delta)
+            gw.publish_model(dense)
         gw.task(6)
         dense_taken = counts(state)["models"].get("dense", 0)
         proc = start_client(vit_bundle, fmnist_shard, state, mosquitto.url)
-        assert gw.next_update().model_version == 6
+        assert gw.next_acked_update().model_version == 6
         assert held(state) == (6, gw.weights[6].tobytes())
         assert counts(state)["models"].get("dense") == dense_taken + 1
         out += stop(proc)
@@ -223,11 +176,11 @@ def test_device_applies_deltas_refuses_bad_ones_and_falls_back_to_the_dense_mode
         #    applies them in order (6 -> 7 -> 8) and needs no dense model.
         for version in (7, 8):
             delta, dense = gw.next_version(version)
-            gw.publish_delta(delta)
-            gw.publish_dense(dense)
+            gw.publish_model(delta)
+            gw.publish_model(dense)
         gw.task(8)
         proc = start_client(vit_bundle, fmnist_shard, state, mosquitto.url)
-        assert gw.next_update().model_version == 8
+        assert gw.next_acked_update().model_version == 8
         assert held(state) == (8, gw.weights[8].tobytes())
         assert counts(state)["models"].get("dense") == dense_taken + 1
         assert counts(state)["models"].get("delta") == 4

@@ -1,10 +1,10 @@
-"""The device over a real Mosquitto: a test-side gateway publishes a global model and a round task, the
-``fmfl client`` process trains and uploads, and the update decodes to what the device trained."""
+"""The device over a real Mosquitto: a test-side gateway (``support.wire_gateway``) publishes a global model
+and a round task, the ``fmfl client`` process trains and uploads, and the update decodes to what the device
+trained."""
 
 from __future__ import annotations
 
 import os
-import queue
 import signal
 import subprocess
 import sys
@@ -14,80 +14,20 @@ from typing import Any
 
 import numpy as np
 import pytest
+from support.wire_gateway import WireGateway
 
 from fmfl.bundle import verify_bundle
-from fmfl.mqtt import make_client, parse_broker_url
 from fmfl.protocol import (
     Ack,
     ClientUpdate,
     GlobalModel,
-    Limits,
-    Reassembler,
     RoundTask,
     Topics,
     UpdateEncoder,
     decode_update,
-    split_message,
 )
 
 TOPICS = Topics("test")
-
-
-class Gateway:
-    """The test's side of the wire, written against the protocol only (no fmfl.aggregator)."""
-
-    def __init__(self, url: str, n: int) -> None:
-        opts = parse_broker_url(url)
-        self.client = make_client("test-gateway", opts, clean_session=True)
-        self.updates: queue.Queue[tuple[str, bytes]] = queue.Queue()
-        self.client.on_message = lambda _c, _u, m: self.updates.put((m.topic, bytes(m.payload)))
-        self.client.connect(opts.host, opts.port)
-        self.client.loop_start()
-        self.client.subscribe(TOPICS.all_updates, qos=1)
-        self.limits = Limits.for_vector_size(n)
-        self.reassembler = Reassembler(self.limits.max_message_bytes)
-        self.n = n
-
-    def publish(self, topic: str, message: bytes, retain: bool = True) -> None:
-        for chunk in split_message(message, 4096):  # small packets: exercises chunking
-            self.client.publish(topic, chunk, qos=1, retain=retain).wait_for_publish(5)
-
-    def send_global(self, bundle_id: str, version: int, weights: np.ndarray) -> None:
-        payload = UpdateEncoder("dense", self.n).encode(weights)
-        self.publish_global(GlobalModel(bundle_id, version, None, payload).to_bytes())
-
-    def publish_global(self, message: bytes) -> None:
-        """Chunk i is retained on its own topic, so a device that connects later gets them all."""
-        for i, chunk in enumerate(split_message(message, 4096)):
-            self.client.publish(TOPICS.global_model_chunk(i), chunk, qos=1, retain=True).wait_for_publish(5)
-
-    def send_task(self, bundle_id: str, round_: int, version: int, selected: tuple[str, ...]) -> None:
-        task = RoundTask(federation="test", bundle_id=bundle_id, round=round_, model_version=version,
-                         selected=selected, batch_size=32, lr=0.01, codec="topk:0.05+int8+ef",
-                         deadline=time.time() + 120, seed=1, local_epochs=1)
-        self.publish(TOPICS.task, task.to_bytes())
-
-    def next_update(self, timeout: float = 120) -> ClientUpdate:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                topic, payload = self.updates.get(timeout=1)
-            except queue.Empty:
-                continue
-            message = self.reassembler.add(payload, source=topic)
-            if message is not None:
-                return ClientUpdate.from_bytes(message, self.limits)
-        raise TimeoutError("no update from the device")
-
-    def ack(self, update: ClientUpdate) -> None:
-        ack = Ack(update.client_id, update.round, update.update_id, accepted=True)
-        self.publish(TOPICS.ack(update.client_id), ack.to_bytes(), retain=False)
-
-    def close(self) -> None:
-        for topic in (TOPICS.task, *(TOPICS.global_model_chunk(i) for i in range(64))):
-            self.client.publish(topic, b"", qos=1, retain=True).wait_for_publish(5)
-        self.client.loop_stop()
-        self.client.disconnect()
 
 
 def start_client(bundle: Path, data: Path, state: Path, url: str, *extra: str) -> subprocess.Popen[str]:
@@ -99,13 +39,13 @@ def start_client(bundle: Path, data: Path, state: Path, url: str, *extra: str) -
 
 @pytest.fixture
 def gateway(mosquitto: Any, vit_bundle: Path) -> Any:
-    gw = Gateway(mosquitto.url, verify_bundle(vit_bundle).num_trainable)
+    gw = WireGateway(mosquitto.url, verify_bundle(vit_bundle).num_trainable)
     yield gw
     gw.close()
 
 
 def test_device_trains_on_the_task_and_uploads_a_decodable_update(
-    mosquitto: Any, gateway: Gateway, vit_bundle: Path, fmnist_shard: Path, tmp_path: Path
+    mosquitto: Any, gateway: WireGateway, vit_bundle: Path, fmnist_shard: Path, tmp_path: Path
 ) -> None:
     # Prepare: global model v3 (the bundle's weights, slightly moved) and a task selecting dev-1
     manifest = verify_bundle(vit_bundle)
@@ -116,7 +56,7 @@ def test_device_trains_on_the_task_and_uploads_a_decodable_update(
     # Execute
     proc = start_client(vit_bundle, fmnist_shard, tmp_path / "state", mosquitto.url, "--rounds", "1")
     try:
-        update = gateway.next_update()
+        update = gateway.next_update(manifest.bundle_id)
         gateway.ack(update)
         out, _ = proc.communicate(timeout=60)
     finally:
@@ -140,14 +80,14 @@ def test_device_trains_on_the_task_and_uploads_a_decodable_update(
 
 
 def test_unacknowledged_update_is_resent_after_a_kill_and_counted_once(
-    mosquitto: Any, gateway: Gateway, vit_bundle: Path, fmnist_shard: Path, tmp_path: Path
+    mosquitto: Any, gateway: WireGateway, vit_bundle: Path, fmnist_shard: Path, tmp_path: Path
 ) -> None:
     manifest = verify_bundle(vit_bundle)
     gateway.send_global(manifest.bundle_id, 1, np.load(vit_bundle / "initial_weights.npy"))
     gateway.send_task(manifest.bundle_id, round_=1, version=1, selected=("dev-1",))
     proc = start_client(vit_bundle, fmnist_shard, tmp_path / "state", mosquitto.url)
     try:
-        first = gateway.next_update()
+        first = gateway.next_update(manifest.bundle_id)
     finally:
         proc.send_signal(signal.SIGKILL)  # before any ack (and never left behind)
         proc.wait(10)
@@ -155,7 +95,7 @@ def test_unacknowledged_update_is_resent_after_a_kill_and_counted_once(
     # restart: the device must not retrain round 1, but resend the very same update
     proc = start_client(vit_bundle, fmnist_shard, tmp_path / "state", mosquitto.url)
     try:
-        again = gateway.next_update()
+        again = gateway.next_update(manifest.bundle_id)
         assert again.update_id == first.update_id
         assert again.payload == first.payload
         gateway.ack(again)
@@ -170,7 +110,7 @@ def test_unacknowledged_update_is_resent_after_a_kill_and_counted_once(
 
 
 def test_malformed_and_foreign_global_models_are_ignored(
-    mosquitto: Any, gateway: Gateway, vit_bundle: Path, fmnist_shard: Path, tmp_path: Path
+    mosquitto: Any, gateway: WireGateway, vit_bundle: Path, fmnist_shard: Path, tmp_path: Path
 ) -> None:
     manifest = verify_bundle(vit_bundle)
     good = np.load(vit_bundle / "initial_weights.npy")
@@ -186,7 +126,7 @@ def test_malformed_and_foreign_global_models_are_ignored(
         gateway.client.publish(TOPICS.global_model_chunk(0), b"\x00garbage", qos=1, retain=True).wait_for_publish(5)
         nan = good.copy()
         nan[0] = np.nan
-        gateway.publish_global(GlobalModel(manifest.bundle_id, 5, None, _raw_dense(nan)).to_bytes())
+        gateway.publish_model(GlobalModel(manifest.bundle_id, 5, None, _raw_dense(nan)))
         gateway.send_global("f" * 24, 6, good + 1)
         time.sleep(2)
         assert np.array_equal(np.load(state), good)
@@ -222,13 +162,13 @@ def test_broker_down_is_a_clear_error(vit_bundle: Path, fmnist_shard: Path, tmp_
 
 
 def test_a_1_2_task_gets_a_compact_update_and_a_refused_update_is_never_resent(
-    mosquitto: Any, gateway: Gateway, vit_bundle: Path, fmnist_shard: Path, tmp_path: Path
+    mosquitto: Any, gateway: WireGateway, vit_bundle: Path, fmnist_shard: Path, tmp_path: Path
 ) -> None:
     # Prepare: a protocol 1.2 gateway (its model and task name run 5); an older run's task is ignored.
     manifest = verify_bundle(vit_bundle)
     weights = np.load(vit_bundle / "initial_weights.npy")
     payload = UpdateEncoder("dense", gateway.n).encode(weights)
-    gateway.publish_global(GlobalModel(manifest.bundle_id, 2, None, payload, run=5).to_bytes())
+    gateway.publish_model(GlobalModel(manifest.bundle_id, 2, None, payload, run=5))
     task = RoundTask(federation="test", bundle_id=manifest.bundle_id, round=3, model_version=2,
                      selected=("dev-1",), batch_size=32, lr=0.01, codec="topk:0.01+int8+ef",
                      deadline=time.time() + 120, seed=1, local_epochs=1, run=5)  # fmt: skip

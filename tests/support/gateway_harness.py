@@ -3,11 +3,11 @@
 A test module by name only (so it may live here), imported by its siblings as ``gateway_harness``
 (pyproject.toml lists this folder in pytest's ``pythonpath``); its own tests check the helpers themselves.
 
-Simulated devices are paho clients speaking fmfl.protocol: they register (hello + retained online
-status, offline status as the MQTT will), wait for a RoundTask selecting them, encode a known delta
-with ``UpdateEncoder`` under the task's codec, publish it as chunks at QoS 1 and resend it until an
-Ack message for its update id arrives. What each sent (the decoded ``SparseUpdate``, bit for bit
-what the gateway decodes) is recorded for the FedAvg oracle.
+Simulated devices run the real device session (``fmfl.edge_client.session``) over the real MQTT pump:
+they register (retained online status and hello, offline status as the MQTT will), wait for a RoundTask
+selecting them and its global model, encode a known delta with ``UpdateEncoder`` under the task's codec,
+publish it as chunks at QoS 1 and resend it until an Ack message for its update id arrives. What each
+sent (the decoded ``SparseUpdate``, bit for bit what the gateway decodes) is recorded for the FedAvg oracle.
 """
 
 from __future__ import annotations
@@ -15,9 +15,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -33,6 +35,10 @@ from fmfl.aggregator.core.engine import RoundEngine
 from fmfl.aggregator.core.outbound import Outgoing
 from fmfl.aggregator.core.round_config import RoundConfig
 from fmfl.bundle import Manifest, TrainableTensor, verify_bundle
+from fmfl.edge_client.held_model import HeldModel
+from fmfl.edge_client.session import DeviceSession, SessionConfig
+from fmfl.mqtt import MqttOptions
+from fmfl.mqtt.pump import MqttPump
 from fmfl.protocol import (
     Ack,
     ClientHello,
@@ -227,9 +233,35 @@ def acks_for(listener: Listener, limits: Limits) -> list[Ack]:
 # --- simulated devices -----------------------------------------------------------------------------
 
 
+class _SimOutbox:
+    """A simulated device's outbox (the session's ``Outbox``), in memory."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, tuple[int, str, bytes]] = {}
+        self.last_round = -1
+
+    def pending(self) -> list[_SimEntry]:
+        return [_SimEntry(*e) for e in self.entries.values()]
+
+    def acknowledge(self, update_id: str) -> bool:
+        return self.entries.pop(update_id, None) is not None
+
+
+@dataclass(frozen=True)
+class _SimEntry:
+    round: int
+    update_id: str
+    message: bytes
+
+
 @dataclass
 class SimDevice:
-    """One device: answers every task that selects it with ``delta(round, size)``."""
+    """One device: answers every task that selects it with ``delta(round, size)`` instead of training.
+
+    The protocol side is the real device's (``DeviceSession`` over ``MqttPump``): it says hello, follows runs,
+    takes the global model (dense, on ``global/+``) and answers a task once it holds the task's version,
+    resends until an Ack. ``answer`` and ``republish`` let a test act for it.
+    """
 
     port: int
     client_id: str
@@ -249,96 +281,84 @@ class SimDevice:
     def __post_init__(self) -> None:
         self.topics = Topics(self.federation)
         self.limits = Limits.for_vector_size(self.size)
-        self._reassembler = Reassembler(2**26, 64)
-        self._lock = threading.Lock()
-        self._outbox: dict[str, tuple[ClientUpdate, float]] = {}
+        self._dir = Path(tempfile.mkdtemp(prefix=f"sim-{self.client_id}-"))  # the feed's downlink counts
+        self._outbox = _SimOutbox()
+        config = SessionConfig(
+            federation=self.federation, client_id=self.client_id, bundle_id=self.bundle_id,
+            max_packet_bytes=128 * 1024, resend_after=self.resend_s, capabilities=dict(self.capabilities),
+            downlink_deltas=False,
+        )  # fmt: skip
+        self.session = DeviceSession(
+            config, HeldModel(self.size, self._dir), self._outbox, self.limits,
+            on_ack=self.acks.append, reassembler=Reassembler(2**26, 64),
+        )  # fmt: skip
+        self.pump = MqttPump(f"sim-{self.client_id}", MqttOptions("127.0.0.1", self.port),
+                             subscriptions=self.session.subscriptions, will=self.session.will(), clean_session=True)
+        self.client = self.pump.client
+        self._lock = threading.RLock()  # the loop and a test's answer/republish share the session
         self._stop = threading.Event()
-        will = frames(ClientStatus(self.client_id, False))[0]
-        self.client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2, client_id=f"sim-{self.client_id}", clean_session=True
-        )
-        self.client.will_set(self.topics.status(self.client_id), will, qos=1, retain=True)
-        self.client.on_connect = self._on_connect
-        self.client.on_message = self._on_message
         self._ready = threading.Event()
+        self._due: list[tuple[float, ClientUpdate]] = []  # updates "in training": published at their time
 
     def start(self) -> SimDevice:
-        self.client.connect("127.0.0.1", self.port)
-        self.client.loop_start()
-        assert self._ready.wait(5), f"{self.client_id}: no CONNACK"
-        self._thread = threading.Thread(target=self._resend_loop, daemon=True)
+        assert self.pump.start(connack_timeout=5), f"{self.client_id}: no CONNACK"
+        self._thread = threading.Thread(target=self._loop, daemon=True)
         self._thread.start()
+        assert self._ready.wait(5), f"{self.client_id}: no hello"
         return self
 
-    def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
-        client.subscribe([(self.topics.task, 1), (self.topics.ack(self.client_id), 1)])
-        hello = ClientHello(self.client_id, dict(self.capabilities), bundle_id=self.bundle_id)
-        for chunk in frames(hello):
-            client.publish(self.topics.hello(self.client_id), chunk, qos=1)
-        status = frames(ClientStatus(self.client_id, True))[0]
-        client.publish(self.topics.status(self.client_id), status, qos=1, retain=True)
-        self._ready.set()
-
-    def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
-        if not msg.payload:
-            return
-        data = self._reassembler.add(bytes(msg.payload), msg.topic)
-        if data is None:
-            return
-        if msg.topic == self.topics.task:
-            self._on_task(RoundTask.from_bytes(data, self.limits))
-        else:
-            ack = Ack.from_bytes(data, self.limits)
+    def _loop(self) -> None:
+        announced = 0
+        while not self._stop.is_set():
+            batch = self.pump.next_batch(0.05, max_items=64)
             with self._lock:
-                self.acks.append(ack)
-                self._outbox.pop(ack.update_id, None)
+                now = time.time()
+                if self.pump.generation != announced:
+                    announced = self.pump.generation
+                    self.pump.publish(self.session.connected(now))
+                    self._ready.set()
+                for item in batch:
+                    self.pump.publish(self.session.handle(item.topic, item.payload, now))
+                self.pump.publish(self.session.tick(now))
+                ready = self.session.take(now) if self.respond else None
+                if ready is not None:
+                    self._answer(ready[0], now)
+                due = [u for t, u in self._due if t <= now]
+                self._due = [(t, u) for t, u in self._due if t > now]
+                for update in due:
+                    self.pump.publish(self.session.upload(update.to_bytes(), now))
 
-    def _on_task(self, task: RoundTask) -> None:
-        if not self.respond or self.client_id not in task.selected:
+    def _answer(self, task: RoundTask, now: float) -> None:
+        if self.client_id not in task.selected or task.round in self.sent:
             return
-        with self._lock:
-            if task.round in self.sent:
-                return
-            update, sent = make_update(
-                task,
-                self.client_id,
-                self.delta(task.round, self.size),
-                num_samples=self.num_samples,
-                metrics=dict(self.metrics),
-            )
-            self.sent[task.round] = (update, sent)
-            self._outbox[update.update_id] = (update, time.monotonic() + self.train_s)
+        update, sent = make_update(
+            task, self.client_id, self.delta(task.round, self.size), num_samples=self.num_samples,
+            metrics=dict(self.metrics),
+        )  # fmt: skip
+        self.sent[task.round] = (update, sent)
+        self._outbox.entries[update.update_id] = (task.round, update.update_id, update.to_bytes())
+        self._outbox.last_round = max(self._outbox.last_round, task.round)
         if self.train_s > 0:
-            threading.Timer(self.train_s, self._publish, (update,)).start()
+            self._due.append((now + self.train_s, update))
         else:
-            self._publish(update)
+            self.pump.publish(self.session.upload(update.to_bytes(), now))
 
     def answer(self, task: RoundTask) -> None:
         """Answer ``task`` now (for devices made with ``respond=False``; set ``respond`` first)."""
-        self._on_task(task)
+        with self._lock:
+            if self.respond:
+                self._answer(task, time.time())
 
     def republish(self, rnd: int) -> None:
         """Send round ``rnd``'s update again, as a device does whose Ack was lost."""
-        self._publish(self.sent[rnd][0])
-
-    def _publish(self, update: ClientUpdate) -> None:
-        for chunk in frames(update):
-            self.client.publish(self.topics.update(self.client_id), chunk, qos=1)
-
-    def _resend_loop(self) -> None:
-        while not self._stop.wait(0.1):
-            now = time.monotonic()
-            with self._lock:
-                due = [(u, t) for u, t in self._outbox.values() if now - t > self.resend_s]
-                for u, _ in due:
-                    self._outbox[u.update_id] = (u, now)
-            for u, _ in due:
-                self._publish(u)
+        with self._lock:
+            self.pump.publish([Outgoing(self.topics.update(self.client_id), c) for c in frames(self.sent[rnd][0])])
 
     def stop(self) -> None:
         self._stop.set()
-        self.client.loop_stop()
-        self.client.disconnect()
+        self._thread.join(5)
+        self.pump.close(1.0)
+        shutil.rmtree(self._dir, ignore_errors=True)
 
 
 # --- the engine without MQTT ---------------------------------------------------------------------

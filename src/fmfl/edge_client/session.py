@@ -196,8 +196,7 @@ class DeviceSession:
         if not pending:
             self._last_sent = None
             return []
-        log.info("no Ack after %.0f s: resending %d update(s)", self.config.resend_after, len(pending))
-        return self._resend_all(now)
+        return self._resend_all(now, f"no Ack after {self.config.resend_after:.0f} s: ")
 
     # -- the round ----------------------------------------------------------------------------------------
     def ready(self, now: float) -> tuple[RoundTask, np.ndarray] | None:
@@ -279,10 +278,10 @@ class DeviceSession:
             return self.hello()  # the gateway never saw our hello (section 8: send one)
         return []
 
-    def _resend_all(self, now: float) -> list[Outgoing]:
+    def _resend_all(self, now: float, why: str = "") -> list[Outgoing]:
         out: list[Outgoing] = []
         for entry in self.outbox.pending():
-            log.info("sending update %s for round %d again", entry.update_id, entry.round)
+            log.info("%sresending update %s for round %d", why, entry.update_id, entry.round)
             out += self._update_packets(entry.message)
         if out:
             self._last_sent = now

@@ -89,7 +89,9 @@ class MqttPump:
         self.generation += 1
         # Subscribed here, on every (re)connect, before the owner's loop can announce anything: no answer to
         # an announcement can arrive unsubscribed.
-        client.subscribe([(topic, 1) for topic in self._subscriptions()])
+        topics = self._subscriptions()
+        if topics:  # paho refuses an empty list (a publish-only client)
+            client.subscribe([(topic, 1) for topic in topics])
         self.connected.set()
         log.info("connected to %s:%d as %s", self.opts.host, self.opts.port, self.client_id)
 
