@@ -424,7 +424,7 @@ def run_over_mqtt(bundle: Path, workdir: Path, updates_path: Path, bundle_id: st
         """CPU seconds so far: this process, its engine thread (the caller), paho's network thread, the broker."""
         assert broker.process is not None
         return {"gateway": time.process_time(), "engine_thread": _cpu_of(os.getpid(), threading.get_native_id()),
-                "paho_thread": _cpu_of(os.getpid(), gateway.client._thread.native_id),
+                "paho_thread": _cpu_of(os.getpid(), gateway.pump.client._thread.native_id),
                 "broker": _cpu_of(broker.process.pid)}  # fmt: skip
 
     clock = _Clock()
@@ -449,7 +449,7 @@ def run_over_mqtt(bundle: Path, workdir: Path, updates_path: Path, bundle_id: st
         clock.wrap(gateway, "_publish", "publish")
         stop = threading.Event()
         gateway.connect()
-        clock.wrap(gateway.client, "ack", "mqtt_ack")
+        clock.wrap(gateway.pump.client, "ack", "mqtt_ack")
         thread = threading.Thread(target=gateway.run, args=(stop,), daemon=True)
         cpu0, broker_cpu0 = time.process_time(), _cpu_of(broker.process.pid)
         thread.start()
