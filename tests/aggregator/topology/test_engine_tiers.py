@@ -13,7 +13,7 @@ from fmfl.aggregation.accumulator import WeightedSum
 from fmfl.aggregator.topology.parent import ParentTier
 from fmfl.aggregator.topology.tier import PENDING_FILE, UpstreamConfig, UpstreamTier
 from fmfl.errors import FmflError
-from fmfl.protocol import Ack, ClientUpdate, Reassembler, RoundTask, decode_update
+from fmfl.protocol import Ack, ClientUpdate, GlobalModel, Reassembler, RoundTask, UpdateEncoder, decode_update
 
 
 def delta(cid: str, rnd: int) -> np.ndarray:
@@ -89,3 +89,30 @@ def test_a_lower_tier_needs_a_fedavg_family_rule_and_another_federation(tmp_path
         Harness(tmp_path / "x", strategy="median", upstream=UpstreamConfig("top", "gw"))
     with pytest.raises(FmflError, match="must differ"):
         Harness(tmp_path / "y", upstream=UpstreamConfig("default", "gw"))
+
+
+def test_the_upstream_side_follows_the_parents_newest_run(tmp_path: Path) -> None:
+    """The tier is a device of its parent (``DeviceSession``): an older parent run's task is never answered,
+    and the same version number of another run does not serve a task (the tier used to take the newest task
+    of any run and any model with the task's version)."""
+    tier = UpstreamTier(UpstreamConfig("top", "gw-a"), bundle_id="b1", size=SIZE, state_dir=tmp_path,
+                        max_packet_bytes=128 * 1024)  # fmt: skip
+    old, new = 1_000, 2_000
+
+    def model(run: int, value: float) -> GlobalModel:
+        payload = UpdateEncoder("dense", SIZE).encode(np.full(SIZE, value, np.float32))
+        return GlobalModel("b1", 3, None, payload, run=run)
+
+    def task(run: int, rnd: int) -> RoundTask:
+        return RoundTask("top", "b1", rnd, 3, ("gw-a",), 8, 0.1, "dense", 2e9, 1, local_epochs=1, run=run)
+
+    tier.handle(tier.topics.global_model_chunk(0), frames(model(old, 0.5))[0])
+    tier.handle(tier.topics.task, frames(task(new, 5))[0])
+    assert tier.ready(T0) is None  # v3 of the old run is not the new run's v3
+    tier.handle(tier.topics.task, frames(task(old, 6))[0])  # a leftover of the old run: ignored
+    assert tier.ready(T0) is None
+    tier.handle(tier.topics.global_model_chunk(0), frames(model(new, 0.25))[0])
+    ready = tier.ready(T0)
+    assert ready is not None
+    assert (ready[0].run, ready[0].round) == (new, 5)
+    np.testing.assert_array_equal(ready[1], np.full(SIZE, 0.25, np.float32))
