@@ -68,7 +68,7 @@ class ClientRegistry:
         return record
 
     def restore(self, record: ClientRecord) -> None:
-        """Put back a record saved before a restart (the hello is not retained by the broker)."""
+        """Put back a record saved before a restart (a 1.1 device's hello is not retained by the broker)."""
         self._clients[record.client_id] = record
         self._set_online(record, record.online)
 
@@ -86,8 +86,8 @@ class ClientRegistry:
     def fits(self, record: ClientRecord) -> bool:
         """Holding our bundle (or not saying) and meeting every requirement.
 
-        A device known only from its retained online status (it said hello before this gateway first
-        subscribed, and hellos are not retained) is taken on trust when nothing is required; with
+        A device known only from its retained online status (a 1.1 device that said hello before this gateway
+        first subscribed: 1.1 hellos are not retained) is taken on trust when nothing is required; with
         ``--require`` it must have said hello, since only a hello states capabilities.
         """
         if not record.registered:

@@ -6,7 +6,8 @@ Kept in its own SQLite file (``journal.sqlite``) next to the write-ahead log of 
 - ``accepted``: one row per accepted update (bytes, sample count, client metrics), so a resumed
   round still reports its metrics, and so a device that resends an update accepted in an earlier
   round (its Ack was lost) gets a positive Ack again instead of a "stale round" refusal;
-- ``clients``: the registry, because hellos are not retained by the broker.
+- ``clients``: the registry: a 1.1 device's hello is not retained (a 1.2 device's is), and a broker that
+  restarts without persistence forgets retained ones.
 
 Durability: ``synchronous=NORMAL`` in WAL mode survives a killed process (the OS keeps the written
 pages) but not a power cut. That is enough here because nothing in it gates an acknowledgement:
