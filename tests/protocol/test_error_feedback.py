@@ -142,3 +142,29 @@ def test_encoder_argument_checks() -> None:
         UpdateEncoder("dense", 0)
     with pytest.raises(ValueError, match="shape"):
         UpdateEncoder("dense", 3).encode(np.zeros(4, dtype=np.float32))
+
+
+def test_a_residual_restored_from_memory_continues_like_the_encoder_it_came_from() -> None:
+    rng = np.random.default_rng(6)
+    inputs = [rng.normal(size=300).astype(np.float32) for _ in range(3)]
+    steady = UpdateEncoder("topk:0.05+int8+ef", 300, seed=2)
+    for delta in inputs[:2]:
+        steady.encode(delta)
+    fresh = UpdateEncoder("topk:0.05+int8+ef", 300, seed=2)
+    fresh.restore_residual(np.asarray(steady.residual))
+    np.testing.assert_array_equal(fresh.residual, steady.residual)
+    # top-k + int8 draws nothing at random: the next payload depends only on the delta and the residual
+    assert fresh.encode(inputs[2]) == steady.encode(inputs[2])
+
+
+@pytest.mark.parametrize(("residual", "reason"), [(np.ones(7), "residual_mismatch"),
+                                                  (np.ones(5, dtype=np.int64), "residual_mismatch"),
+                                                  (np.array([1.0, math.nan, 0, 0, 0]), "non_finite")])
+def test_restoring_a_bad_residual_is_refused_and_keeps_the_old_one(residual: np.ndarray, reason: str) -> None:
+    encoder = UpdateEncoder("topk:1+ef", 5)
+    encoder.encode(np.arange(5, dtype=np.float32))
+    before = encoder.residual.copy()
+    with pytest.raises(ProtocolError) as caught:
+        encoder.restore_residual(residual)
+    assert caught.value.reason == reason
+    np.testing.assert_array_equal(encoder.residual, before)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 import os
 import platform
-import tempfile
 import zlib
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -157,7 +156,7 @@ class EdgeDevice:
         )
         seed = zlib.crc32(f"{self.cfg.client_id}:{task.round}".encode())
         encoder = UpdateEncoder(task.codec, weights.size, self.tensor_sizes, seed=seed)
-        _load_residual(encoder, self.state.residual(weights.size))
+        encoder.restore_residual(self.state.residual(weights.size))
         result, dp_metrics = self.local_round(weights, cfg, encoder, seed, PrivacyLedger(self.cfg.state_dir))
         stats = result.stats
         metrics = {"train_loss": stats.mean_loss, "train_seconds": stats.seconds, "steps": float(stats.steps)}
@@ -181,13 +180,6 @@ class EdgeDevice:
             update = sign_update(update, self._signing_key)
         self.state.commit_update(task.round, update.update_id, update.wire_bytes(), np.array(encoder.residual))
         return update
-
-
-def _load_residual(encoder: UpdateEncoder, residual: np.ndarray) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "residual.npy"
-        np.save(path, residual)
-        encoder.load_residual(path)
 
 
 __all__ = ["DeviceConfig", "EdgeDevice", "LocalDataset", "capabilities", "replace"]

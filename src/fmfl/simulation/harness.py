@@ -30,12 +30,10 @@ from __future__ import annotations
 
 import functools
 import math
-import tempfile
 import time
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -207,10 +205,7 @@ def _strategy(config: SimulationConfig) -> Strategy:
 
 def _with_residual(encoder: UpdateEncoder, previous: UpdateEncoder) -> UpdateEncoder:
     """``encoder`` holding ``previous``'s error-feedback residual, as a device carries it into the next task."""
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "residual.npy"
-        np.save(path, np.asarray(previous.residual))
-        encoder.load_residual(path)
+    encoder.restore_residual(np.asarray(previous.residual))
     return encoder
 
 

@@ -109,6 +109,11 @@ class UpdateEncoder:
         if self._feedback is not None:
             self._feedback.load(path)
 
+    def restore_residual(self, residual: npt.NDArray[np.floating]) -> None:
+        """Continue from a residual held in memory (ignored when the spec has no ``ef``)."""
+        if self._feedback is not None:
+            self._feedback.restore(residual)
+
     def encode(self, delta: npt.NDArray[np.floating], *, seed: int | None = None) -> bytes:
         """The payload for ``delta`` (``size`` finite floats); updates the residual."""
         return self.encode_sparse(delta, seed=seed)[0]

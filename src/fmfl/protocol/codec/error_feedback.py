@@ -68,11 +68,16 @@ class ErrorFeedback:
             loaded = np.load(path, allow_pickle=False)
         except (OSError, ValueError) as error:
             raise ProtocolError(Reason.RESIDUAL_MISMATCH, f"cannot read residual {path}: {error}") from None
-        if loaded.shape != self._residual.shape or loaded.dtype.kind != "f":
+        self.restore(loaded, what=f"residual {path}")
+
+    def restore(self, residual: npt.NDArray[np.floating], *, what: str = "residual") -> None:
+        """Continue from ``residual`` (a device's saved state, or the previous encoder's when the codec changes);
+        its shape must match (reason ``residual_mismatch``) and every value be finite."""
+        if residual.shape != self._residual.shape or residual.dtype.kind != "f":
             raise ProtocolError(
                 Reason.RESIDUAL_MISMATCH,
-                f"residual {path} is {loaded.dtype}{loaded.shape}, expected float64{self._residual.shape}",
+                f"{what} is {residual.dtype}{residual.shape}, expected float64{self._residual.shape}",
             )
-        if not np.isfinite(loaded).all():
-            raise ProtocolError(Reason.NON_FINITE, f"residual {path} holds NaN or infinity")
-        self._residual = loaded.astype(np.float64)
+        if not np.isfinite(residual).all():
+            raise ProtocolError(Reason.NON_FINITE, f"{what} holds NaN or infinity")
+        self._residual = residual.astype(np.float64)
