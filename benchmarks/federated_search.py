@@ -1,6 +1,7 @@
 """Choose the demo's federated settings by measurement on VALIDATION data, in-process (``fmfl.simulation``).
 
     python -m benchmarks.federated_search --grid head64 [--rounds 60] [--log runs/search/search.jsonl]
+    python -m benchmarks.federated_search --task text --base fedavg,lr=3e-3 --codecs "dense;topk:0.05+sign+ef"
 
 10% of the training set is carved out as the validation set (``build_population(validation_fraction=0.1)``);
 the clients are split from the rest with the demo's Dirichlet(0.5) and seed. The test set is never loaded
@@ -88,24 +89,34 @@ def rounds_to(accuracy: dict[int, float], target: float) -> int | None:
     return next((r for r in sorted(accuracy) if r > 0 and accuracy[r] >= target), None)
 
 
-def write_doc(log: Path, out: Path) -> None:
-    """Every logged trial as one row of the "Settings search" section of ``out``."""
+#: the section each task's trials are written to, and the training set its validation split is carved from
+SECTIONS = {"vision": ("## Settings search (validation data, in-process)", "the Fashion-MNIST training set"),
+            "text": ("## Text settings search (validation data, in-process)",
+                     "the text task's training glosses (WordNet nouns)")}
+
+
+def write_doc(log: Path, out: Path, task: str = "vision") -> None:
+    """Every logged trial of ``task`` as one row of that task's "Settings search" section of ``out``."""
     from benchmarks._docs import replace_section
 
     entries = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
-    lines = ["## Settings search (validation data, in-process)", "",
+    entries = [e for e in entries if e.get("task", "vision") == task]  # entries before --task: all vision
+    title, source = SECTIONS[task]
+    lines = [title, "",
              "Every configuration tried by `python -m benchmarks.federated_search` (log: "
-             f"`{log}`), scored on a validation split of 10% carved from the Fashion-MNIST training set "
+             f"`{log}`), scored on a validation split of 10% carved from {source} "
              "(seeded; the clients are split from the other 90% with Dirichlet(0.5), 10 clients, seed 0); the test "
              "set played no part. In-process simulation: the device's own local round, codec, decoder and "
              "aggregation rule, without MQTT. Columns: validation accuracy at the last round and the best one, "
              "the first round reaching 80%, and the largest drop between consecutive evaluations (every 2 rounds) "
              "after round 20.", "",
-             "| image px | trainable | trial | rounds | final | best | round to 80% | largest drop after 20 | s |",
+             f"| {'image px' if task == 'vision' else 'training glosses'} | trainable | trial | rounds | final | "
+             "best | round to 80% | largest drop after 20 | s |",
              "|---:|---|---|---:|---:|---:|---:|---:|---:|"]
     for e in entries:
         acc = {int(k): v for k, v in e["validation_accuracy"].items()}
-        lines.append(f"| {e['image_size'] or 64} | {e['train']} | {e['trial']} | {e['rounds']} | "
+        size = e["image_size"] or 64 if task == "vision" else e.get("samples")
+        lines.append(f"| {size} | {e['train']} | {e['trial']} | {e['rounds']} | "
                      f"{100 * e['final']:.2f}% | {100 * e['best']:.2f}% | {rounds_to(acc, 0.80)} | "
                      f"{e['max_drop_after_20']:.2f} | {e['seconds']:.0f} |")
     replace_section(out, lines[0], "\n".join(lines) + "\n", title="# Results")
@@ -113,10 +124,13 @@ def write_doc(log: Path, out: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--task", default="vision", choices=sorted(SECTIONS), help="the demo task (default vision)")
     parser.add_argument("--grid", default="head", choices=sorted(GRIDS))
     parser.add_argument("--train", help="trainable set (default: the task's)")
     parser.add_argument("--image-size", type=int)
     parser.add_argument("--rounds", type=int, default=60)
+    parser.add_argument("--max-samples", type=int, help="training samples before the validation split (default: "
+                        "the task's: all of Fashion-MNIST, 6,000 glosses)")
     parser.add_argument("--eval-every", type=int, default=2)
     parser.add_argument("--base", default="fedavg,lr=1e-3",
                         help="strategy and settings for the codec/server grids: fedavgm,lr=1e-4,momentum=0.9")
@@ -130,18 +144,21 @@ def main() -> None:
     parser.add_argument("--write-doc", type=Path, help="only write the log as a section of this file and exit")
     args = parser.parse_args()
     if args.write_doc:
-        write_doc(args.log, args.write_doc)
+        write_doc(args.log, args.write_doc, args.task)
         return
-    population = build_population(task="vision", clients=10, alpha=0.5, seed=0, validation_fraction=0.1,
-                                  train_spec=args.train, image_size=args.image_size, threads=1)
-    print(f"population ready in {population.setup_seconds:.0f} s", flush=True)
+    population = build_population(task=args.task, clients=10, alpha=0.5, seed=0, validation_fraction=0.1,
+                                  train_spec=args.train, image_size=args.image_size,
+                                  max_samples=args.max_samples, threads=1)
+    samples = sum(c.num_samples for c in population.clients)
+    print(f"population ready in {population.setup_seconds:.0f} s ({samples} training samples)", flush=True)
     args.log.parent.mkdir(parents=True, exist_ok=True)
     wanted = set(args.only.split(",")) if args.only else None
     if args.probe:
         from fmfl.demo.baselines import linear_probe, pooled
 
         probe = linear_probe(pooled([c.train for c in population.clients]), population.evaluator.data)
-        entry = {"trial": "linear probe (centralized LR on the pooled features)", "train": args.train or
+        entry = {"task": args.task, "samples": samples,
+                 "trial": "linear probe (centralized LR on the pooled features)", "train": args.train or
                  "task default", "image_size": args.image_size, "rounds": 0, "validation_accuracy": {},
                  "final": probe["accuracy"], "best": probe["accuracy"], "max_drop_after_20": 0.0,
                  "seconds": probe["seconds"]}
@@ -160,7 +177,8 @@ def main() -> None:
             downlink_codec=args.downlink))
         name = trial.name if args.downlink == "dense" else f"{trial.name} down {args.downlink}"
         down = [r.downlink_bytes for r in result.rounds]
-        entry = {"trial": name, "train": args.train or "task default", "image_size": args.image_size,
+        entry = {"task": args.task, "samples": samples, "trial": name, "train": args.train or "task default",
+                 "image_size": args.image_size,
                  "downlink_codec": args.downlink, "downlink_payload_bytes": sum(down) / max(len(down), 1),
                  "strategy": trial.strategy, "options": trial.options, "codec": trial.codec, "lr": trial.lr,
                  "local_epochs": trial.local_epochs, "rounds": args.rounds,

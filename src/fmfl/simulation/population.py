@@ -25,6 +25,7 @@ from fmfl.demo.evaluate import Evaluator, image_inputs
 from fmfl.demo.tasks import TASKS, ZERO_SHOT_NAMES, DemoData
 from fmfl.edge_client.data import LocalDataset
 from fmfl.edge_client.data.preprocessing import Preprocessing
+from fmfl.edge_client.data.text import tokenize
 from fmfl.edge_client.device import resolved_preprocessing
 from fmfl.edge_client.features import suffix_dataset
 
@@ -69,12 +70,28 @@ def carve_validation(data: DemoData, fraction: float, seed: int) -> DemoData:
     set for choosing settings); the real test set is dropped so nothing downstream can score on it."""
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"validation_fraction must be in (0, 1), got {fraction}")
-    assert isinstance(data.train_x, np.ndarray)
     n = len(data.train_y)
     order = np.random.default_rng(_VALIDATION_SEED + seed).permutation(n)
     val, train = np.sort(order[: round(fraction * n)]), np.sort(order[round(fraction * n):])
-    return DemoData(data.train_x[train], data.train_y[train], data.train_x[val], data.train_y[val],
+    return DemoData(_rows(data.train_x, train), data.train_y[train], _rows(data.train_x, val), data.train_y[val],
                     data.label_names)
+
+
+def _rows(x: np.ndarray | list[str], index: np.ndarray) -> np.ndarray | list[str]:
+    """Rows ``index`` of images (an array) or texts (a list)."""
+    return x[index] if isinstance(x, np.ndarray) else [x[int(i)] for i in index]
+
+
+def _raw_shard(x: np.ndarray | list[str], labels: np.ndarray,
+               pre: Preprocessing) -> tuple[dict[str, np.ndarray], str]:
+    """A shard's model inputs as the device's preprocessing makes them, and a hash of its content (cache key)."""
+    if isinstance(x, np.ndarray):
+        assert pre.image is not None
+        digest = hashlib.sha256(x.tobytes() + labels.tobytes()).hexdigest()  # the key vision caches always had
+        return {pre.image.input_name: image_inputs(x, pre)}, digest
+    assert pre.text is not None
+    digest = hashlib.sha256("\n".join(x).encode() + labels.tobytes()).hexdigest()
+    return dict(tokenize(x, pre.text)), digest
 
 
 #: keeps the validation draw independent of the partition's and the devices' draws from the same seed
@@ -105,8 +122,8 @@ def build_population(
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
     spec = TASKS[task]
-    if spec.export_task != "classify" or spec.image_size is None:
-        raise ValueError(f"the simulation supports image classification tasks; {task!r} is not one")
+    if spec.export_task != "classify":
+        raise ValueError(f"the simulation supports classification tasks (images or text); {task!r} is not one")
     if clients < 1 or alpha <= 0:
         raise ValueError(f"clients must be >= 1 and alpha > 0, got {clients}, {alpha}")
     start = time.perf_counter()
@@ -116,14 +133,12 @@ def build_population(
     bundle, manifest, _ = ensure_bundle(cache_dir, spec.model, spec.export_task, train_spec or spec.train_spec,
                                         data.label_names, image_size or spec.image_size, spec.max_seq_len, spec.lr)
     pre = Preprocessing.from_manifest(resolved_preprocessing(bundle, manifest))
-    assert pre.image is not None and isinstance(data.train_x, np.ndarray)
     parts = dirichlet_partition(data.train_y, clients, alpha, seed)
     shards = []
     for i, index in enumerate(parts):
-        images, labels = data.train_x[index], data.train_y[index].astype(np.int64)
-        raw = LocalDataset(inputs={pre.image.input_name: image_inputs(images, pre)}, labels=labels,
-                           label_names=data.label_names, source=f"shard {i}")
-        digest = hashlib.sha256(images.tobytes() + labels.tobytes()).hexdigest()
+        labels = data.train_y[index].astype(np.int64)
+        inputs, digest = _raw_shard(_rows(data.train_x, index), labels, pre)
+        raw = LocalDataset(inputs=inputs, labels=labels, label_names=data.label_names, source=f"shard {i}")
         suffix, info = suffix_dataset(bundle, manifest, raw, data_hash=digest, cache_dir=cache_dir / "features",
                                       threads=threads)
         log.info("client %d: %d samples, prefix cache %s", i, len(raw), info["cache"])
