@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fmfl.demo.tasks import TASKS
 from fmfl.simulation import SimulationConfig, build_population, run_simulation
 
 DEFAULT_CODEC = "topk:0.01+int8+ef"
@@ -36,6 +37,7 @@ class Trial:
     codec: str = "dense"
     lr: float = 1e-3
     local_epochs: int = 1
+    batch_size: int = 32
 
 
 def _head_grid() -> list[Trial]:
@@ -60,8 +62,8 @@ CODECS = ("dense", DEFAULT_CODEC, "topk:0.02+int8+ef", "topk:0.03+int4+ef", "top
 
 
 def _codec_grid(base: Trial, codecs: tuple[str, ...] = CODECS) -> list[Trial]:
-    return [Trial(f"{base.name} {codec}", base.strategy, base.options, codec, base.lr, base.local_epochs)
-            for codec in codecs]
+    return [Trial(f"{base.name} {codec}", base.strategy, base.options, codec, base.lr, base.local_epochs,
+                  base.batch_size) for codec in codecs]
 
 
 def _base_trial(text: str) -> Trial:
@@ -70,12 +72,13 @@ def _base_trial(text: str) -> Trial:
     values = {k: float(v) for k, v in (pair.split("=") for pair in pairs)}
     lr = values.pop("lr", 1e-3)
     epochs = int(values.pop("local_epochs", 1))
-    return Trial(text, strategy, values, "dense", lr, epochs)
+    batch = int(values.pop("batch_size", 32))
+    return Trial(text, strategy, values, "dense", lr, epochs, batch)
 
 
 GRIDS = {"head": lambda _base: _head_grid(), "codec": _codec_grid,
          "server": lambda base: [Trial(base.name, base.strategy, base.options, base.codec, base.lr,
-                                       base.local_epochs)]}
+                                       base.local_epochs, base.batch_size)]}
 
 
 def max_drop_after(accuracy: dict[int, float], after: int) -> float:
@@ -92,7 +95,9 @@ def rounds_to(accuracy: dict[int, float], target: float) -> int | None:
 #: the section each task's trials are written to, and the training set its validation split is carved from
 SECTIONS = {"vision": ("## Settings search (validation data, in-process)", "the Fashion-MNIST training set"),
             "text": ("## Text settings search (validation data, in-process)",
-                     "the text task's training glosses (WordNet nouns)")}
+                     "the text task's training glosses (WordNet nouns)"),
+            "multimodal": ("## Multimodal settings search (validation data, in-process)",
+                           "the multimodal task's captioned Fashion-MNIST training images (zero-shot accuracy)")}
 
 
 def write_doc(log: Path, out: Path, task: str = "vision") -> None:
@@ -110,13 +115,16 @@ def write_doc(log: Path, out: Path, task: str = "vision") -> None:
              "aggregation rule, without MQTT. Columns: validation accuracy at the last round and the best one, "
              "the first round reaching 80%, and the largest drop between consecutive evaluations (every 2 rounds) "
              "after round 20.", "",
-             f"| {'image px' if task == 'vision' else 'training glosses'} | trainable | trial | rounds | final | "
-             "best | round to 80% | largest drop after 20 | s |",
-             "|---:|---|---|---:|---:|---:|---:|---:|---:|"]
+             f"| {'image px' if task == 'vision' else 'training samples'} | trainable | client optimizer | trial | "
+             "rounds | final | best | round to 80% | "
+             "largest drop after 20 | s |",
+             "|---:|---|---|---|---:|---:|---:|---:|---:|---:|"]
     for e in entries:
         acc = {int(k): v for k, v in e["validation_accuracy"].items()}
+        # entries logged before the default size and optimizer were recorded: 64 px, AdamW (the defaults then)
         size = e["image_size"] or 64 if task == "vision" else e.get("samples")
-        lines.append(f"| {size} | {e['train']} | {e['trial']} | {e['rounds']} | "
+        lines.append(f"| {size} | {e['train']} | {e.get('optimizer', 'adamw')} | {e['trial']} | "
+                     f"{e['rounds']} | "
                      f"{100 * e['final']:.2f}% | {100 * e['best']:.2f}% | {rounds_to(acc, 0.80)} | "
                      f"{e['max_drop_after_20']:.2f} | {e['seconds']:.0f} |")
     replace_section(out, lines[0], "\n".join(lines) + "\n", title="# Results")
@@ -128,12 +136,15 @@ def main() -> None:
     parser.add_argument("--grid", default="head", choices=sorted(GRIDS))
     parser.add_argument("--train", help="trainable set (default: the task's)")
     parser.add_argument("--image-size", type=int)
+    parser.add_argument("--optimizer", choices=("adamw", "sgd"), help="the devices' local optimizer (default: the "
+                        "task's); another bundle, exported once")
     parser.add_argument("--rounds", type=int, default=60)
     parser.add_argument("--max-samples", type=int, help="training samples before the validation split (default: "
                         "the task's: all of Fashion-MNIST, 6,000 glosses)")
     parser.add_argument("--eval-every", type=int, default=2)
     parser.add_argument("--base", default="fedavg,lr=1e-3",
-                        help="strategy and settings for the codec/server grids: fedavgm,lr=1e-4,momentum=0.9")
+                        help="strategy and settings for the codec/server grids: fedavgm,lr=1e-4,momentum=0.9 "
+                             "(also local_epochs=, batch_size=)")
     parser.add_argument("--probe", action="store_true",
                         help="also log the linear probe (LR on the clients' pooled features) on the validation set")
     parser.add_argument("--codecs", help="';'-separated codecs or codec schedules for the codec grid")
@@ -146,8 +157,9 @@ def main() -> None:
     if args.write_doc:
         write_doc(args.log, args.write_doc, args.task)
         return
+    image_size = args.image_size or TASKS[args.task].image_size  # logged as run, not as "the default"
     population = build_population(task=args.task, clients=10, alpha=0.5, seed=0, validation_fraction=0.1,
-                                  train_spec=args.train, image_size=args.image_size,
+                                  train_spec=args.train, image_size=image_size, optimizer=args.optimizer,
                                   max_samples=args.max_samples, threads=1)
     samples = sum(c.num_samples for c in population.clients)
     print(f"population ready in {population.setup_seconds:.0f} s ({samples} training samples)", flush=True)
@@ -157,9 +169,9 @@ def main() -> None:
         from fmfl.demo.baselines import linear_probe, pooled
 
         probe = linear_probe(pooled([c.train for c in population.clients]), population.evaluator.data)
-        entry = {"task": args.task, "samples": samples,
-                 "trial": "linear probe (centralized LR on the pooled features)", "train": args.train or
-                 "task default", "image_size": args.image_size, "rounds": 0, "validation_accuracy": {},
+        entry = {"task": args.task, "samples": samples, "trial": "linear probe (centralized LR on the pooled features)",
+                 "train": args.train or "task default", "image_size": image_size, "optimizer": "n/a", "rounds": 0,
+                 "validation_accuracy": {},
                  "final": probe["accuracy"], "best": probe["accuracy"], "max_drop_after_20": 0.0,
                  "seconds": probe["seconds"]}
         with args.log.open("a") as f:
@@ -173,15 +185,17 @@ def main() -> None:
         start = time.perf_counter()
         result = run_simulation(population, SimulationConfig(
             strategy=trial.strategy, strategy_options=trial.options, codec=trial.codec, rounds=args.rounds,
-            lr=trial.lr, local_epochs=trial.local_epochs, seed=0, eval_every=args.eval_every,
+            lr=trial.lr, local_epochs=trial.local_epochs, batch_size=trial.batch_size, seed=0,
+            eval_every=args.eval_every,
             downlink_codec=args.downlink))
         name = trial.name if args.downlink == "dense" else f"{trial.name} down {args.downlink}"
         down = [r.downlink_bytes for r in result.rounds]
         entry = {"task": args.task, "samples": samples, "trial": name, "train": args.train or "task default",
-                 "image_size": args.image_size,
+                 "image_size": image_size,
+                 "optimizer": population.manifest.optimizer["name"],
                  "downlink_codec": args.downlink, "downlink_payload_bytes": sum(down) / max(len(down), 1),
                  "strategy": trial.strategy, "options": trial.options, "codec": trial.codec, "lr": trial.lr,
-                 "local_epochs": trial.local_epochs, "rounds": args.rounds,
+                 "local_epochs": trial.local_epochs, "batch_size": trial.batch_size, "rounds": args.rounds,
                  "validation_accuracy": result.accuracy, "final": result.final_accuracy,
                  "best": max(result.accuracy.values()), "max_drop_after_20": max_drop_after(result.accuracy, 20),
                  "seconds": time.perf_counter() - start}

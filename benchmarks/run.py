@@ -157,7 +157,7 @@ def prepare(work: Path, plan: Plan) -> Task:
         folder.mkdir(parents=True)
         shards.append(write_image_shard(folder, data, index, SEED + i))
     bundle, manifest, _ = ensure_bundle(CACHE, task.model, task.export_task, task.train_spec, data.label_names,
-                                        task.image_size, task.max_seq_len, task.lr)
+                                        task.image_size, task.max_seq_len, task.lr, task.optimizer)
     flat = np.load(bundle / "initial_weights.npy")
     (w,), (b,) = ([t for t in manifest.trainable if t.name.endswith(".weight")],
                   [t for t in manifest.trainable if t.name.endswith(".bias")])

@@ -54,7 +54,8 @@ def demo_bundle() -> Path:
 
     task = TASKS["vision"]
     path, _, _ = ensure_bundle(REPO / ".fmfl-cache", task.model, task.export_task, task.train_spec,
-                               tuple(FASHION_MNIST_CLASSES), task.image_size, task.max_seq_len, task.lr)
+                               tuple(FASHION_MNIST_CLASSES), task.image_size, task.max_seq_len, task.lr,
+                               task.optimizer)
     return path
 
 

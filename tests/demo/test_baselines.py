@@ -10,13 +10,16 @@ import pytest
 from fmfl.datasets.fashion_mnist import FASHION_MNIST_CLASSES, load_fashion_mnist
 from fmfl.demo.baselines import (
     LEARNING_RATES,
+    LEARNING_RATES_BY_OPTIMIZER,
     centralized_tuned,
     classic,
+    linear_probe,
     local_only,
     probe_features,
     read_devices,
 )
-from fmfl.demo.tasks import DemoData
+from fmfl.demo.tasks import TASKS, DemoData
+from fmfl.edge_client.data import LocalDataset
 from fmfl.simulation.population import carve_validation
 
 
@@ -44,6 +47,25 @@ def test_classic_logistic_regression_on_real_pixels_learns_fashion_mnist() -> No
     assert 0.70 < result["accuracy"] < 0.95, result  # 10 classes: chance is 0.10
     assert result["what"] == "logistic regression on raw pixels"
     assert result["samples"] == 2000
+
+
+@pytest.mark.integration  # four logistic regressions on 1,500 real images (seconds)
+def test_linear_probe_chooses_c_on_its_validation_split_and_scores_the_test_set() -> None:
+    train, test = load_fashion_mnist("train"), load_fashion_mnist("test")
+    pixels = LocalDataset(inputs={"x": train.images[:1500].reshape(1500, -1) / 255.0}, labels=train.labels[:1500])
+    held = LocalDataset(inputs={"x": test.images[:500].reshape(500, -1) / 255.0}, labels=test.labels[:500])
+
+    result = linear_probe(pixels, held, cs=(1e-6, 1e-2))
+
+    # C=1e-6 all but zeroes the weights (about chance); the validation split must pick the other one.
+    scores = {t["C"]: t["validation_accuracy"] for t in result["tried"]}
+    assert scores[1e-6] < 0.5 < scores[1e-2], scores
+    assert result["C"] == 1e-2
+    assert result["validation_accuracy"] == scores[1e-2]
+    assert result["samples"] == 1350  # the 10% validation split is not trained on
+    assert 0.6 < result["accuracy"] < 0.95, result
+    with pytest.raises(ValueError, match="at least one C"):
+        linear_probe(pixels, held, cs=())
 
 
 def test_classic_tfidf_on_texts() -> None:
@@ -172,7 +194,7 @@ def test_demo_with_baselines_reports_every_baseline_and_the_personalized_table(t
     assert b["classic"]["converged"]
     assert 0.6 < b["linear_probe"]["accuracy"] < 0.95
     assert b["linear_probe"]["converged"]
-    assert b["centralized_tuned"]["lr"] in LEARNING_RATES
+    assert b["centralized_tuned"]["lr"] in LEARNING_RATES_BY_OPTIMIZER[TASKS["vision"].optimizer]
     assert b["centralized_tuned"]["accuracy"] > 0.6
     assert len(b["local_only"]["per_device"]) == 3
     assert b["local_only"]["worst"] <= b["local_only"]["mean"]

@@ -12,7 +12,9 @@ from fmfl.simulation import Population, SimulationConfig, build_population, run_
 
 @pytest.fixture(scope="module")
 def population(tmp_path_factory: pytest.TempPathFactory) -> Population:
-    return build_population(clients=4, max_samples=400, seed=0, cache_dir=tmp_path_factory.mktemp("cache"))
+    # AdamW at 64 px: the warm-up test's premise (every coordinate moves about lr a step) is AdamW's.
+    return build_population(clients=4, max_samples=400, seed=0, cache_dir=tmp_path_factory.mktemp("cache"),
+                            image_size=64, optimizer="adamw")
 
 
 def test_switching_to_the_same_codec_keeps_the_residual_exactly(population: Population) -> None:

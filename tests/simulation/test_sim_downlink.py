@@ -16,7 +16,8 @@ DOWNLINK = "topk:0.05+int8+ef"
 
 @pytest.fixture(scope="module")
 def population(tmp_path_factory: pytest.TempPathFactory) -> Population:
-    return build_population(clients=4, max_samples=400, seed=0, cache_dir=tmp_path_factory.mktemp("cache"))
+    return build_population(clients=4, max_samples=400, seed=0, cache_dir=tmp_path_factory.mktemp("cache"),
+                            image_size=64, optimizer="adamw")
 
 
 def test_one_round_equals_the_gateways_rebase_of_the_dense_result(population: Population) -> None:

@@ -31,8 +31,10 @@ from fmfl.edge_client.trainer import Trainer
 
 #: share of the pooled training splits held out to choose the centralized learning rate and epochs
 VALIDATION_FRACTION = 0.1
-#: learning rates tried by the tuned centralized baseline (around the AdamW default of 1e-3)
+#: learning rates tried by the tuned centralized baseline, by the bundle's optimizer: around the AdamW default
+#: of 1e-3, and ten times higher for plain SGD, whose steps are not normalized by the gradient's scale
 LEARNING_RATES = (3e-4, 1e-3, 3e-3)
+LEARNING_RATES_BY_OPTIMIZER = {"adamw": LEARNING_RATES, "sgd": (3e-3, 1e-2, 3e-2)}
 _SPLIT_SEED = 20_260
 
 
@@ -103,19 +105,35 @@ def probe_features(inputs: dict[str, Any]) -> np.ndarray:
     return np.concatenate(columns, axis=1)
 
 
-def linear_probe(train: LocalDataset, test: LocalDataset) -> dict[str, Any]:
-    """Logistic regression on standardized frozen features, run until lbfgs converges."""
+#: inverse L2 strengths (scikit-learn's C) the linear probe tries, chosen on the validation split: on the 1,280
+#: standardized EfficientNet-Lite0 features at 96 px, C=1 scored 86.85% on validation where C=0.003 scored 88.87%
+PROBE_C = (1e-3, 1e-2, 1e-1, 1.0)
+
+
+def linear_probe(train: LocalDataset, test: LocalDataset, cs: Sequence[float] = PROBE_C) -> dict[str, Any]:
+    """Logistic regression on standardized frozen features, each fit run until lbfgs converges; C is chosen on a
+    validation split of ``train`` (the one the centralized baseline uses), then that model is scored on ``test``."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
+    if not cs:
+        raise ValueError("linear_probe needs at least one C to try")
     start = time.perf_counter()
-    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=3000, C=1.0))
-    model.fit(probe_features(train.inputs), train.labels)
-    accuracy = float(model.score(probe_features(test.inputs), test.labels))
-    n_iter = model[-1].n_iter_
-    return {"accuracy": accuracy, "samples": len(train), "converged": bool(np.all(n_iter < 3000)),
-            "seconds": time.perf_counter() - start}
+    fit, validation = train.split(VALIDATION_FRACTION, _SPLIT_SEED)
+    x_fit, x_val = probe_features(fit.inputs), probe_features(validation.inputs)
+    tried, best, converged = [], None, True
+    for c in cs:
+        model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=3000, C=c)).fit(x_fit, fit.labels)
+        score = float(model.score(x_val, validation.labels))
+        converged &= bool(np.all(model[-1].n_iter_ < 3000))
+        tried.append({"C": c, "validation_accuracy": score})
+        if best is None or score > best[0]:
+            best = (score, c, model)
+    assert best is not None
+    accuracy = float(best[2].score(probe_features(test.inputs), test.labels))
+    return {"accuracy": accuracy, "C": best[1], "validation_accuracy": best[0], "tried": tried, "samples": len(fit),
+            "converged": converged, "seconds": time.perf_counter() - start}
 
 
 def fit_with_validation(trainer: Trainer, initial: np.ndarray, train: LocalDataset, validation: LocalDataset,
@@ -141,7 +159,7 @@ def _train_epoch(trainer: Trainer, data: LocalDataset, lr: float, batch_size: in
     if reset:
         train_locally(trainer, data, LocalTrainConfig(batch_size=batch_size, lr=lr, local_epochs=1, seed=seed))
         return
-    # One more epoch continuing the same AdamW state: train_locally would reset the optimizer.
+    # One more epoch continuing the same optimizer state: train_locally would reset it.
     for batch in data.batches(batch_size, seed=seed, shuffle=True):
         feeds = {n: np.ascontiguousarray(v) for n, v in batch.inputs.items()}
         if "labels" in trainer.input_names:
@@ -154,7 +172,8 @@ def centralized_tuned(trainer: Trainer, initial: np.ndarray, devices: Sequence[D
                       max_epochs: int, batch_size: int) -> dict[str, Any]:
     start = time.perf_counter()
     train, validation = pooled([d.train for d in devices]).split(VALIDATION_FRACTION, _SPLIT_SEED)
-    best = fit_with_validation(trainer, initial, train, validation, LEARNING_RATES, max_epochs, batch_size, 0)
+    rates = LEARNING_RATES_BY_OPTIMIZER[trainer.manifest.optimizer["name"]]
+    best = fit_with_validation(trainer, initial, train, validation, rates, max_epochs, batch_size, 0)
     weights = best.pop("weights")
     return {**best, "accuracy": evaluator.accuracy(weights), "samples": len(train), "max_epochs": max_epochs,
             "seconds": time.perf_counter() - start}

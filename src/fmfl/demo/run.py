@@ -149,7 +149,8 @@ def run_demo(cfg: DemoConfig) -> Path:
         progress.note(f"bundle: {task.model} {task.train_spec} (exported once, then cached in {cfg.cache_dir})")
         t0 = time.perf_counter()
         bundle, manifest, exported = ensure_bundle(cfg.cache_dir, task.model, task.export_task, task.train_spec,
-                                                   labels, task.image_size, task.max_seq_len, task.lr)
+                                                   labels, task.image_size, task.max_seq_len, task.lr,
+                                                   task.optimizer)
         record.export_seconds = time.perf_counter() - t0 if exported else 0.0
         record.bundle, record.bundle_id = str(bundle), manifest.bundle_id
         record.num_trainable = manifest.num_trainable

@@ -111,13 +111,15 @@ def build_population(
     validation_fraction: float = 0.0,
     train_spec: str | None = None,
     image_size: int | None = None,
+    optimizer: str | None = None,
 ) -> Population:
     """The demo task ``task`` split over ``clients`` devices as ``fmfl demo`` splits it (same seed, same shards).
 
     ``max_samples`` subsamples the training set (test: a fifth, at least 1,000), as ``--max-samples`` does.
     ``validation_fraction > 0`` carves that share of the training set out (``carve_validation``) before the
     split and makes it the referee instead of the test set: settings are chosen on it, never on the test set.
-    ``train_spec`` and ``image_size`` replace the task's trainable set and input size (another cached bundle).
+    ``train_spec``, ``image_size`` and ``optimizer`` (the devices' local optimizer, ``adamw`` or ``sgd``) replace
+    the task's trainable set, input size and optimizer (another cached bundle).
     """
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
@@ -131,7 +133,8 @@ def build_population(
     if validation_fraction > 0:
         data = carve_validation(data, validation_fraction, seed)
     bundle, manifest, _ = ensure_bundle(cache_dir, spec.model, spec.export_task, train_spec or spec.train_spec,
-                                        data.label_names, image_size or spec.image_size, spec.max_seq_len, spec.lr)
+                                        data.label_names, image_size or spec.image_size, spec.max_seq_len, spec.lr,
+                                        optimizer or spec.optimizer)
     pre = Preprocessing.from_manifest(resolved_preprocessing(bundle, manifest))
     parts = dirichlet_partition(data.train_y, clients, alpha, seed)
     shards = []
