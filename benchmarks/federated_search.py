@@ -123,7 +123,8 @@ def write_doc(log: Path, out: Path, task: str = "vision") -> None:
         acc = {int(k): v for k, v in e["validation_accuracy"].items()}
         # entries logged before the default size and optimizer were recorded: 64 px, AdamW (the defaults then)
         size = e["image_size"] or 64 if task == "vision" else e.get("samples")
-        lines.append(f"| {size} | {e['train']} | {e.get('optimizer', 'adamw')} | {e['trial']} | "
+        optimizer = e.get("optimizer", "n/a" if e["rounds"] == 0 else "adamw")  # n/a: a linear probe's row
+        lines.append(f"| {size} | {e['train']} | {optimizer} | {e['trial']} | "
                      f"{e['rounds']} | "
                      f"{100 * e['final']:.2f}% | {100 * e['best']:.2f}% | {rounds_to(acc, 0.80)} | "
                      f"{e['max_drop_after_20']:.2f} | {e['seconds']:.0f} |")
