@@ -398,23 +398,12 @@ class RoundEngine:
 
     def tick(self, now: float) -> list[Outgoing]:
         """Close the round at quorum K or its deadline; open the next when enough clients are online."""
-        out: list[Outgoing] = []
         current = self.open_round
         if current is not None:
-            if self.closing.in_progress:
-                if not self.closing.done(now):
-                    return out
-            else:
-                # Quorum K, or every selected device when fewer than K could be selected (a small fleet
-                # must not wait for the deadline for updates nobody was asked for).
-                target = min(self.config.clients_per_round, len(current.task.selected))
-                if self.closing.accepted(self.strategy) < target and now < current.close_at:
-                    return out
-                self.ingest.flush()  # what is counted is durable before any node stops accepting
-                requests = self.closing.request_close(current.round, now)
-                if requests is not None:
-                    return self._sent(requests)  # the round closes when the peers' shares are in
-            out += self._close(current, now)
+            waiting = self._until_closed(current, now)
+            if waiting is not None:
+                return waiting
+        out = self._close(current, now) if current is not None else []
         if self.finished:
             return out
         poll = self.source.poll(now)
@@ -424,20 +413,35 @@ class RoundEngine:
             return out
         if poll.adopt is not None:
             self._adopt(*poll.adopt)
+        return out + self._maybe_open(now)
+
+    def _until_closed(self, current: OpenRound, now: float) -> list[Outgoing] | None:
+        """``None`` when ``current`` closes now; else what to publish while it stays open."""
+        if self.closing.in_progress:
+            return None if self.closing.done(now) else []
+        # Quorum K, or every selected device when fewer than K could be selected (a small fleet must not
+        # wait for the deadline for updates nobody was asked for).
+        target = min(self.config.clients_per_round, len(current.task.selected))
+        if self.closing.accepted(self.strategy) < target and now < current.close_at:
+            return []
+        self.ingest.flush()  # what is counted is durable before any node stops accepting
+        requests = self.closing.request_close(current.round, now)
+        return None if requests is None else self._sent(requests)  # closes when the peers' shares are in
+
+    def _maybe_open(self, now: float) -> list[Outgoing]:
+        """Open the next round when enough eligible devices are online; give up after ``start_timeout``."""
         eligible = self.registry.eligible()
         if len(eligible) >= self.config.selection_size:
-            return out + self._open(eligible, now)
+            return self._open(eligible, now)
         if len(eligible) >= self.config.min_clients:
-            # Quorum but not a full selection: at start-up, wait a short window for more devices
-            # to check in rather than run the first round with the first M that connected. Later
-            # rounds start at once: the registry is populated by then.
-            if self._opened_any:
-                return out + self._open(eligible, now)
+            # Quorum but not a full selection: at start-up, wait a short window for more devices to check
+            # in rather than run the first round with the first M that connected. Later rounds start at
+            # once: the registry is populated by then.
             if self._quorum_since is None:
                 self._quorum_since = now
-            if now - self._quorum_since >= self.config.selection_window:
-                return out + self._open(eligible, now)
-            return out
+            if self._opened_any or now - self._quorum_since >= self.config.selection_window:
+                return self._open(eligible, now)
+            return []
         self._quorum_since = None
         if now - self._waiting_since > self.config.start_timeout:
             raise StartTimeout(
@@ -445,7 +449,7 @@ class RoundEngine:
                 f"--min-clients is {self.config.min_clients} ({len(self.registry)} known, "
                 f"{self.registry.online_count} online)"
             )
-        return out
+        return []
 
     def _adopt(self, task: RoundTask, weights: Float32Array) -> None:
         """A lower tier trains the parent's model of the parent's task."""
