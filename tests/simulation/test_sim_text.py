@@ -34,9 +34,9 @@ def test_validation_is_carved_from_the_training_glosses() -> None:
     assert carve_validation(data, 0.1, seed=1).test_x != carved.test_x
 
 
-def test_a_contrastive_task_is_refused_before_anything_is_exported(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match=r"supports classification tasks \(images or text\); 'multimodal'"):
-        build_population(task="multimodal", cache_dir=tmp_path)
+def test_an_unknown_task_is_refused_before_anything_is_exported(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unknown task 'audio'; choose one of vision, text, multimodal"):
+        build_population(task="audio", cache_dir=tmp_path)
     assert list(tmp_path.iterdir()) == []  # no bundle, no feature cache
 
 

@@ -2,7 +2,8 @@
 
 Built once and shared by every run of a sweep. Everything is the code a real deployment runs: the demo's
 task definition and cached bundle (``fmfl.demo.bundles.ensure_bundle``), the Dirichlet label-skew split
-(``fmfl.datasets.partition``), the device's image preprocessing, the frozen prefix's features through
+(``fmfl.datasets.partition``), the device's preprocessing (images, tokenized glosses, or images with the
+captions the demo writes for the dual encoder), the frozen prefix's features through
 ``fmfl.edge_client.features.suffix_dataset`` (cached on disk per client shard, keyed by bundle id and a
 hash of the shard, so the trunk runs once per shard across all runs and processes), the device's 80/20
 train/eval split, and the demo's central ``Evaluator`` on the test set. Only MQTT is left out.
@@ -19,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from fmfl.bundle import Manifest
+from fmfl.datasets.captions import caption_labels
 from fmfl.datasets.partition import dirichlet_partition
 from fmfl.demo.bundles import ensure_bundle
 from fmfl.demo.evaluate import Evaluator, image_inputs
@@ -82,9 +84,17 @@ def _rows(x: np.ndarray | list[str], index: np.ndarray) -> np.ndarray | list[str
     return x[index] if isinstance(x, np.ndarray) else [x[int(i)] for i in index]
 
 
-def _raw_shard(x: np.ndarray | list[str], labels: np.ndarray,
-               pre: Preprocessing) -> tuple[dict[str, np.ndarray], str]:
-    """A shard's model inputs as the device's preprocessing makes them, and a hash of its content (cache key)."""
+def _raw_shard(x: np.ndarray | list[str], labels: np.ndarray, pre: Preprocessing,
+               captions: list[str] | None = None) -> tuple[dict[str, np.ndarray], str]:
+    """A shard's model inputs as the device's preprocessing makes them, and a hash of its content (cache key).
+
+    ``captions``: the image-caption pairs of a dual encoder (images in ``x``), as the demo's shard writes them.
+    """
+    if captions is not None:
+        assert pre.image is not None and pre.text is not None
+        assert isinstance(x, np.ndarray)
+        digest = hashlib.sha256(x.tobytes() + "\n".join(captions).encode()).hexdigest()
+        return {pre.image.input_name: image_inputs(x, pre), **tokenize(captions, pre.text)}, digest
     if isinstance(x, np.ndarray):
         assert pre.image is not None
         digest = hashlib.sha256(x.tobytes() + labels.tobytes()).hexdigest()  # the key vision caches always had
@@ -124,8 +134,6 @@ def build_population(
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
     spec = TASKS[task]
-    if spec.export_task != "classify":
-        raise ValueError(f"the simulation supports classification tasks (images or text); {task!r} is not one")
     if clients < 1 or alpha <= 0:
         raise ValueError(f"clients must be >= 1 and alpha > 0, got {clients}, {alpha}")
     start = time.perf_counter()
@@ -140,8 +148,11 @@ def build_population(
     shards = []
     for i, index in enumerate(parts):
         labels = data.train_y[index].astype(np.int64)
-        inputs, digest = _raw_shard(_rows(data.train_x, index), labels, pre)
-        raw = LocalDataset(inputs=inputs, labels=labels, label_names=data.label_names, source=f"shard {i}")
+        # The dual encoder's shards are captioned as fmfl demo writes them (seed + client index), unlabelled.
+        captions = caption_labels(labels, seed=seed + i) if spec.export_task == "contrastive" else None
+        inputs, digest = _raw_shard(_rows(data.train_x, index), labels, pre, captions)
+        raw = LocalDataset(inputs=inputs, labels=None if captions else labels, label_names=data.label_names,
+                           source=f"shard {i}")
         suffix, info = suffix_dataset(bundle, manifest, raw, data_hash=digest, cache_dir=cache_dir / "features",
                                       threads=threads)
         log.info("client %d: %d samples, prefix cache %s", i, len(raw), info["cache"])
