@@ -23,8 +23,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from fmfl.aggregator.core.intake import reassembler_for
 from fmfl.mqtt import MqttOptions, connect_with_backoff, make_client
-from fmfl.protocol import GlobalModel, Limits, ProtocolError, Reassembler, RoundTask, Topics
+from fmfl.protocol import GlobalModel, Limits, ProtocolError, RoundTask, Topics
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ def prior_from_retained(messages: Iterable[tuple[str, bytes]], topics: Topics, l
     Unreadable messages still count as retained topics to clear; their numbers are just unknown.
     """
     run, last_round, last_version, task_retained, chunks, deltas = 0, 0, -1, False, set(), set()
-    reassembler = Reassembler(max(64 * 2**20, 4 * limits.max_message_bytes), max_pending_messages=16)
+    reassembler = reassembler_for(limits, max_pending=16)
     for topic, payload in messages:
         if not payload:
             continue

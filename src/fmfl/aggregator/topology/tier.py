@@ -39,6 +39,7 @@ import numpy as np
 
 from fmfl.aggregation.accumulator import WeightedSum
 from fmfl.aggregation.sparse import Float32Array
+from fmfl.aggregator.core.intake import reassembler_for
 from fmfl.aggregator.core.outbound import Outgoing
 from fmfl.durable import atomic_write
 from fmfl.edge_client.held_model import HeldModel
@@ -49,7 +50,6 @@ from fmfl.protocol import (
     CodecSpec,
     Limits,
     ProtocolError,
-    Reassembler,
     RoundTask,
     Topics,
     UpdateEncoder,
@@ -172,7 +172,7 @@ class UpstreamTier:
         self.session = DeviceSession(
             session_config, HeldModel(size, state_dir), self.outbox, self.limits,
             counter_path=state_dir / DOWNLINK_FILE,
-            reassembler=Reassembler(max(64 * 2**20, 4 * self.limits.max_message_bytes), 64),
+            reassembler=reassembler_for(self.limits, max_pending=64),
         )  # fmt: skip
 
     @property
