@@ -539,9 +539,10 @@ class RoundEngine:
     def _forward(self, current: OpenRound, accepted: int, now: float) -> list[Outgoing]:
         """Lower tier: the round's weighted sum goes to the parent as one update; no local version."""
         assert isinstance(self.source, ParentTier)
+        parent = self.source.parent_task(self.journal)
         summary = self._summary(current, RoundStatus.FORWARDED, current.version, accepted, now,
-                                detail=f"parent round {self.source.parent_round(self.journal)}")
-        out = self.source.forward(self.journal, self.strategy, summary.metrics)
+                                detail=f"parent round {parent.round}")
+        out = self.source.forward(parent, self.strategy, summary.metrics)
         self.metrics_log.append(summary)
         self.journal.finish_round(current.round, JournalStatus.CLOSED, current.counters)
         self.wal.prune(before_round=current.round + 1)

@@ -134,7 +134,7 @@ class Poll(NamedTuple):
 class RoundSource(Protocol):
     """Where rounds come from and where their result goes (``LocalRun`` or ``ParentTier``)."""
 
-    #: a round's aggregate becomes this gateway's next version (False: it is sent up with ``forward``)
+    #: a round's aggregate becomes this gateway's next version (False: a parent tier forwards it up)
     makes_versions: bool
 
     def subscriptions(self) -> list[str]: ...
@@ -161,10 +161,6 @@ class RoundSource(Protocol):
 
     def begin(self, journal: RoundJournal) -> None:
         """A local round opened (a lower tier records which parent round it answers)."""
-        ...
-
-    def forward(self, journal: RoundJournal, strategy: Strategy, metrics: dict[str, float]) -> list[Outgoing]:
-        """The closed round's result, sent where it goes (only when ``makes_versions`` is False)."""
         ...
 
 
@@ -199,6 +195,3 @@ class LocalRun:
 
     def begin(self, journal: RoundJournal) -> None:
         return None
-
-    def forward(self, journal: RoundJournal, strategy: Strategy, metrics: dict[str, float]) -> list[Outgoing]:
-        raise AssertionError("a local run makes its own versions: the engine never forwards one")

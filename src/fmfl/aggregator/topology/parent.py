@@ -63,11 +63,11 @@ class ParentTier:
             self.upstream.begin(self._task)
             journal.put(PARENT_TASK_KEY, self._task.to_bytes().hex())
 
-    def forward(self, journal: RoundJournal, strategy: Strategy, metrics: dict[str, float]) -> list[Outgoing]:
-        assert isinstance(strategy, MeanStrategy)  # checked in __init__
-        parent = RoundTask.from_bytes(bytes.fromhex(journal.get(PARENT_TASK_KEY)), self.limits)
-        return self.upstream.forward(parent, strategy.weighted_sum, metrics)
+    def parent_task(self, journal: RoundJournal) -> RoundTask:
+        """The parent's task the open local round answers (journaled, so a restart forwards to the same one)."""
+        return RoundTask.from_bytes(bytes.fromhex(journal.get(PARENT_TASK_KEY)), self.limits)
 
-    def parent_round(self, journal: RoundJournal) -> int:
-        """The parent's round the open local round answers (for the metrics line)."""
-        return RoundTask.from_bytes(bytes.fromhex(journal.get(PARENT_TASK_KEY)), self.limits).round
+    def forward(self, parent: RoundTask, strategy: Strategy, metrics: dict[str, float]) -> list[Outgoing]:
+        """The closed local round's weighted sum, sent to the parent as one update for ``parent``."""
+        assert isinstance(strategy, MeanStrategy)  # checked in __init__
+        return self.upstream.forward(parent, strategy.weighted_sum, metrics)
