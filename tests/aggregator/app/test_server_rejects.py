@@ -28,6 +28,7 @@ from support.gateway_harness import (
     frames,
     make_update,
     read_metrics,
+    wait_until,
 )
 
 from fmfl.aggregator.durable.store import GlobalStore
@@ -43,6 +44,12 @@ def prometheus(port: int) -> dict[str, float]:
     for m in re.finditer(r'^fmfl_updates_rejected_total\{reason="([^"]+)"\} (\S+)$', text, re.M):
         out[m.group(1)] = float(m.group(2))
     return out
+
+
+def clients_online(port: int) -> float:
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    m = re.search(r"^fmfl_clients_online (\S+)$", text, re.M)
+    return float(m.group(1)) if m else 0.0
 
 
 def mosquitto_pub(port: int, topic: str, *, file: Path | None = None, message: str | None = None) -> None:
@@ -86,6 +93,9 @@ def test_bad_inputs_from_paho_and_mosquitto_pub_are_refused_and_change_nothing(
         task = decode_all([x for x in watch.snapshot() if x[0] == TOPICS.task], limits, RoundTask)[-1]
         assert set(task.selected) == {"a", "b"}
         devices.append(SimDevice(mosquitto.port, "z", bundle_id, size, zero, respond=False).start())
+        # z's hello and the attacker's updates come from different MQTT clients, which the broker may deliver
+        # in either order: wait until the gateway has registered z, or z's update reads as a stranger's.
+        wait_until(lambda: clients_online(metrics_port) == 3, 20, "the gateway to register z")
         pub.connect("127.0.0.1", mosquitto.port)
         pub.loop_start()
 
