@@ -20,8 +20,9 @@ def edited_bundle(src: Path, dst: Path, edit: Callable[[dict[str, Any], Path], N
     (dst / SIGNATURE_FILE).unlink(missing_ok=True)
     raw = json.loads((dst / MANIFEST_FILE).read_text())
     edit(raw, dst)
-    raw["files"] = {name: {"sha256": sha256_file(dst / name), "size": (dst / name).stat().st_size}
-                    for name in raw["files"]}
+    raw["files"] = {
+        name: {"sha256": sha256_file(dst / name), "size": (dst / name).stat().st_size} for name in raw["files"]
+    }
     manifest = Manifest.from_dict(raw, check=False)
     manifest = dataclasses.replace(manifest, bundle_id=manifest.derive_bundle_id())
     (dst / MANIFEST_FILE).write_bytes(manifest.to_json())

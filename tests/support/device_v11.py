@@ -29,7 +29,7 @@ class DeviceV11:
         self.acks: list[Any] = []
         self.errors: list[str] = []
         self.lock = threading.Lock()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"v11-{client_id}")
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"v11-{client_id}")  # type: ignore[attr-defined]
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         self.client.connect("127.0.0.1", port)

@@ -128,8 +128,7 @@ def pattern(cid: str):  # type: ignore[no-untyped-def]
 def fleet(port: int, bundle_id: str, size: int, ids: Iterable[str], **kwargs: Any) -> list[SimDevice]:
     """Simulated devices (not started), device i holding i+1 samples so FedAvg weights differ."""
     return [
-        SimDevice(port, cid, bundle_id, size, pattern(cid), num_samples=i + 1, **kwargs)
-        for i, cid in enumerate(ids)
+        SimDevice(port, cid, bundle_id, size, pattern(cid), num_samples=i + 1, **kwargs) for i, cid in enumerate(ids)
     ]
 
 
@@ -161,11 +160,22 @@ def stop_all(devices: Iterable[SimDevice]) -> None:
 
 
 def start_aggregator(
-    bundle: Path, port: int, tmp: Path, *, rounds: int, k: int, m: int | None = None,
-    failpoints: str = "", resume: bool = False, **extra: Any,
+    bundle: Path,
+    port: int,
+    tmp: Path,
+    *,
+    rounds: int,
+    k: int,
+    m: int | None = None,
+    failpoints: str = "",
+    resume: bool = False,
+    **extra: Any,
 ) -> AggregatorProcess:
     settings: dict[str, Any] = {
-        "over_select": 1.0, "round_timeout": 60, "start_timeout": 30, "selection_window": 0.5,
+        "over_select": 1.0,
+        "round_timeout": 60,
+        "start_timeout": 30,
+        "selection_window": 0.5,
         "codec": "topk:0.5+int8",
     }
     settings.update(extra)
@@ -194,9 +204,7 @@ def wait_exit(proc: subprocess.Popen[Any], timeout: float, what: str) -> int:
         raise AssertionError(f"{what} did not exit within {timeout} s") from None
 
 
-def audit(
-    state: Path, initial: np.ndarray, sent: dict[str, Sent], acked: dict[str, int], trial: Trial
-) -> Trial:
+def audit(state: Path, initial: np.ndarray, sent: dict[str, Sent], acked: dict[str, int], trial: Trial) -> Trial:
     """Check the run in ``state`` against what was sent and acknowledged; fill ``trial`` and assert."""
     metrics = read_metrics(state)
     closed = {m["round"]: m for m in metrics if m["status"] == "ok"}

@@ -104,7 +104,7 @@ def export_tiny_bundle(workdir: Path, tokenizer: Path) -> Path:
 
     torch.manual_seed(0)
     model_dir = workdir / "tiny-bert"
-    config = transformers.BertConfig(
+    config = transformers.BertConfig(  # type: ignore[no-untyped-call]
         vocab_size=30522,
         max_position_embeddings=128,
         hidden_size=32,
@@ -112,7 +112,7 @@ def export_tiny_bundle(workdir: Path, tokenizer: Path) -> Path:
         num_attention_heads=2,
         intermediate_size=64,
     )
-    transformers.BertModel(config, add_pooling_layer=False).save_pretrained(model_dir)
+    transformers.BertModel(config, add_pooling_layer=False).save_pretrained(model_dir)  # type: ignore[no-untyped-call]
     shutil.copy(tokenizer, model_dir / "tokenizer.json")
     out = workdir / "bundle"
     cfg = ExportConfig(model=str(model_dir), task="classify", train="head", out=out, num_labels=3, max_seq_len=16)
@@ -179,7 +179,7 @@ class Listener:
         self.messages: list[tuple[str, bytes, bool]] = []
         self._lock = threading.Lock()
         self._subscribed = threading.Event()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id or "")
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id or "")  # type: ignore[attr-defined]
         self.client.on_message = self._on_message
         self.client.on_subscribe = lambda *a: self._subscribed.set()
         self.client.connect("127.0.0.1", port)
@@ -292,8 +292,13 @@ class SimDevice:
             config, HeldModel(self.size, self._dir), self._outbox, self.limits,
             on_ack=self.acks.append, reassembler=Reassembler(2**26, 64),
         )  # fmt: skip
-        self.pump = MqttPump(f"sim-{self.client_id}", MqttOptions("127.0.0.1", self.port),
-                             subscriptions=self.session.subscriptions, will=self.session.will(), clean_session=True)
+        self.pump = MqttPump(
+            f"sim-{self.client_id}",
+            MqttOptions("127.0.0.1", self.port),
+            subscriptions=self.session.subscriptions,
+            will=self.session.will(),
+            clean_session=True,
+        )
         self.client = self.pump.client
         self._lock = threading.RLock()  # the loop and a test's answer/republish share the session
         self._stop = threading.Event()
@@ -369,6 +374,13 @@ TOPICS = Topics("default")
 LIMITS = Limits.for_vector_size(SIZE)
 
 
+def _whole(chunk: bytes) -> bytes:
+    """The message of a one-chunk frame (the engine's tasks and Acks fit one chunk)."""
+    message = Reassembler(2**20).add(chunk)
+    assert message is not None, "a message split over several chunks"
+    return message
+
+
 class Harness:
     """An engine on a synthetic bundle, with helpers to register clients and send updates."""
 
@@ -420,7 +432,7 @@ class Harness:
         self.topics = Topics(self.config.federation)
         self.out: list[Outgoing] = self.engine.start(T0)
 
-    def register(self, *ids: str, **capabilities: object) -> None:
+    def register(self, *ids: str, **capabilities: str | int | float | list[str]) -> None:
         for cid in ids:
             hello = ClientHello(cid, dict(capabilities) or {"memory_bytes": 2**32}, bundle_id=self.bundle_id)
             for chunk in frames(hello):
@@ -435,16 +447,14 @@ class Harness:
     def task(self) -> RoundTask:
         tasks = [o for o in self.out if o.topic == self.topics.task]
         assert tasks, "no task published"
-        return RoundTask.from_bytes(Reassembler(2**20).add(tasks[-1].payload), LIMITS)
+        return RoundTask.from_bytes(_whole(tasks[-1].payload), LIMITS)
 
     def send(self, cid: str, payload_chunks: list[bytes], now: float = T0) -> list[Ack]:
         out: list[Outgoing] = []
         for chunk in payload_chunks:
             out += self.engine.handle(self.topics.update(cid), chunk, now)
         self.out += out
-        return [
-            Ack.from_bytes(Reassembler(2**20).add(o.payload), LIMITS) for o in out if o.topic == self.topics.ack(cid)
-        ]
+        return [Ack.from_bytes(_whole(o.payload), LIMITS) for o in out if o.topic == self.topics.ack(cid)]
 
     def global_model(self) -> tuple[int, np.ndarray]:
         chunks = [o for o in self.out if o.topic.startswith(self.topics.root + "/global/") and o.payload]

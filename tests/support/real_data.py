@@ -15,12 +15,22 @@ def export_tiny_vit(root: Path, optimizer: str = "adamw", lr: float = 0.01) -> P
     from fmfl.export.pipeline import ExportConfig, export_bundle
 
     torch.manual_seed(0)
-    config = transformers.ViTConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2,
-                                    num_attention_heads=2, intermediate_size=64)
+    config = transformers.ViTConfig(  # type: ignore[no-untyped-call]
+        image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64
+    )
     transformers.ViTModel(config, add_pooling_layer=False).save_pretrained(root / "model")
     out = root / "bundle"
-    export_bundle(ExportConfig(model=str(root / "model"), task="classify", train="last:1", out=out,
-                               labels=tuple(FASHION_MNIST_CLASSES), optimizer=optimizer, lr=lr))
+    export_bundle(
+        ExportConfig(
+            model=str(root / "model"),
+            task="classify",
+            train="last:1",
+            out=out,
+            labels=tuple(FASHION_MNIST_CLASSES),
+            optimizer=optimizer,
+            lr=lr,
+        )
+    )
     return out
 
 

@@ -19,9 +19,7 @@ class Sparse:
     size: int
 
 
-def random_update(
-    rng: np.random.Generator, size: int, nnz: int, *, dyadic: bool = False, scale: float = 1.0
-) -> Sparse:
+def random_update(rng: np.random.Generator, size: int, nnz: int, *, dyadic: bool = False, scale: float = 1.0) -> Sparse:
     """A sparse delta; ``dyadic`` values are multiples of 2**-8 in [-4, 4), so float64 sums of them
     times integer weights are exact and any summation order gives the same bits."""
     idx = np.sort(rng.choice(size, size=nnz, replace=False)).astype(np.int64)
@@ -41,9 +39,7 @@ def dense(u: Sparse) -> F64:
 
 def ref_weighted_mean(updates: list[Sparse], weights: list[float]) -> F64:
     total = sum(weights)
-    return (
-        sum((w * dense(u) for u, w in zip(updates, weights, strict=True)), np.zeros(updates[0].size)) / total
-    )
+    return sum((w * dense(u) for u, w in zip(updates, weights, strict=True)), np.zeros(updates[0].size)) / total
 
 
 def ref_median(updates: list[Sparse]) -> F64:
@@ -53,7 +49,8 @@ def ref_median(updates: list[Sparse]) -> F64:
 def ref_trimmed_mean(updates: list[Sparse], beta: float) -> F64:
     x = np.sort(np.stack([dense(u) for u in updates]), axis=0)
     cut = int(beta * len(updates))
-    return x[cut : len(updates) - cut].mean(axis=0)
+    kept: F64 = x[cut : len(updates) - cut].mean(axis=0)
+    return kept
 
 
 def ref_krum_scores(updates: list[Sparse], f: int) -> F64:

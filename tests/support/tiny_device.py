@@ -30,8 +30,18 @@ from fmfl.protocol import (
 
 
 class TinyDevice:
-    def __init__(self, url: str, client_id: str, federation: str, bundle_id: str, size: int, *,
-                 says_hello: bool = True, drops_refused: bool = True, resend_after: float = 1.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        client_id: str,
+        federation: str,
+        bundle_id: str,
+        size: int,
+        *,
+        says_hello: bool = True,
+        drops_refused: bool = True,
+        resend_after: float = 1.0,
+    ) -> None:
         self.opts = parse_broker_url(url)
         self.cid, self.bundle_id, self.size = client_id, bundle_id, size
         self.topics = Topics(federation)
@@ -66,9 +76,16 @@ class TinyDevice:
 
     def leave_in_outbox(self, round_: int) -> TinyDevice:
         """An unacknowledged update of an earlier session's round, resent on connect."""
-        update = ClientUpdate(federation=self.topics.federation, bundle_id=self.bundle_id, round=round_,
-                              model_version=0, client_id=self.cid, num_samples=10, update_id=new_update_id(),
-                              payload=UpdateEncoder("topk:4", self.size).encode(np.ones(self.size, np.float32)))
+        update = ClientUpdate(
+            federation=self.topics.federation,
+            bundle_id=self.bundle_id,
+            round=round_,
+            model_version=0,
+            client_id=self.cid,
+            num_samples=10,
+            update_id=new_update_id(),
+            payload=UpdateEncoder("topk:4", self.size).encode(np.ones(self.size, np.float32)),
+        )
         self.outbox[update.update_id] = update.to_bytes()
         return self
 
@@ -128,9 +145,17 @@ class TinyDevice:
     def _answer(self, task: RoundTask) -> None:
         self.task, self.last_round = None, task.round
         delta = self.rng.normal(0, 0.01, self.size).astype(np.float32)
-        update = ClientUpdate(federation=task.federation, bundle_id=self.bundle_id, round=task.round,
-                              model_version=task.model_version, client_id=self.cid, num_samples=10,
-                              update_id=new_update_id(), payload=UpdateEncoder(task.codec, self.size).encode(delta),
-                              metrics={"train_loss": 1.0}, run=task.run)
+        update = ClientUpdate(
+            federation=task.federation,
+            bundle_id=self.bundle_id,
+            round=task.round,
+            model_version=task.model_version,
+            client_id=self.cid,
+            num_samples=10,
+            update_id=new_update_id(),
+            payload=UpdateEncoder(task.codec, self.size).encode(delta),
+            metrics={"train_loss": 1.0},
+            run=task.run,
+        )
         self.outbox[update.update_id] = update.wire_bytes()
         self._publish(self.topics.update(self.cid), self.outbox[update.update_id])

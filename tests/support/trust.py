@@ -52,8 +52,9 @@ class Federation:
     def password(self, name: str) -> str:
         return str(self.identity(name).password.read_text().strip())
 
-    def options(self, name: str | None, *, password: str | None = None, cert: bool = False,
-                cafile: Path | None = None) -> MqttOptions:
+    def options(
+        self, name: str | None, *, password: str | None = None, cert: bool = False, cafile: Path | None = None
+    ) -> MqttOptions:
         """Options for ``name`` (None: anonymous) as `fmfl client`/`fmfl aggregator` would build them."""
         ident = self.identity(name or self.registry.gateway_id)
         return parse_broker_url(
@@ -66,8 +67,9 @@ class Federation:
         )
 
     def start(self) -> Federation:
-        self.broker = Mosquitto(self.root / "run", port=self.port, config_file=self.layout.broker.conf,
-                                tls=True).start()
+        self.broker = Mosquitto(
+            self.root / "run", port=self.port, config_file=self.layout.broker.conf, tls=True
+        ).start()
         return self
 
     def restart(self) -> None:
@@ -87,14 +89,20 @@ class Federation:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def make_federation(devices: tuple[str, ...] = ("dev-1", "dev-2"), *, client_certs: bool = False,
-                    use_mosquitto_passwd: bool = True) -> Federation:
+def make_federation(
+    devices: tuple[str, ...] = ("dev-1", "dev-2"), *, client_certs: bool = False, use_mosquitto_passwd: bool = True
+) -> Federation:
     root, port = broker_root(), free_port()
-    registry = provision(ProvisionSpec(
-        out=root / "fed", federation=FEDERATION, device_ids=devices, gateway_id=GATEWAY,
-        listener=ListenerSpec(port=port, bind_address="127.0.0.1", client_certs=client_certs),
-        use_mosquitto_passwd=use_mosquitto_passwd,
-    ))
+    registry = provision(
+        ProvisionSpec(
+            out=root / "fed",
+            federation=FEDERATION,
+            device_ids=devices,
+            gateway_id=GATEWAY,
+            listener=ListenerSpec(port=port, bind_address="127.0.0.1", client_certs=client_certs),
+            use_mosquitto_passwd=use_mosquitto_passwd,
+        )
+    )
     return Federation(root, registry, port)
 
 
@@ -103,13 +111,19 @@ class Probe:
 
     def __init__(self, opts: MqttOptions, client_id: str = "probe") -> None:
         self.opts = opts
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,  # type: ignore[attr-defined]
-                                  protocol=mqtt.MQTTv311, clean_session=True)
+        self.client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,  # type: ignore[attr-defined]
+            client_id=client_id,
+            protocol=mqtt.MQTTv311,
+            clean_session=True,
+        )
         if opts.username is not None:
             self.client.username_pw_set(opts.username, opts.password)
-        self.client.tls_set(ca_certs=str(opts.cafile) if opts.cafile else None,
-                            certfile=str(opts.certfile) if opts.certfile else None,
-                            keyfile=str(opts.keyfile) if opts.keyfile else None)
+        self.client.tls_set(
+            ca_certs=str(opts.cafile) if opts.cafile else None,
+            certfile=str(opts.certfile) if opts.certfile else None,
+            keyfile=str(opts.keyfile) if opts.keyfile else None,
+        )
         self.inbox: queue.Queue[tuple[str, bytes]] = queue.Queue()
         self.connack: queue.Queue[Any] = queue.Queue()
         self.client.on_connect = lambda _c, _u, _f, reason, _p: self.connack.put(reason)

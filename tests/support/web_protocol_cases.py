@@ -107,7 +107,7 @@ def random_float(rng: np.random.Generator) -> float:
 
 def random_text(rng: np.random.Generator) -> str:
     """Short text with ASCII, escapes, accents, CJK and an astral character (JSON writes them escaped)."""
-    parts = ["model_version 10", " \"quoted\" ", "\\", "\n\t", "\u00e9", "\u65e5\u672c", "\U0001f600", "\x7f", "\x01"]
+    parts = ["model_version 10", ' "quoted" ', "\\", "\n\t", "\u00e9", "\u65e5\u672c", "\U0001f600", "\x7f", "\x01"]
     return "".join(parts[int(i)] for i in rng.integers(len(parts), size=int(rng.integers(0, 6))))
 
 
@@ -127,13 +127,23 @@ def reference_cases(seed: int, count: int) -> list[dict[str, Any]]:
             delta = random_delta(rng, size)
             call_seed = None if rng.random() < 0.5 else int(rng.integers(0, 2**64, dtype=np.uint64))
             payload, sent = encoder.encode_sparse(delta, seed=call_seed)
-            rounds.append({
-                "delta": delta.astype("<f4").tobytes().hex(), "seed": None if call_seed is None else str(call_seed),
-                "payload": payload.hex(), "indices": sent.indices.tolist(),
-                "values": sent.values.astype("<f4").tobytes().hex(),
-            })
-        cases.append({
-            "spec": spec, "size": size, "tensor_sizes": tensor_sizes, "encoder_seed": str(encoder_seed),
-            "rounds": rounds, "residual": encoder.residual.astype("<f8").tobytes().hex(),
-        })
+            rounds.append(
+                {
+                    "delta": delta.astype("<f4").tobytes().hex(),
+                    "seed": None if call_seed is None else str(call_seed),
+                    "payload": payload.hex(),
+                    "indices": sent.indices.tolist(),
+                    "values": sent.values.astype("<f4").tobytes().hex(),
+                }
+            )
+        cases.append(
+            {
+                "spec": spec,
+                "size": size,
+                "tensor_sizes": tensor_sizes,
+                "encoder_seed": str(encoder_seed),
+                "rounds": rounds,
+                "residual": encoder.residual.astype("<f8").tobytes().hex(),
+            }
+        )
     return cases

@@ -49,7 +49,11 @@ def run_protocol_js(body: str, payload: Any = None, timeout: float = 300) -> Any
     )
     proc = subprocess.run(
         ["node", "--import", REGISTER.as_uri(), "--input-type=module", "-e", source],
-        input=json.dumps(payload), capture_output=True, text=True, timeout=timeout, cwd=REPO,
+        input=json.dumps(payload),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
     )
     if proc.returncode != 0 or "\n@@" not in proc.stdout:
         raise AssertionError(f"node failed (exit {proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")

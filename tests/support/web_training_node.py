@@ -27,8 +27,13 @@ def run_js(body: str, payload: Any = None, tmp_path: Path | None = None, timeout
         "const output = (v) => process.stdout.write('\\n@@' + JSON.stringify(v, big));\n"
         f"{body}\n"
     )
-    proc = subprocess.run(["node", "--input-type=module", "-e", source], input=json.dumps(payload), capture_output=True,
-                          text=True, timeout=timeout)
+    proc = subprocess.run(
+        ["node", "--input-type=module", "-e", source],
+        input=json.dumps(payload),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     if proc.returncode != 0 or "\n@@" not in proc.stdout:
         raise AssertionError(f"node failed (exit {proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
     return json.loads(proc.stdout.rsplit("\n@@", 1)[1])
