@@ -7,11 +7,17 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 from support.debian_data import require_debian_data
 from support.real_data import export_tiny_vit, write_fmnist_shard
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+# The property tests check values, not speed: on these shared machines one example can take seconds at load 10+,
+# which hypothesis's default 200 ms deadline and its too_slow health check report as failures (CI saw one).
+settings.register_profile("shared_machine", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("shared_machine")
 
 
 @pytest.fixture(scope="session")
