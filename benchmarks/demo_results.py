@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks._docs import cpu_model, replace_section
+from fmfl.demo.report import codec_used
 
 DOC = Path("docs/results.md")
 TITLE = "# Results: federated fine-tuning on real data (`fmfl demo`)"
@@ -121,7 +122,7 @@ def task_section(task: str, default: dict[str, Any], dense: dict[str, Any], plot
     lines += [
         f"| 5. federated, dense updates | {_pct(final_n)} | {traffic(dense)['up']:,.0f} B up per client-round, "
         f"{dense['federated_seconds']:.0f} s |",
-        f"| 6. **federated, default codec** ({default['rounds'][0].get('codec', '') if default['rounds'] else ''}) "
+        f"| 6. **federated, default codec** ({codec_used([r for r in default['rounds'] if r.get('status') == 'ok'])}) "
         f"| **{_pct(final_d)}** | {up['up']:,.0f} B up ({100 * up['up_fraction']:.2f}% of dense), "
         f"{up['down']:,.0f} B down ({100 * up['down_fraction']:.2f}%) per client-round"
         + (f" as the devices received it (the gateway published {up['published']:,.0f} B per client-round, "

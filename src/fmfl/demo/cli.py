@@ -17,7 +17,8 @@ def register(sub: Any) -> None:
     p.add_argument("--rounds", type=int, help="federated rounds (default: 200 for vision, 60 for text and multimodal)")
     p.add_argument("--alpha", type=float, default=0.5, help="Dirichlet label skew (smaller: more skewed)")
     p.add_argument("--codec", help="update codec or warm-up schedule (default: the task's; vision topk:0.05+sign+ef, "
-                   "text and multimodal top-k 1%% + int8 + error feedback)")
+                   "text the same after 5 rounds of top-k 20%% + sign + ef, multimodal top-k 1%% + int8 + error "
+                   "feedback)")
     p.add_argument("--downlink-codec", help="codec of the global model's change sent down (default: top-k 10%% + "
                    "int8 + server error feedback; dense: every device gets the dense model; docs/protocol.md 2b)")
     p.add_argument("--strategy", default="fedavg")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +79,12 @@ def _downlink_lines(record: Any, ok: list[dict[str, Any]]) -> list[str]:
                f"{ok[-1].get('downlink_dense_bytes', 0):,}." if delta_sizes else ".")]
 
 
+def codec_used(rounds: list[dict[str, Any]]) -> str:
+    """The uplink codec of the completed rounds as a schedule spec (``"A@5,B"`` for a warm-up), "" if none ran."""
+    runs = [(codec, len(list(group))) for codec, group in itertools.groupby(r.get("codec", "") for r in rounds)]
+    return ",".join([*(f"{codec}@{n}" for codec, n in runs[:-1]), runs[-1][0]]) if runs else ""
+
+
 def write_report(run_dir: Path, record: Any) -> Path:
     plots = _plots(run_dir, record)
     cfg = record.config
@@ -86,7 +93,7 @@ def write_report(run_dir: Path, record: Any) -> Path:
         f"# fmfl demo: {cfg['task']}",
         "",
         f"- clients {cfg['clients']}, rounds {cfg['rounds']} ({len(ok)} completed), Dirichlet alpha {cfg['alpha']}, "
-        f"strategy {cfg['strategy']}, codec {ok[0]['codec'] if ok else cfg['codec']}",
+        f"strategy {cfg['strategy']}, codec {codec_used(ok) or cfg['codec']}",
         f"- bundle `{record.bundle}` (id {record.bundle_id}): {record.num_trainable:,} trainable parameters"
         + (f" of {record.total_parameters:,}" if record.total_parameters else ""),
         f"- broker {record.broker}; wall time {record.seconds:.0f} s, federated part {record.federated_seconds:.0f} s"
