@@ -14,8 +14,9 @@ from support.real_data import export_tiny_vit, write_fmnist_shard
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-# The property tests check values, not speed: on these shared machines one example can take seconds at load 10+,
-# which hypothesis's default 200 ms deadline and its too_slow health check report as failures (CI saw one).
+# The property tests check values, not speed, and this profile is the one place that says so: on these shared
+# machines one example can take seconds at load 10+, which hypothesis's default 200 ms deadline and its too_slow
+# health check report as failures (CI saw one). A test's own @settings sets only its example count.
 settings.register_profile("shared_machine", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("shared_machine")
 

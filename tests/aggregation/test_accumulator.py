@@ -25,7 +25,7 @@ def _sum(ups: list[Sparse], weights: list[float], order: list[int] | None = None
     return acc
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40)
 @given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 12), size=st.integers(1, 300))
 def test_mean_matches_dense_reference(seed: int, n: int, size: int) -> None:
     ups, weights = _updates(seed, n, size, dyadic=False)
@@ -34,7 +34,7 @@ def test_mean_matches_dense_reference(seed: int, n: int, size: int) -> None:
     )
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=30)
 @given(seed=st.integers(0, 2**32 - 1), n=st.integers(2, 12), size=st.integers(1, 200))
 def test_order_independent_bit_for_bit_with_exact_sums(seed: int, n: int, size: int) -> None:
     ups, weights = _updates(seed, n, size, dyadic=True)
@@ -48,7 +48,7 @@ def test_order_independent_within_float64_rounding_in_general() -> None:
     np.testing.assert_allclose(a, b, rtol=50 * 2**-52, atol=1e-300)
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=30)
 @given(seed=st.integers(0, 2**32 - 1), n=st.integers(2, 16), workers=st.integers(2, 5))
 def test_merged_partial_sums_equal_single_worker(seed: int, n: int, workers: int) -> None:
     # Prepare: the stream split across workers as an MQTT shared subscription would.

@@ -70,7 +70,7 @@ def test_aggregate_matches_the_slow_reference_over_rounds() -> None:
     assert 0.0 < m["dp_unclipped_fraction"] < 1.0
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40)
 @given(
     clip=st.floats(0.01, 10.0),
     scale=st.floats(0.001, 5.0),

@@ -73,7 +73,7 @@ def _ref_fedopt(
     return outs
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=25)
 @given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 10), lr=st.sampled_from([1.0, 0.5]))
 def test_fedavg_matches_reference(seed: int, n: int, lr: float) -> None:
     g, ups, weights = _round(seed, n)
@@ -107,7 +107,7 @@ def test_adaptive_rules_match_reference_over_rounds(variant: str) -> None:
         np.testing.assert_allclose(g, expected[r], rtol=1e-6, atol=1e-7)
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=25)
 @given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 11), tiny_blocks=st.booleans())
 def test_median_matches_reference(seed: int, n: int, tiny_blocks: bool) -> None:
     g, ups, weights = _round(seed, n)
@@ -116,7 +116,7 @@ def test_median_matches_reference(seed: int, n: int, tiny_blocks: bool) -> None:
     np.testing.assert_allclose(_run(strategy, g, ups, weights), expected, rtol=1e-6, atol=1e-7)
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=25)
 @given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 11), beta=st.sampled_from([0.0, 0.1, 0.25, 0.49]))
 def test_trimmed_mean_matches_reference(seed: int, n: int, beta: float) -> None:
     g, ups, weights = _round(seed, n)
@@ -125,7 +125,7 @@ def test_trimmed_mean_matches_reference(seed: int, n: int, beta: float) -> None:
     np.testing.assert_allclose(_run(strategy, g, ups, weights), expected, rtol=1e-6, atol=1e-7)
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=20)
 @given(seed=st.integers(0, 2**32 - 1), f=st.integers(0, 2), extra=st.integers(0, 5))
 def test_krum_scores_and_choice_match_reference(seed: int, f: int, extra: int) -> None:
     n = 2 * f + 3 + extra

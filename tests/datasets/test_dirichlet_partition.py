@@ -20,7 +20,7 @@ def partition_cases(draw: st.DrawFn) -> tuple[np.ndarray, int, float, int, int]:
     return labels, num_clients, alpha, seed, min_size
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150)
 @given(partition_cases())
 def test_every_sample_once_every_client_filled(case: tuple[np.ndarray, int, float, int, int]) -> None:
     labels, num_clients, alpha, seed, min_size = case
@@ -33,7 +33,7 @@ def test_every_sample_once_every_client_filled(case: tuple[np.ndarray, int, floa
     assert min(len(part) for part in parts) >= min_size
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=30)
 @given(partition_cases())
 def test_deterministic_in_its_arguments(case: tuple[np.ndarray, int, float, int, int]) -> None:
     labels, num_clients, alpha, seed, min_size = case

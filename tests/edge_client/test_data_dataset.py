@@ -29,7 +29,7 @@ def make_dataset(n: int, labelled: bool = True) -> LocalDataset:
     )
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60)
 @given(n=st.integers(1, 200), fraction=st.floats(0.0, 0.95), seed=st.integers(0, 1000))
 def test_split_partitions_the_samples(n: int, fraction: float, seed: int) -> None:
     data = make_dataset(n)
@@ -47,7 +47,7 @@ def test_split_partitions_the_samples(n: int, fraction: float, seed: int) -> Non
     np.testing.assert_array_equal(again.inputs["ids"], held_out.inputs["ids"])
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60)
 @given(n=st.integers(0, 100), batch=st.integers(1, 32), shuffle=st.booleans(), drop_last=st.booleans())
 def test_batches_cover_each_sample_once(n: int, batch: int, shuffle: bool, drop_last: bool) -> None:
     data = make_dataset(n) if n else LocalDataset({"x": np.zeros((0, 2))}, None)

@@ -72,7 +72,7 @@ def test_external_data_reference_is_refused_even_when_hashes_match(bundle: Path,
         verify_bundle(root)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(st.binary(max_size=512))
 def test_scanner_never_raises_anything_but_its_own_error(tmp_path_factory: pytest.TempPathFactory,
                                                          data: bytes) -> None:

@@ -15,7 +15,7 @@ from fmfl.privacy.accountant import epsilon
 from fmfl.privacy.local import LocalDp, PrivacyLedger, local_dp_from_options, privatize, privatize_update
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60)
 @given(
     size=st.integers(1, 300),
     scale=st.floats(1e-4, 1e3),

@@ -12,7 +12,7 @@ import struct
 import tracemalloc
 
 import numpy as np
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fmfl.protocol import (
@@ -97,7 +97,7 @@ def _decode_within_memory_bound(payload: bytes, size: int) -> SparseUpdate | Non
 
 
 @given(encoded())
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60)
 def test_valid_payloads_decode_within_the_memory_bound(case: tuple[bytes, int]) -> None:
     payload, size = case
     update = _decode_within_memory_bound(payload, size)
@@ -106,7 +106,7 @@ def test_valid_payloads_decode_within_the_memory_bound(case: tuple[bytes, int]) 
 
 
 @given(mutated())
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=400)
 def test_mutated_payloads_raise_only_protocol_error(case: tuple[bytes, int]) -> None:
     payload, size = case
     update = _decode_within_memory_bound(payload, size)
