@@ -118,7 +118,9 @@ def test_missing_user_data_is_a_clear_error(tmp_path: Path, cache: Path, capsys:
     assert "must hold exactly one 'train*' file or folder" in capsys.readouterr().err
 
 
-LONG_RUN = 40  # rounds, 0.1-0.6 s each here: a test that acts after round 1 acts while the run goes on
+# Vision rounds take 0.1-0.6 s here (SGD on the head over cached features): with this many, a test that acts
+# after round 1 acts while the run goes on.
+LONG_RUN = 40
 
 
 def _start_demo(tmp_path: Path, cache: Path, *extra: str) -> subprocess.Popen[str]:
@@ -145,8 +147,6 @@ def _wait_for(condition: object, timeout: float) -> None:
 
 
 def test_a_client_that_dies_is_reported_and_the_run_completes(tmp_path: Path, cache: Path) -> None:
-    # A vision round takes about 0.1 s here (SGD on the head over cached features): enough rounds that the run
-    # is still going when c02 is killed after the first one.
     proc = _start_demo(tmp_path, cache, "--clients", "3", "--rounds", f"{LONG_RUN}", "--round-timeout", "30")
     run = tmp_path / "runs" / "r"
     try:

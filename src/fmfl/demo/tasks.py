@@ -100,10 +100,9 @@ def write_caption_shard(folder: Path, data: DemoData, index: np.ndarray, seed: i
 # int8, ahead at every evaluation; 1.45% of dense per message. Its first 5 rounds send top-k 20% (a density
 # warm-up, Lin et al. 2018; fmfl.protocol.codec.schedule): on validation 95% of dense's final at round 12 against 16
 # without it (dense 8), the same final accuracy within noise, about 1.65% of dense per message over 60 rounds.
-# Vision: 96 px
-# inputs, plain SGD at lr 0.01 on the devices and top-k 5% with sign values and error feedback, chosen on a
-# validation split of the training set by benchmarks.federated_search (docs/results.md, "Settings search"; never
-# the test set). Each round starts the devices' optimizer afresh, and AdamW's first steps (about lr per
+# Vision: 96 px inputs, plain SGD at lr 0.01 on the devices and top-k 5% with sign values and error feedback,
+# chosen on a validation split of the training set by benchmarks.federated_search (docs/results.md, "Settings
+# search"; never the test set). Each round starts the devices' optimizer afresh, and AdamW's first steps (about lr per
 # coordinate whatever the gradient) pull each device's head toward its own skewed labels: with AdamW the
 # federated head stalled near 86% on validation where the same head trained centrally with AdamW passed 89%;
 # SGD reached 88.1% (dense) and 88.0% (this codec). 96 px features gave about 1 point over 64 px; top-k 1% +

@@ -38,8 +38,12 @@ from fmfl.protocol import Ack, GlobalModel, Limits, RoundTask, Topics, UpdateEnc
 TOPICS = Topics("default")
 
 
+def scrape(port: int) -> str:
+    return urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+
+
 def prometheus(port: int) -> dict[str, float]:
-    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    text = scrape(port)
     out = {}
     for m in re.finditer(r'^fmfl_updates_rejected_total\{reason="([^"]+)"\} (\S+)$', text, re.M):
         out[m.group(1)] = float(m.group(2))
@@ -47,8 +51,7 @@ def prometheus(port: int) -> dict[str, float]:
 
 
 def clients_online(port: int) -> float:
-    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-    m = re.search(r"^fmfl_clients_online (\S+)$", text, re.M)
+    m = re.search(r"^fmfl_clients_online (\S+)$", scrape(port), re.M)
     return float(m.group(1)) if m else 0.0
 
 
